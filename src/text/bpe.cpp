@@ -417,7 +417,16 @@ std::unique_ptr<Tokenizer> Tokenizer::load(const std::string& name_or_path) {
   namespace fs = std::filesystem;
   if (name_or_path == "gpt2") {
     const char* env = std::getenv("AERO_GPT2_DIR");
-    return ByteLevelBpe::load_gpt2_dir(env && *env ? env : "data/tokenizers/gpt2");
+    if (env && *env) return ByteLevelBpe::load_gpt2_dir(env);
+    // The working directory is usually the repository; else the one above the build folder.
+    std::string dir = "data/tokenizers/gpt2";
+    std::error_code ec2;
+    fs::path exe = fs::read_symlink("/proc/self/exe", ec2);
+    if (!file_exists(dir + "/encoder.json") && !ec2) {
+      fs::path alt = exe.parent_path().parent_path() / "data/tokenizers/gpt2";
+      if (file_exists((alt / "encoder.json").string())) dir = alt.string();
+    }
+    return ByteLevelBpe::load_gpt2_dir(dir);
   }
   std::error_code ec;
   if (fs::is_directory(name_or_path, ec)) {
