@@ -1,5 +1,6 @@
 #include "train/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -35,7 +36,7 @@ Trainer::Trainer(const model::RunConfig& cfg, TrainOptions opts, bool fresh)
   model_->init_weights(tc.seed);
   opt_ = std::make_unique<AdamW>(model_->params(),
                                  AdamWConfig{tc.beta1, tc.beta2, tc.eps, tc.weight_decay});
-  sched_ = LrSchedule::make(tc.lr, tc.min_lr, tc.warmup, tc.steps,
+  sched_ = LrSchedule::make(tc.lr, tc.min_lr, tc.warmup, std::max(tc.steps, 1),
                             schedule_from_name(tc.schedule));
   batcher_ = std::make_unique<ChunkBatcher>(train_data_, tc.seq_len, tc.seed);
   tokens_.resize(size_t(tc.batch_size) * tc.seq_len);
