@@ -173,9 +173,20 @@ class Linear:
 
 
 class AeroRef:
-    def __init__(self, model_cfg, dtype=torch.float32, device="cpu"):
+    def __init__(self, model_cfg, dtype=torch.float32, device="cpu", fast_ops=False,
+                 sdpa=False):
+        """fast_ops: PyTorch's fused LayerNorm / GELU kernels instead of the formulas written
+        out here (same math, checked by check_ref.py): used by the speed benchmark, which
+        must be a fair peer. sdpa: scaled_dot_product_attention (torch >= 2.0; no
+        temperature, no entropy regularizer, no attention probabilities)."""
         self.cfg = resolve_model_config(model_cfg)
         self.dtype, self.device = dtype, device
+        self.fast_ops = fast_ops
+        self.sdpa = sdpa
+        if sdpa and (self.cfg["temperature"] or self.cfg["entropy_reg"]["enabled"]):
+            raise ValueError("sdpa attention cannot apply a temperature or the entropy term")
+        if sdpa and not hasattr(F, "scaled_dot_product_attention"):
+            raise ValueError("sdpa attention needs torch >= 2.0")
         self.params = OrderedDict()   # name -> tensor (requires_grad)
         self.buffers = OrderedDict()  # name -> tensor (sn_u)
         self.decay = {}               # name -> bool (AdamW weight-decay group)
@@ -366,6 +377,10 @@ class AeroRef:
             rot = rotary_dims(c)
             q = apply_rotary(q, rot, c["rotary_base"])
             k = apply_rotary(k, rot, c["rotary_base"])
+        if self.sdpa:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            y = y.transpose(1, 2).reshape(B, T, d)
+            return self.linear(y, f"blocks.{i}.attn.proj", training), None
         scores = (q @ k.transpose(-1, -2)) / math.sqrt(dk)
         if c["temperature"]:
             scores = scores / self.temperature(i, T)[None, :, :, None]
@@ -383,7 +398,7 @@ class AeroRef:
         h = self.linear(x, p + "fc", training)
         act = c["ffn_act"]
         if act == "gelu":
-            h = gelu_tanh(h)
+            h = F.gelu(h, approximate="tanh") if self.fast_ops else gelu_tanh(h)
         elif act == "relu":
             h = torch.relu(h)
         elif act == "leaky_relu":
@@ -399,7 +414,13 @@ class AeroRef:
     def norm(self, name, x):
         if self.cfg["norm"] != "layernorm":
             return x
-        return layer_norm(x, self.params[name + ".weight"], self.params[name + ".bias"])
+        return self.layer_norm(x, name)
+
+    def layer_norm(self, x, name):
+        w, b = self.params[name + ".weight"], self.params[name + ".bias"]
+        if self.fast_ops:
+            return F.layer_norm(x, (x.shape[-1],), w, b, 1e-5)
+        return layer_norm(x, w, b)
 
     def block(self, i, x, training):
         c = self.cfg
@@ -448,7 +469,7 @@ class AeroRef:
             x, pr = self.block(i, x, training)
             probs.append(pr)
         if c["final_norm"]:
-            x = layer_norm(x, P["ln_f.weight"], P["ln_f.bias"])
+            x = self.layer_norm(x, "ln_f")
         head = P["wte"] if c["tie_embeddings"] else P["lm_head.weight"]
         logits = x @ head.t()
         out = {"logits": logits, "probs": probs}
