@@ -1,0 +1,92 @@
+// The GPU backend of the model's training step: the same model, switches, parameter names and
+// checkpoints as aero::model::Model (docs/config.md), on one CUDA device, in bf16 mixed
+// precision (bf16 matrix operands and activations, fp32 accumulation, fp32 residual stream,
+// fp32 master weights, gradients and AdamW moments). docs/gpu.md lists what is supported.
+//
+// Data parallel: attach an NCCL communicator (set_data_parallel) and backward() all-reduces
+// each layer's gradients (averaged) on a second stream while the layers below are still being
+// differentiated.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+
+namespace aero::cuda {
+
+struct GpuParam {
+  std::string name;
+  std::vector<int64_t> shape;
+  size_t size = 0;    // elements
+  size_t offset = 0;  // into the parameter / gradient / moment arenas
+  bool decay = false;
+};
+
+struct GpuStats {
+  double ce = 0, ent_reg = 0, loss = 0;
+};
+
+// "" when the GPU path supports every switch of cfg; else "not supported on GPU yet: <switch>".
+std::string gpu_unsupported(const model::ModelConfig& cfg);
+
+class GpuModel {
+ public:
+  // Throws aero::cuda::CudaError (a std::runtime_error) for unsupported switches or CUDA
+  // failures. Memory for max_batch x max_seq is allocated here, once.
+  GpuModel(const model::ModelConfig& cfg, int max_batch, int max_seq, int device = 0);
+  ~GpuModel();
+  GpuModel(const GpuModel&) = delete;
+  GpuModel& operator=(const GpuModel&) = delete;
+
+  const model::ModelConfig& config() const;
+  const std::vector<GpuParam>& params() const;
+  const GpuParam& param(const std::string& name) const;
+  size_t num_parameters() const;
+
+  // N(0, init_std) for matrices and embeddings (output projections / sqrt(2L)), LN gains 1,
+  // biases 0, temperatures / theta / alpha / beta at their configured initial values.
+  void init_weights(uint64_t seed);
+  // Whole arena in params() order (offsets), fp32.
+  void set_weights(const std::vector<float>& host);
+  std::vector<float> weights() const;
+  std::vector<float> grads() const;
+
+  // tokens, targets: host [B*T] int32 (targets null: no loss). training=true keeps what
+  // backward needs and applies the entropy regularizer. grad_scale multiplies the gradient
+  // that backward() produces (1/grad_accum for accumulation).
+  GpuStats forward(const int32_t* tokens, const int32_t* targets, int B, int T, bool training,
+                   float grad_scale = 1.f);
+  // Gradient of the last training forward's loss, ACCUMULATED into the gradient arena.
+  // sync=false skips the data-parallel all-reduce (earlier micro-batches of an accumulation).
+  void backward(bool sync = true);
+  void zero_grad();
+  // Clip (global L2 norm, train.grad_clip) + AdamW (train.beta1/beta2/eps/weight_decay) at
+  // learning rate lr; step counts from 1. Returns the gradient norm before clipping.
+  double optimizer_step(const model::TrainConfig& tc, double lr, int step);
+
+  // Mean attention entropy per (layer, head) of the last forward, nats.
+  std::vector<std::vector<double>> head_entropy() const;
+
+  // Checkpoints: the same safetensors layout as the CPU trainer (names of docs/config.md).
+  // metadata is copied into __metadata__ (format "aero-ckpt-1" added).
+  void save_weights(const std::string& path, std::map<std::string, std::string> metadata) const;
+  // AdamW moments as m.NAME / v.NAME, plus metadata (step, ...).
+  void save_optimizer_state(const std::string& path,
+                            std::map<std::string, std::string> metadata) const;
+  void load_weights(const std::string& path);  // names and shapes must match
+  std::map<std::string, std::string> load_optimizer_state(const std::string& path);
+
+  // Data parallel (NCCL communicator as void* so this header needs no nccl.h).
+  void set_data_parallel(void* nccl_comm, int world_size);
+
+  void synchronize() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace aero::cuda

@@ -1,0 +1,754 @@
+// GPU layer kernels (see kernels.h for the math of each). Memory-bound kernels use one warp per
+// row where a row reduction is needed; reductions are two-stage (block partials, then a fixed
+// order sum) so results never depend on scheduling.
+#include <cfloat>
+#include <cmath>
+
+#include "cuda/kernels.h"
+
+namespace aero::cuda {
+namespace {
+
+constexpr int kWarp = 32;
+
+__device__ __forceinline__ float warp_sum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+inline unsigned blocks_for(size_t n, int threads, size_t cap = 65535u * 32u) {
+  size_t b = (n + threads - 1) / threads;
+  if (b > cap) b = cap;
+  if (b == 0) b = 1;
+  return unsigned(b);
+}
+
+__device__ __forceinline__ float temp_value(const float* temp, TempParam p, int idx) {
+  if (temp == nullptr) return 1.f;
+  float s = temp[idx];
+  switch (p) {
+    case TempParam::exp: return expf(s);
+    case TempParam::direct: return s;
+    case TempParam::offset: return 1.f + s;
+    default: return 1.f;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+__global__ void k_f32_to_bf16(bf16* out, const float* in, size_t n) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
+       i += size_t(gridDim.x) * blockDim.x)
+    out[i] = __float2bfloat16(in[i]);
+}
+__global__ void k_fill(float* out, float v, size_t n) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
+       i += size_t(gridDim.x) * blockDim.x)
+    out[i] = v;
+}
+
+// ---------------------------------------------------------------------------------------------
+__global__ void k_embed_fwd(float* out, const int32_t* tok, const float* wte, const float* wpe,
+                            int N, int T, int d) {
+  size_t total = size_t(N) * d;
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < total;
+       i += size_t(gridDim.x) * blockDim.x) {
+    int n = int(i / d), c = int(i % d);
+    float v = wte[size_t(tok[n]) * d + c];
+    if (wpe) v += wpe[size_t(n % T) * d + c];
+    out[i] = v;
+  }
+}
+__global__ void k_embed_bwd_wte(float* dwte, const float* dout, const int32_t* btok,
+                                const int32_t* bstart, const int32_t* order, int d) {
+  int u = blockIdx.x;
+  int beg = bstart[u], end = bstart[u + 1];
+  float* row = dwte + size_t(btok[u]) * d;
+  for (int c = threadIdx.x; c < d; c += blockDim.x) {
+    float acc = 0.f;
+    for (int p = beg; p < end; ++p) acc += dout[size_t(order[p]) * d + c];
+    row[c] += acc;
+  }
+}
+__global__ void k_embed_bwd_wpe(float* dwpe, const float* dout, int B, int T, int d) {
+  size_t total = size_t(T) * d;
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < total;
+       i += size_t(gridDim.x) * blockDim.x) {
+    float acc = 0.f;
+    for (int b = 0; b < B; ++b) acc += dout[size_t(b) * T * d + i];
+    dwpe[i] += acc;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One warp per row.
+__global__ void k_residual_norm_fwd(float* res, bf16* h, float* mean_out, float* rstd_out,
+                                    const float* a, const float* ca, const float* b,
+                                    const float* cdiv, const float* bias, const float* ln_w,
+                                    const float* ln_b, int N, int d) {
+  int row = blockIdx.x * (blockDim.x / kWarp) + threadIdx.x / kWarp;
+  int lane = threadIdx.x % kWarp;
+  if (row >= N) return;
+  const float* ar = a + size_t(row) * d;
+  float* rr = res + size_t(row) * d;
+  bf16* hr = h + size_t(row) * d;
+  float fa = ca ? *ca : 1.f;
+  float fb = cdiv ? 1.f / *cdiv : 1.f;
+  float sum = 0.f;
+  if (b) {
+    const float* br = b + size_t(row) * d;
+    for (int c = lane; c < d; c += kWarp) {
+      float v = fa * ar[c] + (br[c] + (bias ? bias[c] : 0.f)) * fb;
+      rr[c] = v;
+      sum += v;
+    }
+  } else {
+    for (int c = lane; c < d; c += kWarp) {
+      float v = fa * ar[c];
+      if (rr != ar || fa != 1.f) rr[c] = v;
+      sum += v;
+    }
+  }
+  if (!ln_w) {
+    for (int c = lane; c < d; c += kWarp) hr[c] = __float2bfloat16(rr[c]);
+    return;
+  }
+  float mean = warp_sum(sum) / d;
+  float var = 0.f;
+  for (int c = lane; c < d; c += kWarp) {
+    float t = rr[c] - mean;
+    var += t * t;
+  }
+  var = warp_sum(var) / d;
+  float rstd = rsqrtf(var + 1e-5f);
+  for (int c = lane; c < d; c += kWarp)
+    hr[c] = __float2bfloat16((rr[c] - mean) * rstd * ln_w[c] + ln_b[c]);
+  if (lane == 0) {
+    mean_out[row] = mean;
+    rstd_out[row] = rstd;
+  }
+}
+
+constexpr int kNormWarps = 4;
+constexpr int kNormBlocks = 256;
+
+// Each warp handles rows, keeping its dln partials in its own shared-memory slot; the block's
+// warps are then added in order and written to scratch[blockIdx][2d].
+__global__ void k_norm_bwd(float* dres, const float* dh, const float* x, const float* mean_in,
+                           const float* rstd_in, const float* w, float* scratch, int N, int d) {
+  extern __shared__ float sm[];  // [kNormWarps][2d]
+  int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
+  float* mine = sm + size_t(warp) * 2 * d;
+  for (int c = lane; c < 2 * d; c += kWarp) mine[c] = 0.f;
+  for (int row = blockIdx.x * kNormWarps + warp; row < N; row += gridDim.x * kNormWarps) {
+    const float* dr = dh + size_t(row) * d;
+    const float* xr = x + size_t(row) * d;
+    float* out = dres + size_t(row) * d;
+    float mean = mean_in[row], rstd = rstd_in[row];
+    float s1 = 0.f, s2 = 0.f;
+    for (int c = lane; c < d; c += kWarp) {
+      float xn = (xr[c] - mean) * rstd;
+      float g = dr[c] * w[c];
+      s1 += g;
+      s2 += g * xn;
+      mine[c] += dr[c] * xn;
+      mine[d + c] += dr[c];
+    }
+    s1 = warp_sum(s1) / d;
+    s2 = warp_sum(s2) / d;
+    for (int c = lane; c < d; c += kWarp) {
+      float xn = (xr[c] - mean) * rstd;
+      float g = dr[c] * w[c];
+      out[c] += rstd * (g - s1 - xn * s2);
+    }
+  }
+  __syncthreads();
+  for (int c = threadIdx.x; c < 2 * d; c += blockDim.x) {
+    float acc = 0.f;
+    for (int wi = 0; wi < kNormWarps; ++wi) acc += sm[size_t(wi) * 2 * d + c];
+    scratch[size_t(blockIdx.x) * 2 * d + c] = acc;
+  }
+}
+__global__ void k_partials_to(float* out0, float* out1, const float* scratch, int nblk, int d) {
+  int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= 2 * d) return;
+  float acc = 0.f;
+  for (int b = 0; b < nblk; ++b) acc += scratch[size_t(b) * 2 * d + c];
+  if (c < d)
+    out0[c] += acc;
+  else
+    out1[c - d] += acc;
+}
+__global__ void k_add_f32(float* dst, const float* src, size_t n) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
+       i += size_t(gridDim.x) * blockDim.x)
+    dst[i] += src[i];
+}
+
+// ---------------------------------------------------------------------------------------------
+__global__ void k_qkv_split(bf16* q, bf16* k, bf16* v, const bf16* qkv, const float* bias, int B,
+                            int T, int H, int dk) {
+  int d = H * dk;
+  size_t total = size_t(B) * T * 3 * d;
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < total;
+       i += size_t(gridDim.x) * blockDim.x) {
+    int col = int(i % (3 * d));
+    size_t bt = i / (3 * d);
+    int t = int(bt % T), b = int(bt / T);
+    int which = col / d, hc = col % d, hh = hc / dk, c = hc % dk;
+    float val = __bfloat162float(qkv[i]) + (bias ? bias[col] : 0.f);
+    bf16* dst = which == 0 ? q : (which == 1 ? k : v);
+    dst[((size_t(b) * H + hh) * T + t) * dk + c] = __float2bfloat16(val);
+  }
+}
+__global__ void k_qkv_merge(bf16* dqkv, const bf16* dq, const bf16* dkk, const bf16* dv, int B,
+                            int T, int H, int dk) {
+  int d = H * dk;
+  size_t total = size_t(B) * T * 3 * d;
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < total;
+       i += size_t(gridDim.x) * blockDim.x) {
+    int col = int(i % (3 * d));
+    size_t bt = i / (3 * d);
+    int t = int(bt % T), b = int(bt / T);
+    int which = col / d, hc = col % d, hh = hc / dk, c = hc % dk;
+    const bf16* src = which == 0 ? dq : (which == 1 ? dkk : dv);
+    dqkv[i] = src[((size_t(b) * H + hh) * T + t) * dk + c];
+  }
+}
+template <bool kMerge>
+__global__ void k_heads(bf16* out, const bf16* in, int B, int T, int H, int dk) {
+  int d = H * dk;
+  size_t total = size_t(B) * T * d;
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < total;
+       i += size_t(gridDim.x) * blockDim.x) {
+    // i indexes [B,T,d]
+    int col = int(i % d);
+    size_t bt = i / d;
+    int t = int(bt % T), b = int(bt / T);
+    size_t j = ((size_t(b) * H + col / dk) * T + t) * dk + col % dk;
+    if (kMerge)
+      out[i] = in[j];
+    else
+      out[j] = in[i];
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One warp per row (b, h, i). Three passes over the row (it stays in L1): max, sum, write.
+__global__ void k_attn_softmax_fwd(AttnSoftmaxArgs a) {
+  size_t rows = size_t(a.B) * a.H * a.T;
+  size_t row = size_t(blockIdx.x) * (blockDim.x / kWarp) + threadIdx.x / kWarp;
+  int lane = threadIdx.x % kWarp;
+  if (row >= rows) return;
+  int i = int(row % a.T);
+  int hh = int((row / a.T) % a.H);
+  bf16* p = a.P + row * a.T;
+  float t = temp_value(a.temp, a.temp_param, hh * a.ctx + i);
+  float inv = a.scale / t;
+  float mx = -FLT_MAX;
+  for (int j = lane; j <= i; j += kWarp) mx = fmaxf(mx, __bfloat162float(p[j]) * inv);
+  mx = warp_max(mx);
+  float sum = 0.f;
+  for (int j = lane; j <= i; j += kWarp) sum += expf(__bfloat162float(p[j]) * inv - mx);
+  sum = warp_sum(sum);
+  float rs = 1.f / sum;
+  float ent = 0.f;
+  for (int j = lane; j < a.T; j += kWarp) {
+    float pr = 0.f;
+    if (j <= i) {
+      pr = expf(__bfloat162float(p[j]) * inv - mx) * rs;
+      ent -= pr * logf(pr + 1e-9f);
+    }
+    p[j] = __float2bfloat16(pr);
+  }
+  ent = warp_sum(ent);
+  if (lane == 0) {
+    if (a.rowE) a.rowE[row] = ent;
+    if (a.theta) {
+      float delta = ent - a.theta[hh] * a.lnT;
+      bool on = fabsf(delta) > a.tol;
+      a.pen[row] = on ? delta * delta : 0.f;
+      a.gE[row] = on ? a.coef * 2.f * delta : 0.f;
+    }
+  }
+}
+
+__global__ void k_attn_softmax_bwd(AttnSoftmaxBwdArgs a) {
+  size_t rows = size_t(a.B) * a.H * a.T;
+  size_t row = size_t(blockIdx.x) * (blockDim.x / kWarp) + threadIdx.x / kWarp;
+  int lane = threadIdx.x % kWarp;
+  if (row >= rows) return;
+  int i = int(row % a.T);
+  int hh = int((row / a.T) % a.H);
+  bf16* dp = a.dP + row * a.T;
+  const bf16* p = a.P + row * a.T;
+  float t = temp_value(a.temp, a.temp_param, hh * a.ctx + i);
+  float inv = a.scale / t;
+  float ge = a.gE ? a.gE[row] : 0.f;
+  // dE/da = -(ln(a + 1e-9) + a / (a + 1e-9))
+  float dot = 0.f;
+  for (int j = lane; j <= i; j += kWarp) {
+    float pj = __bfloat162float(p[j]);
+    float g = __bfloat162float(dp[j]);
+    if (ge != 0.f) g -= ge * (logf(pj + 1e-9f) + pj / (pj + 1e-9f));
+    dot += pj * g;
+  }
+  dot = warp_sum(dot);
+  float acc_t = 0.f;
+  for (int j = lane; j < a.T; j += kWarp) {
+    float ds = 0.f;
+    if (j <= i) {
+      float pj = __bfloat162float(p[j]);
+      float g = __bfloat162float(dp[j]);
+      if (ge != 0.f) g -= ge * (logf(pj + 1e-9f) + pj / (pj + 1e-9f));
+      float dz = pj * (g - dot);
+      ds = dz * inv;
+      // sum_j dz_j z_j = sum_j dz_j ln a_j, since sum_j dz_j = 0 and z_j = ln a_j + lse
+      if (pj > 0.f) acc_t += dz * logf(pj);
+    }
+    dp[j] = __float2bfloat16(ds);
+  }
+  if (a.dtemp_row) {
+    acc_t = warp_sum(acc_t);
+    if (lane == 0) {
+      // dz/dt = -z/t  ->  dL/dt = -(1/t) sum dz z ; chain to the raw parameter
+      float dt = -acc_t / t;
+      float draw = a.temp_param == TempParam::exp ? dt * t : dt;
+      a.dtemp_row[row] = draw;
+    }
+  }
+}
+
+__global__ void k_temp_grad(float* dtemp, const float* row, int B, int H, int T, int ctx) {
+  int idx = blockIdx.x * blockDim.x + threadIdx.x;
+  if (idx >= H * T) return;
+  int hh = idx / T, i = idx % T;
+  float acc = 0.f;
+  for (int b = 0; b < B; ++b) acc += row[(size_t(b) * H + hh) * T + i];
+  dtemp[hh * ctx + i] += acc;
+}
+__global__ void k_theta_grad(float* dtheta, const float* gE, int B, int H, int T, float factor) {
+  __shared__ float sm[256];
+  int hh = blockIdx.x;
+  float acc = 0.f;
+  for (int idx = threadIdx.x; idx < B * T; idx += blockDim.x) {
+    int b = idx / T, i = idx % T;
+    acc += gE[(size_t(b) * H + hh) * T + i];
+  }
+  sm[threadIdx.x] = acc;
+  __syncthreads();
+  for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+    if (threadIdx.x < s) sm[threadIdx.x] += sm[threadIdx.x + s];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) dtheta[hh] += factor * sm[0];
+}
+
+// ---------------------------------------------------------------------------------------------
+__device__ __forceinline__ float act_f(float x, Act act, float slope) {
+  switch (act) {
+    case Act::gelu: {
+      const float k0 = 0.7978845608028654f;
+      return 0.5f * x * (1.f + tanhf(k0 * (x + 0.044715f * x * x * x)));
+    }
+    case Act::relu: return x > 0.f ? x : 0.f;
+    case Act::leaky_relu: return x > 0.f ? x : slope * x;
+    default: return x;
+  }
+}
+__device__ __forceinline__ float act_df(float x, Act act, float slope) {
+  switch (act) {
+    case Act::gelu: {
+      const float k0 = 0.7978845608028654f;
+      float u = k0 * (x + 0.044715f * x * x * x);
+      float th = tanhf(u);
+      return 0.5f * (1.f + th) + 0.5f * x * (1.f - th * th) * k0 * (1.f + 3.f * 0.044715f * x * x);
+    }
+    case Act::relu: return x > 0.f ? 1.f : 0.f;
+    case Act::leaky_relu: return x > 0.f ? 1.f : slope;
+    default: return 1.f;
+  }
+}
+__global__ void k_bias_act_fwd(bf16* pre, bf16* out, const float* bias, int N, int F, Act act,
+                               float slope) {
+  size_t total = size_t(N) * F;
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < total;
+       i += size_t(gridDim.x) * blockDim.x) {
+    float x = __bfloat162float(pre[i]);
+    if (bias) {
+      x += bias[i % F];
+      bf16 xb = __float2bfloat16(x);
+      pre[i] = xb;
+      x = __bfloat162float(xb);  // backward sees exactly the stored pre-activation
+    }
+    out[i] = __float2bfloat16(act_f(x, act, slope));
+  }
+}
+__global__ void k_act_bwd(bf16* dpre, const bf16* dout, const bf16* pre, int N, int F, Act act,
+                          float slope) {
+  size_t total = size_t(N) * F;
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < total;
+       i += size_t(gridDim.x) * blockDim.x)
+    dpre[i] = __float2bfloat16(__bfloat162float(dout[i]) *
+                               act_df(__bfloat162float(pre[i]), act, slope));
+}
+
+constexpr int kScaleBlocks = 512;
+__global__ void k_ffn_scale_bwd(bf16* dm, float* dres, const float* xhat, const float* m,
+                                const float* bm, const float* alpha, const float* beta,
+                                float* scratch, int N, int d) {
+  __shared__ float s_a[256], s_b[256];
+  float al = *alpha, be = *beta;
+  float ia = 1.f / al;
+  float acc_a = 0.f, acc_b = 0.f;
+  size_t total = size_t(N) * d;
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < total;
+       i += size_t(gridDim.x) * blockDim.x) {
+    float g = dres[i];
+    float mm = m[i] + (bm ? bm[i % d] : 0.f);
+    acc_b += g * xhat[i];
+    acc_a += g * mm;
+    dm[i] = __float2bfloat16(g * ia);
+    dres[i] = g * be;
+  }
+  s_a[threadIdx.x] = acc_a;
+  s_b[threadIdx.x] = acc_b;
+  __syncthreads();
+  for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+    if (threadIdx.x < s) {
+      s_a[threadIdx.x] += s_a[threadIdx.x + s];
+      s_b[threadIdx.x] += s_b[threadIdx.x + s];
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) {
+    scratch[2 * blockIdx.x] = -s_a[0] * ia * ia;
+    scratch[2 * blockIdx.x + 1] = s_b[0];
+  }
+}
+__global__ void k_ffn_scale_final(float* dalpha, float* dbeta, const float* scratch, int nblk) {
+  if (threadIdx.x != 0) return;
+  float a = 0.f, b = 0.f;
+  for (int i = 0; i < nblk; ++i) {
+    a += scratch[2 * i];
+    b += scratch[2 * i + 1];
+  }
+  *dalpha += a;
+  *dbeta += b;
+}
+
+// ---------------------------------------------------------------------------------------------
+constexpr int kColRows = 256;  // rows per chunk
+__global__ void k_colsum_partial(float* scratch, const bf16* in, int N, int C) {
+  __shared__ float sm[8][33];
+  int c = blockIdx.x * 32 + threadIdx.x;
+  int r0 = blockIdx.y * kColRows;
+  int r1 = min(N, r0 + kColRows);
+  float acc = 0.f;
+  if (c < C)
+    for (int r = r0 + threadIdx.y; r < r1; r += 8) acc += __bfloat162float(in[size_t(r) * C + c]);
+  sm[threadIdx.y][threadIdx.x] = acc;
+  __syncthreads();
+  if (threadIdx.y == 0 && c < C) {
+    float s = 0.f;
+    for (int y = 0; y < 8; ++y) s += sm[y][threadIdx.x];
+    scratch[size_t(blockIdx.y) * C + c] = s;
+  }
+}
+__global__ void k_colsum_final(float* out, const float* scratch, int nchunk, int C) {
+  int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= C) return;
+  float s = 0.f;
+  for (int k = 0; k < nchunk; ++k) s += scratch[size_t(k) * C + c];
+  out[c] += s;
+}
+
+__global__ void k_sum(float* out, const float* in, size_t n) {
+  __shared__ float sm[1024];
+  float acc = 0.f;
+  for (size_t i = threadIdx.x; i < n; i += blockDim.x) acc += in[i];
+  sm[threadIdx.x] = acc;
+  __syncthreads();
+  for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+    if (threadIdx.x < s) sm[threadIdx.x] += sm[threadIdx.x + s];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) *out = sm[0];
+}
+constexpr int kNormPartials = 1024;
+__global__ void k_sumsq_partial(float* scratch, const float* g, size_t n) {
+  __shared__ float sm[256];
+  float acc = 0.f;
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
+       i += size_t(gridDim.x) * blockDim.x)
+    acc += g[i] * g[i];
+  sm[threadIdx.x] = acc;
+  __syncthreads();
+  for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+    if (threadIdx.x < s) sm[threadIdx.x] += sm[threadIdx.x + s];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) scratch[blockIdx.x] = sm[0];
+}
+__global__ void k_norm_final(float* norm_out, float* scale_out, const float* scratch, int nblk,
+                             float max_norm) {
+  if (threadIdx.x != 0) return;
+  double s = 0.0;
+  for (int i = 0; i < nblk; ++i) s += scratch[i];
+  float nrm = float(sqrt(s));
+  *norm_out = nrm;
+  if (scale_out) *scale_out = (max_norm > 0.f && nrm > max_norm) ? max_norm / (nrm + 1e-6f) : 1.f;
+}
+
+// ---------------------------------------------------------------------------------------------
+// One block per row; online max/sum per thread, combined across the block.
+__global__ void k_cross_entropy(bf16* logits, float* loss_row, const int32_t* targets, int V,
+                                int ldV, float dscale, bool want_grad) {
+  __shared__ float s_m[32], s_s[32];
+  __shared__ float s_lse;
+  size_t row = blockIdx.x;
+  bf16* z = logits + row * ldV;
+  float m = -FLT_MAX, s = 0.f;
+  for (int j = threadIdx.x; j < V; j += blockDim.x) {
+    float v = __bfloat162float(z[j]);
+    if (v > m) {
+      s = s * expf(m - v) + 1.f;
+      m = v;
+    } else {
+      s += expf(v - m);
+    }
+  }
+  // warp combine
+  for (int o = 16; o > 0; o >>= 1) {
+    float m2 = __shfl_xor_sync(0xffffffffu, m, o);
+    float s2 = __shfl_xor_sync(0xffffffffu, s, o);
+    float mn = fmaxf(m, m2);
+    s = s * expf(m - mn) + s2 * expf(m2 - mn);
+    m = mn;
+  }
+  int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
+  if (lane == 0) {
+    s_m[warp] = m;
+    s_s[warp] = s;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int nw = blockDim.x / kWarp;
+    float M = s_m[0], S = s_s[0];
+    for (int w = 1; w < nw; ++w) {
+      float mn = fmaxf(M, s_m[w]);
+      S = S * expf(M - mn) + s_s[w] * expf(s_m[w] - mn);
+      M = mn;
+    }
+    float lse = M + logf(S);
+    s_lse = lse;
+    int tg = targets[row];
+    loss_row[row] = lse - __bfloat162float(z[tg]);
+  }
+  __syncthreads();
+  if (!want_grad) return;
+  float lse = s_lse;
+  int tg = targets[row];
+  for (int j = threadIdx.x; j < ldV; j += blockDim.x) {
+    float g = 0.f;
+    if (j < V) g = (expf(__bfloat162float(z[j]) - lse) - (j == tg ? 1.f : 0.f)) * dscale;
+    z[j] = __float2bfloat16(g);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+__global__ void k_adamw(float* p, bf16* p16, const float* g, float* m, float* v,
+                        const uint8_t* mask, size_t n, float lr, float b1, float b2, float eps,
+                        float wd, float c1, float c2, const float* gscale) {
+  float sc = gscale ? *gscale : 1.f;
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
+       i += size_t(gridDim.x) * blockDim.x) {
+    float gi = g[i] * sc;
+    float mi = b1 * m[i] + (1.f - b1) * gi;
+    float vi = b2 * v[i] + (1.f - b2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    float pi = p[i];
+    if (mask[i]) pi *= 1.f - lr * wd;
+    pi -= lr * (mi / c1) / (sqrtf(vi / c2) + eps);
+    p[i] = pi;
+    p16[i] = __float2bfloat16(pi);
+  }
+}
+
+}  // namespace
+
+// =============================================================================================
+void gemm(cublasHandle_t h, cudaStream_t s, bool ta, bool tb, int M, int N, int K, const bf16* A,
+          int lda, const bf16* B, int ldb, void* D, cudaDataType dt, int ldd, float alpha,
+          float beta, int batch, long long sA, long long sB, long long sD) {
+  AERO_CUBLAS_CHECK(cublasSetStream(h, s));
+  // Row-major D = op(A) op(B) is column-major D^T = op(B)^T op(A)^T: swap the operands.
+  AERO_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+      h, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B,
+      CUDA_R_16BF, ldb, sB, A, CUDA_R_16BF, lda, sA, &beta, D, dt, ldd, sD, batch,
+      CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
+void f32_to_bf16(bf16* out, const float* in, size_t n, cudaStream_t s) {
+  k_f32_to_bf16<<<blocks_for(n, 256), 256, 0, s>>>(out, in, n);
+  AERO_LAUNCH_CHECK();
+}
+void fill_f32(float* out, float v, size_t n, cudaStream_t s) {
+  k_fill<<<blocks_for(n, 256), 256, 0, s>>>(out, v, n);
+  AERO_LAUNCH_CHECK();
+}
+
+void embedding_forward(float* out, const int32_t* tok, const float* wte, const float* wpe, int N,
+                       int T, int d, cudaStream_t s) {
+  k_embed_fwd<<<blocks_for(size_t(N) * d, 256), 256, 0, s>>>(out, tok, wte, wpe, N, T, d);
+  AERO_LAUNCH_CHECK();
+}
+void embedding_backward(float* dwte, float* dwpe, const float* dout, const int32_t* bucket_tok,
+                        const int32_t* bucket_start, const int32_t* order, int U, int B, int T,
+                        int d, cudaStream_t s) {
+  if (U > 0) {
+    k_embed_bwd_wte<<<U, 256, 0, s>>>(dwte, dout, bucket_tok, bucket_start, order, d);
+    AERO_LAUNCH_CHECK();
+  }
+  if (dwpe) {
+    k_embed_bwd_wpe<<<blocks_for(size_t(T) * d, 256), 256, 0, s>>>(dwpe, dout, B, T, d);
+    AERO_LAUNCH_CHECK();
+  }
+}
+
+void residual_norm_forward(float* res, bf16* h, float* mean, float* rstd, const float* a,
+                           const float* ca, const float* b, const float* cdiv, const float* bias,
+                           const float* ln_w, const float* ln_b, int N, int d, cudaStream_t s) {
+  const int warps = 8;
+  k_residual_norm_fwd<<<(N + warps - 1) / warps, warps * kWarp, 0, s>>>(
+      res, h, mean, rstd, a, ca, b, cdiv, bias, ln_w, ln_b, N, d);
+  AERO_LAUNCH_CHECK();
+}
+size_t norm_scratch_floats(int N, int d) { return size_t(kNormBlocks) * 2 * d; }
+void norm_backward(float* dres, const float* dh, const float* x, const float* mean,
+                   const float* rstd, const float* ln_w, float* dln_w, float* dln_b,
+                   float* scratch, int N, int d, cudaStream_t s) {
+  if (!ln_w) {
+    k_add_f32<<<blocks_for(size_t(N) * d, 256), 256, 0, s>>>(dres, dh, size_t(N) * d);
+    AERO_LAUNCH_CHECK();
+    return;
+  }
+  int nblk = kNormBlocks;
+  size_t smem = size_t(kNormWarps) * 2 * d * sizeof(float);
+  if (smem > 48 * 1024)
+    AERO_CUDA_CHECK(cudaFuncSetAttribute(k_norm_bwd, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         int(smem)));
+  k_norm_bwd<<<nblk, kNormWarps * kWarp, smem, s>>>(dres, dh, x, mean, rstd, ln_w, scratch, N, d);
+  AERO_LAUNCH_CHECK();
+  k_partials_to<<<(2 * d + 255) / 256, 256, 0, s>>>(dln_w, dln_b, scratch, nblk, d);
+  AERO_LAUNCH_CHECK();
+}
+
+void qkv_split(bf16* q, bf16* k, bf16* v, const bf16* qkv, const float* bias, int B, int T, int H,
+               int dk, cudaStream_t s) {
+  k_qkv_split<<<blocks_for(size_t(B) * T * 3 * H * dk, 256), 256, 0, s>>>(q, k, v, qkv, bias, B,
+                                                                          T, H, dk);
+  AERO_LAUNCH_CHECK();
+}
+void qkv_merge(bf16* dqkv, const bf16* dq, const bf16* dk_, const bf16* dv, int B, int T, int H,
+               int dk, cudaStream_t s) {
+  k_qkv_merge<<<blocks_for(size_t(B) * T * 3 * H * dk, 256), 256, 0, s>>>(dqkv, dq, dk_, dv, B,
+                                                                          T, H, dk);
+  AERO_LAUNCH_CHECK();
+}
+void heads_merge(bf16* y, const bf16* yh, int B, int T, int H, int dk, cudaStream_t s) {
+  k_heads<true><<<blocks_for(size_t(B) * T * H * dk, 256), 256, 0, s>>>(y, yh, B, T, H, dk);
+  AERO_LAUNCH_CHECK();
+}
+void heads_split(bf16* yh, const bf16* y, int B, int T, int H, int dk, cudaStream_t s) {
+  k_heads<false><<<blocks_for(size_t(B) * T * H * dk, 256), 256, 0, s>>>(yh, y, B, T, H, dk);
+  AERO_LAUNCH_CHECK();
+}
+
+void attn_softmax_forward(const AttnSoftmaxArgs& a, cudaStream_t s) {
+  size_t rows = size_t(a.B) * a.H * a.T;
+  const int warps = 8;
+  k_attn_softmax_fwd<<<unsigned((rows + warps - 1) / warps), warps * kWarp, 0, s>>>(a);
+  AERO_LAUNCH_CHECK();
+}
+void attn_softmax_backward(const AttnSoftmaxBwdArgs& a, cudaStream_t s) {
+  size_t rows = size_t(a.B) * a.H * a.T;
+  const int warps = 8;
+  k_attn_softmax_bwd<<<unsigned((rows + warps - 1) / warps), warps * kWarp, 0, s>>>(a);
+  AERO_LAUNCH_CHECK();
+}
+void temp_grad_reduce(float* dtemp, const float* row, int B, int H, int T, int ctx,
+                      cudaStream_t s) {
+  k_temp_grad<<<(H * T + 255) / 256, 256, 0, s>>>(dtemp, row, B, H, T, ctx);
+  AERO_LAUNCH_CHECK();
+}
+void theta_grad_reduce(float* dtheta, const float* gE, int B, int H, int T, float factor,
+                       cudaStream_t s) {
+  k_theta_grad<<<H, 256, 0, s>>>(dtheta, gE, B, H, T, factor);
+  AERO_LAUNCH_CHECK();
+}
+
+void bias_act_forward(bf16* pre, bf16* out, const float* bias, int N, int F, Act act, float slope,
+                      cudaStream_t s) {
+  k_bias_act_fwd<<<blocks_for(size_t(N) * F, 256), 256, 0, s>>>(pre, out, bias, N, F, act, slope);
+  AERO_LAUNCH_CHECK();
+}
+void act_backward(bf16* dpre, const bf16* dout, const bf16* pre, int N, int F, Act act,
+                  float slope, cudaStream_t s) {
+  k_act_bwd<<<blocks_for(size_t(N) * F, 256), 256, 0, s>>>(dpre, dout, pre, N, F, act, slope);
+  AERO_LAUNCH_CHECK();
+}
+void ffn_scale_backward(bf16* dm, float* dres, const float* xhat, const float* m, const float* bm,
+                        const float* alpha, const float* beta, float* dalpha, float* dbeta,
+                        float* scratch, int N, int d, cudaStream_t s) {
+  k_ffn_scale_bwd<<<kScaleBlocks, 256, 0, s>>>(dm, dres, xhat, m, bm, alpha, beta, scratch, N, d);
+  AERO_LAUNCH_CHECK();
+  k_ffn_scale_final<<<1, 32, 0, s>>>(dalpha, dbeta, scratch, kScaleBlocks);
+  AERO_LAUNCH_CHECK();
+}
+
+size_t colsum_scratch_floats(int N, int C) {
+  return size_t((N + kColRows - 1) / kColRows) * C;
+}
+void colsum(float* out, const bf16* in, int N, int C, float* scratch, cudaStream_t s) {
+  int nchunk = (N + kColRows - 1) / kColRows;
+  dim3 grid((C + 31) / 32, nchunk);
+  k_colsum_partial<<<grid, dim3(32, 8), 0, s>>>(scratch, in, N, C);
+  AERO_LAUNCH_CHECK();
+  k_colsum_final<<<(C + 255) / 256, 256, 0, s>>>(out, scratch, nchunk, C);
+  AERO_LAUNCH_CHECK();
+}
+void sum_f32(float* out, const float* in, size_t n, cudaStream_t s) {
+  k_sum<<<1, 1024, 0, s>>>(out, in, n);
+  AERO_LAUNCH_CHECK();
+}
+void grad_norm(float* norm_out, float* scale_out, const float* g, size_t n, float max_norm,
+               float* scratch, cudaStream_t s) {
+  k_sumsq_partial<<<kNormPartials, 256, 0, s>>>(scratch, g, n);
+  AERO_LAUNCH_CHECK();
+  k_norm_final<<<1, 32, 0, s>>>(norm_out, scale_out, scratch, kNormPartials, max_norm);
+  AERO_LAUNCH_CHECK();
+}
+
+void cross_entropy_forward_backward(bf16* logits, float* loss_row, const int32_t* targets, int N,
+                                    int V, int ldV, float dscale, bool want_grad,
+                                    cudaStream_t s) {
+  k_cross_entropy<<<N, 1024, 0, s>>>(logits, loss_row, targets, V, ldV, dscale, want_grad);
+  AERO_LAUNCH_CHECK();
+}
+
+void adamw(float* p, bf16* p16, const float* g, float* m, float* v, const uint8_t* decay_mask,
+           size_t n, float lr, float beta1, float beta2, float eps, float wd, int step,
+           const float* grad_scale, cudaStream_t s) {
+  float c1 = 1.f - std::pow(beta1, float(step));
+  float c2 = 1.f - std::pow(beta2, float(step));
+  k_adamw<<<blocks_for(n, 256, 132 * 16), 256, 0, s>>>(p, p16, g, m, v, decay_mask, n, lr, beta1,
+                                                       beta2, eps, wd, c1, c2, grad_scale);
+  AERO_LAUNCH_CHECK();
+}
+
+}  // namespace aero::cuda

@@ -1,0 +1,148 @@
+// The GPU layers as plain forward/backward launch functions over flat device buffers (the
+// llm.c habit). Row-major layouts; N = B*T rows. Every reduction is deterministic: block
+// partial sums go to a scratch buffer and are added in a fixed order (no float atomics), so two
+// runs of the same step are bit-identical. tests/cuda/test_kernels.cu checks each against a
+// straightforward CPU implementation on awkward sizes.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "cuda/common.h"
+
+namespace aero::cuda {
+
+enum class Act : int { gelu = 0, relu = 1, leaky_relu = 2, identity = 3 };
+enum class TempParam : int { none = -1, exp = 0, direct = 1, offset = 2 };
+
+// ---- matrix products (cuBLAS, bf16 operands, fp32 accumulation) ----
+// Row-major D[M,N] (leading dim ldd, type dt: CUDA_R_16BF or CUDA_R_32F)
+//   = alpha * op(A) op(B) + beta * D,
+// A stored [M,K] (or [K,M] if ta) with leading dim lda; B stored [K,N] (or [N,K] if tb).
+// batch > 1: strided batches with element strides sA, sB, sD.
+void gemm(cublasHandle_t h, cudaStream_t s, bool ta, bool tb, int M, int N, int K,
+          const bf16* A, int lda, const bf16* B, int ldb, void* D, cudaDataType dt, int ldd,
+          float alpha, float beta, int batch = 1, long long sA = 0, long long sB = 0,
+          long long sD = 0);
+
+// ---- elementwise / copies ----
+void f32_to_bf16(bf16* out, const float* in, size_t n, cudaStream_t s);
+void fill_f32(float* out, float v, size_t n, cudaStream_t s);
+
+// ---- embedding ----
+// out[n,:] = wte[tok[n],:] + wpe[n % T,:] (wpe may be null)
+void embedding_forward(float* out, const int32_t* tok, const float* wte, const float* wpe, int N,
+                       int T, int d, cudaStream_t s);
+// dwte[tok,:] += sum of dout rows with that token; rows grouped by token on the host:
+// bucket u has token bucket_tok[u] and rows order[bucket_start[u] .. bucket_start[u+1]).
+// dwpe[t,:] += sum_b dout[b*T+t,:] (dwpe may be null).
+void embedding_backward(float* dwte, float* dwpe, const float* dout, const int32_t* bucket_tok,
+                        const int32_t* bucket_start, const int32_t* order, int U, int B, int T,
+                        int d, cudaStream_t s);
+
+// ---- residual + norm (one pass) ----
+// res = ca * a + (b + bias) / cdiv     (b null: res = a; ca, cdiv device scalars, null = 1)
+// h   = ln_w ? LayerNorm(res) * ln_w + ln_b : res      (bf16; eps 1e-5; mean/rstd saved)
+// res may alias a.
+void residual_norm_forward(float* res, bf16* h, float* mean, float* rstd, const float* a,
+                           const float* ca, const float* b, const float* cdiv, const float* bias,
+                           const float* ln_w, const float* ln_b, int N, int d, cudaStream_t s);
+// dres += ln_w ? dLN/dx(dh) : dh;  dln_w += sum dh*xhat, dln_b += sum dh (ln_w only).
+// scratch: >= norm_scratch_floats(N, d).
+void norm_backward(float* dres, const float* dh, const float* x, const float* mean,
+                   const float* rstd, const float* ln_w, float* dln_w, float* dln_b,
+                   float* scratch, int N, int d, cudaStream_t s);
+size_t norm_scratch_floats(int N, int d);
+
+// ---- attention layout ----
+// qkv [B,T,3d] (+ bias [3d]) -> q, k, v [B,H,T,dk]
+void qkv_split(bf16* q, bf16* k, bf16* v, const bf16* qkv, const float* bias, int B, int T,
+               int H, int dk, cudaStream_t s);
+// dq, dk, dv [B,H,T,dk] -> dqkv [B,T,3d]
+void qkv_merge(bf16* dqkv, const bf16* dq, const bf16* dkey, const bf16* dv, int B, int T, int H,
+               int dk, cudaStream_t s);
+// [B,H,T,dk] <-> [B,T,H*dk]
+void heads_merge(bf16* y, const bf16* yh, int B, int T, int H, int dk, cudaStream_t s);
+void heads_split(bf16* yh, const bf16* y, int B, int T, int H, int dk, cudaStream_t s);
+
+// ---- causal softmax with learnable temperature, row entropy and the entropy regularizer ----
+// P: [B*H, T, T], in = raw scores q.k, out = probabilities (upper triangle written 0).
+// logits z_ij = S_ij * scale / t[h,i] (t from the raw parameter temp[h*ctx+i], or 1 when
+// temp is null). Per row: entropy E = -sum a ln(a + 1e-9) -> rowE; with theta (regularizer):
+// delta = E - theta[h] * lnT, pen = |delta| > tol ? delta^2 : 0 -> pen, and
+// gE = dLoss/dE = |delta| > tol ? coef * 2 * delta : 0 -> gE (coef = lambda * reduction).
+struct AttnSoftmaxArgs {
+  bf16* P = nullptr;
+  int B = 0, H = 0, T = 0;
+  float scale = 1;
+  const float* temp = nullptr;
+  int ctx = 0;
+  TempParam temp_param = TempParam::none;
+  float* rowE = nullptr;
+  const float* theta = nullptr;
+  float lnT = 0, tol = 0, coef = 0;
+  float* pen = nullptr;
+  float* gE = nullptr;
+};
+void attn_softmax_forward(const AttnSoftmaxArgs& a, cudaStream_t s);
+// dP [B*H,T,T]: in = dLoss/dP from the product, out = dLoss/dS (scores). Adds the entropy
+// regularizer's gradient (gE, may be null). dtemp_row [B*H*T]: d loss / d raw temp parameter
+// for each row (null when temp is null).
+struct AttnSoftmaxBwdArgs {
+  bf16* dP = nullptr;
+  const bf16* P = nullptr;
+  int B = 0, H = 0, T = 0;
+  float scale = 1;
+  const float* temp = nullptr;
+  int ctx = 0;
+  TempParam temp_param = TempParam::none;
+  const float* gE = nullptr;
+  float* dtemp_row = nullptr;
+};
+void attn_softmax_backward(const AttnSoftmaxBwdArgs& a, cudaStream_t s);
+// dtemp[h*ctx+i] += sum_b row[(b*H+h)*T+i]
+void temp_grad_reduce(float* dtemp, const float* row, int B, int H, int T, int ctx,
+                      cudaStream_t s);
+// dtheta[h] += factor * sum_{b,i} gE[(b*H+h)*T+i]
+void theta_grad_reduce(float* dtheta, const float* gE, int B, int H, int T, float factor,
+                       cudaStream_t s);
+
+// ---- FFN ----
+// pre += bias (in place, bias may be null); out = act(pre)
+void bias_act_forward(bf16* pre, bf16* out, const float* bias, int N, int F, Act act,
+                      float slope, cudaStream_t s);
+// dpre = dout * act'(pre)  (dpre may alias dout)
+void act_backward(bf16* dpre, const bf16* dout, const bf16* pre, int N, int F, Act act,
+                  float slope, cudaStream_t s);
+// FFN scaling x_out = beta * xhat + (m + bm) / alpha, backward:
+// dm = dres / alpha (bf16), dbeta += sum dres*xhat, dalpha += -sum dres*(m+bm)/alpha^2,
+// then dres *= beta (it becomes d loss / d xhat).
+void ffn_scale_backward(bf16* dm, float* dres, const float* xhat, const float* m,
+                        const float* bm, const float* alpha, const float* beta, float* dalpha,
+                        float* dbeta, float* scratch, int N, int d, cudaStream_t s);
+
+// ---- reductions ----
+// out[c] += scale * sum_n in[n*C + c]; scratch >= colsum_scratch_floats(N, C).
+void colsum(float* out, const bf16* in, int N, int C, float* scratch, cudaStream_t s);
+size_t colsum_scratch_floats(int N, int C);
+// *out = sum in[0..n) (one block, fixed order)
+void sum_f32(float* out, const float* in, size_t n, cudaStream_t s);
+// out = sqrt(sum x^2) over n; clip (if max_norm > 0): *scale_out = min(1, max_norm/(norm+1e-6))
+// scratch >= 1024 floats.
+void grad_norm(float* norm_out, float* scale_out, const float* g, size_t n, float max_norm,
+               float* scratch, cudaStream_t s);
+
+// ---- loss ----
+// logits [N, ldV] (first V columns used); in place -> dlogits = (softmax - onehot) * dscale
+// when want_grad (columns V..ldV zeroed). loss_row[n] = logsumexp - z[target].
+void cross_entropy_forward_backward(bf16* logits, float* loss_row, const int32_t* targets,
+                                    int N, int V, int ldV, float dscale, bool want_grad,
+                                    cudaStream_t s);
+
+// ---- optimizer ----
+// AdamW (decoupled decay, bias-corrected) on the whole arena; decay_mask[i] = 1 for decayed
+// elements; grads are multiplied by *grad_scale (clip) first. Writes the bf16 shadow too.
+void adamw(float* p, bf16* p16, const float* g, float* m, float* v, const uint8_t* decay_mask,
+           size_t n, float lr, float beta1, float beta2, float eps, float wd, int step,
+           const float* grad_scale, cudaStream_t s);
+
+}  // namespace aero::cuda

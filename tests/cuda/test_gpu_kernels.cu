@@ -1,0 +1,581 @@
+// Every GPU kernel against a straightforward CPU implementation (double precision) on random
+// inputs of awkward sizes, forward and gradients. Gradients of the attention softmax (with
+// temperature and entropy regularizer) are checked against central finite differences of the
+// CPU forward, so a derivation shared by CPU and GPU code cannot hide a mistake.
+// Tolerances: bf16 outputs ~4e-3 relative per element; fp32 outputs 1e-5.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <functional>
+
+#include "cuda/kernels.h"
+#include "gpu_check.h"
+
+using namespace aero::cuda;
+using namespace aero::cuda::test;
+using aero::Rng;
+
+namespace {
+Checker C;
+cudaStream_t S = nullptr;
+
+void test_gemm(cublasHandle_t h, Rng& r) {
+  const int M = 37, N = 53, K = 29, batch = 3;
+  for (int ta = 0; ta < 2; ++ta)
+    for (int tb = 0; tb < 2; ++tb)
+      for (int f32 = 0; f32 < 2; ++f32) {
+        auto A = rand_bf(r, size_t(batch) * M * K), B = rand_bf(r, size_t(batch) * K * N);
+        auto D0 = rand_bf(r, size_t(batch) * M * N);
+        DevBuf<bf16> dA(to_bf16(A)), dB(to_bf16(B));
+        DevBuf<float> dDf(D0);
+        DevBuf<bf16> dDb(to_bf16(D0));
+        int lda = ta ? M : K, ldb = tb ? K : N;
+        float alpha = 0.75f, beta = f32 ? 1.f : 0.f;
+        void* D = f32 ? (void*)dDf.p : (void*)dDb.p;
+        gemm(h, S, ta, tb, M, N, K, dA.p, lda, dB.p, ldb, D, f32 ? CUDA_R_32F : CUDA_R_16BF, N,
+             alpha, beta, batch, (long long)M * K, (long long)K * N, (long long)M * N);
+        std::vector<double> ref(size_t(batch) * M * N);
+        for (int b = 0; b < batch; ++b)
+          for (int i = 0; i < M; ++i)
+            for (int j = 0; j < N; ++j) {
+              double acc = 0;
+              for (int k = 0; k < K; ++k) {
+                double a = ta ? A[b * M * K + k * M + i] : A[b * M * K + i * K + k];
+                double bb = tb ? B[b * K * N + j * K + k] : B[b * K * N + k * N + j];
+                acc += a * bb;
+              }
+              size_t o = size_t(b) * M * N + i * N + j;
+              ref[o] = alpha * acc + beta * D0[o];
+            }
+        auto got = f32 ? to_d(dDf.down()) : to_d(dDb.down());
+        C.close("gemm ta=" + std::to_string(ta) + " tb=" + std::to_string(tb) +
+                    (f32 ? " f32 out, beta=1" : " bf16 out") + " batched 3 x 37x53x29",
+                got, ref, f32 ? 1e-5 : 6e-3);
+      }
+}
+
+void test_residual_norm(Rng& r) {
+  const int N = 37, d = 83;
+  for (int variant = 0; variant < 3; ++variant) {
+    // 0: LN of a alone (in place); 1: res = beta*a + (b+bias)/alpha then LN; 2: same, no LN
+    auto a = rand_f(r, size_t(N) * d, 1.5), b = rand_f(r, size_t(N) * d);
+    auto bias = rand_f(r, d, 0.3), w = rand_f(r, d, 0.5), lb = rand_f(r, d, 0.5);
+    for (int c = 0; c < d; ++c) a[c] += 3.f;  // a row with a large mean
+    float beta = 0.8f, alpha = 1.7f;
+    DevBuf<float> dA(a), dB(b), dBias(bias), dW(w), dLb(lb), dBeta(std::vector<float>{beta}),
+        dAlpha(std::vector<float>{alpha}), dRes(size_t(N) * d), dMean(N), dRstd(N);
+    DevBuf<bf16> dH(size_t(N) * d);
+    dH.poison();
+    bool ln = variant != 2;
+    float* res = variant == 0 ? dA.p : dRes.p;
+    if (variant == 0)
+      residual_norm_forward(res, dH.p, dMean.p, dRstd.p, dA.p, nullptr, nullptr, nullptr, nullptr,
+                            dW.p, dLb.p, N, d, S);
+    else
+      residual_norm_forward(res, dH.p, dMean.p, dRstd.p, dA.p, dBeta.p, dB.p, dAlpha.p, dBias.p,
+                            ln ? dW.p : nullptr, ln ? dLb.p : nullptr, N, d, S);
+    std::vector<double> rres(size_t(N) * d), rh(size_t(N) * d);
+    for (int n = 0; n < N; ++n) {
+      double mean = 0, var = 0;
+      for (int c = 0; c < d; ++c) {
+        size_t i = size_t(n) * d + c;
+        rres[i] = variant == 0 ? a[i] : beta * double(a[i]) + (double(b[i]) + bias[c]) / alpha;
+        mean += rres[i];
+      }
+      mean /= d;
+      for (int c = 0; c < d; ++c) var += (rres[n * d + c] - mean) * (rres[n * d + c] - mean);
+      var /= d;
+      for (int c = 0; c < d; ++c) {
+        size_t i = size_t(n) * d + c;
+        rh[i] = ln ? (rres[i] - mean) / std::sqrt(var + 1e-5) * w[c] + lb[c] : rres[i];
+      }
+    }
+    std::string nm = "residual_norm_forward variant " + std::to_string(variant) + " (N=37, d=83)";
+    C.close(nm + " residual", to_d(variant == 0 ? dA.down() : dRes.down()), rres, 1e-6);
+    C.close(nm + " output", to_d(dH.down()), rh, 6e-3);
+  }
+}
+
+void test_norm_backward(Rng& r) {
+  const int N = 301, d = 83;  // N > rows per block * blocks? (4 warps x 256 blocks = 1024): also test big
+  for (int big = 0; big < 2; ++big) {
+    int n = big ? 2500 : N;
+    auto x = rand_f(r, size_t(n) * d, 2.0), dh = rand_f(r, size_t(n) * d);
+    auto w = rand_f(r, d, 0.7), dres0 = rand_f(r, size_t(n) * d), dw0 = rand_f(r, d),
+         db0 = rand_f(r, d);
+    std::vector<float> mean(n), rstd(n);
+    for (int i = 0; i < n; ++i) {
+      double m = 0, v = 0;
+      for (int c = 0; c < d; ++c) m += x[i * d + c];
+      m /= d;
+      for (int c = 0; c < d; ++c) v += (x[i * d + c] - m) * (x[i * d + c] - m);
+      mean[i] = float(m);
+      rstd[i] = float(1.0 / std::sqrt(v / d + 1e-5));
+    }
+    DevBuf<float> dX(x), dDh(dh), dW(w), dRes(dres0), dDw(dw0), dDb(db0), dM(mean), dR(rstd),
+        scr(norm_scratch_floats(n, d));
+    norm_backward(dRes.p, dDh.p, dX.p, dM.p, dR.p, dW.p, dDw.p, dDb.p, scr.p, n, d, S);
+    std::vector<double> rres(dres0.begin(), dres0.end()), rdw(dw0.begin(), dw0.end()),
+        rdb(db0.begin(), db0.end());
+    for (int i = 0; i < n; ++i) {
+      double s1 = 0, s2 = 0;
+      for (int c = 0; c < d; ++c) {
+        double xn = (x[i * d + c] - mean[i]) * double(rstd[i]);
+        double g = double(dh[i * d + c]) * w[c];
+        s1 += g;
+        s2 += g * xn;
+        rdw[c] += double(dh[i * d + c]) * xn;
+        rdb[c] += dh[i * d + c];
+      }
+      s1 /= d;
+      s2 /= d;
+      for (int c = 0; c < d; ++c) {
+        double xn = (x[i * d + c] - mean[i]) * double(rstd[i]);
+        double g = double(dh[i * d + c]) * w[c];
+        rres[i * d + c] += rstd[i] * (g - s1 - xn * s2);
+      }
+    }
+    std::string nm = "norm_backward N=" + std::to_string(n) + " d=83";
+    C.close(nm + " dx", to_d(dRes.down()), rres, 1e-5);
+    C.close(nm + " dweight", to_d(dDw.down()), rdw, 1e-5);
+    C.close(nm + " dbias", to_d(dDb.down()), rdb, 1e-5);
+    // no-LN variant: dres += dh
+    DevBuf<float> dRes2(dres0);
+    norm_backward(dRes2.p, dDh.p, dX.p, nullptr, nullptr, nullptr, nullptr, nullptr, scr.p, n, d, S);
+    std::vector<double> r2(size_t(n) * d);
+    for (size_t i = 0; i < r2.size(); ++i) r2[i] = double(dres0[i]) + dh[i];
+    C.close(nm + " identity norm", to_d(dRes2.down()), r2, 1e-7);
+  }
+}
+
+void test_layouts(Rng& r) {
+  const int B = 2, T = 7, H = 3, dk = 5, d = H * dk;
+  auto qkv = rand_bf(r, size_t(B) * T * 3 * d);
+  auto bias = rand_bf(r, 3 * d);
+  DevBuf<bf16> dqkv(to_bf16(qkv)), q(size_t(B) * T * d), k(size_t(B) * T * d), v(size_t(B) * T * d),
+      back(size_t(B) * T * 3 * d), y(size_t(B) * T * d), yh(size_t(B) * T * d);
+  DevBuf<float> db(bias);
+  qkv_split(q.p, k.p, v.p, dqkv.p, db.p, B, T, H, dk, S);
+  auto hq = to_d(q.down()), hk = to_d(k.down()), hv = to_d(v.down());
+  std::vector<double> rq(hq.size()), rk(hq.size()), rv(hq.size()), got(hq.size() * 3),
+      ref(hq.size() * 3);
+  for (int b = 0; b < B; ++b)
+    for (int t = 0; t < T; ++t)
+      for (int col = 0; col < 3 * d; ++col) {
+        int which = col / d, hh = (col % d) / dk, c = col % dk;
+        double val = bf(qkv[(b * T + t) * 3 * d + col] + bias[col]);
+        size_t j = ((size_t(b) * H + hh) * T + t) * dk + c;
+        (which == 0 ? rq : which == 1 ? rk : rv)[j] = val;
+      }
+  for (size_t i = 0; i < hq.size(); ++i) {
+    got[i] = hq[i];
+    got[hq.size() + i] = hk[i];
+    got[2 * hq.size() + i] = hv[i];
+    ref[i] = rq[i];
+    ref[hq.size() + i] = rk[i];
+    ref[2 * hq.size() + i] = rv[i];
+  }
+  C.close("qkv_split (+bias) B=2 T=7 H=3 dk=5", got, ref, 1e-7);
+  qkv_split(q.p, k.p, v.p, dqkv.p, nullptr, B, T, H, dk, S);
+  qkv_merge(back.p, q.p, k.p, v.p, B, T, H, dk, S);
+  C.close("qkv_merge(qkv_split(x)) == x", to_d(back.down()), to_d(to_bf16(qkv)), 0.0);
+  auto yy = rand_bf(r, size_t(B) * T * d);
+  DevBuf<bf16> dy(to_bf16(yy));
+  heads_split(yh.p, dy.p, B, T, H, dk, S);
+  heads_merge(y.p, yh.p, B, T, H, dk, S);
+  C.close("heads_merge(heads_split(x)) == x", to_d(y.down()), to_d(to_bf16(yy)), 0.0);
+  auto hyh = to_d(yh.down());
+  bool ok = true;
+  for (int b = 0; b < B; ++b)
+    for (int t = 0; t < T; ++t)
+      for (int c = 0; c < d; ++c)
+        ok &= hyh[((size_t(b) * H + c / dk) * T + t) * dk + c % dk] == double(yy[(b * T + t) * d + c]);
+  C.expect(ok, "heads_split layout [B,T,H*dk] -> [B,H,T,dk]");
+}
+
+// CPU attention softmax of one layer, double precision: returns P, rowE, pen.
+struct SoftRef {
+  std::vector<double> P, E, pen;
+};
+double temp_of(double s, TempParam p) {
+  return p == TempParam::exp ? std::exp(s) : p == TempParam::direct ? s : 1.0 + s;
+}
+SoftRef soft_ref(const std::vector<double>& Sc, const std::vector<double>& temp, TempParam tp, int B,
+                 int H, int T, int ctx, double scale, const std::vector<double>& theta, double lnT,
+                 double tol) {
+  SoftRef o;
+  o.P.assign(Sc.size(), 0.0);
+  o.E.assign(size_t(B) * H * T, 0.0);
+  o.pen.assign(size_t(B) * H * T, 0.0);
+  for (int bh = 0; bh < B * H; ++bh) {
+    int hh = bh % H;
+    for (int i = 0; i < T; ++i) {
+      size_t row = size_t(bh) * T + i;
+      double t = temp.empty() ? 1.0 : temp_of(temp[hh * ctx + i], tp);
+      double mx = -1e300;
+      for (int j = 0; j <= i; ++j) mx = std::max(mx, Sc[row * T + j] * scale / t);
+      double sum = 0;
+      for (int j = 0; j <= i; ++j) sum += std::exp(Sc[row * T + j] * scale / t - mx);
+      double E = 0;
+      for (int j = 0; j <= i; ++j) {
+        double p = std::exp(Sc[row * T + j] * scale / t - mx) / sum;
+        o.P[row * T + j] = p;
+        E -= p * std::log(p + 1e-9);
+      }
+      o.E[row] = E;
+      if (!theta.empty()) {
+        double delta = E - theta[hh] * lnT;
+        o.pen[row] = std::fabs(delta) > tol ? delta * delta : 0.0;
+      }
+    }
+  }
+  return o;
+}
+
+void test_attn_softmax(Rng& r, int B, int H, int T, TempParam tp, bool reg) {
+  const int ctx = T + 3;
+  const double scale = 1.0 / std::sqrt(8.0);
+  auto S0 = rand_bf(r, size_t(B) * H * T * T, 2.5);
+  std::vector<float> temp;
+  if (tp != TempParam::none) {
+    temp.resize(size_t(H) * ctx);
+    for (auto& x : temp) {
+      double u = 0.6 + 0.8 * r.uniform();  // t in [0.6, 1.4]
+      x = float(tp == TempParam::exp ? std::log(u) : tp == TempParam::direct ? u : u - 1.0);
+    }
+  }
+  std::vector<float> theta(H);
+  for (auto& x : theta) x = float(0.2 + 0.6 * r.uniform());
+  const double lnT = std::log(double(T)), tol = 0.05 * lnT, coef = 0.37;
+  DevBuf<bf16> dP(to_bf16(S0));
+  DevBuf<float> dTemp(temp.empty() ? std::vector<float>{0.f} : temp), dTheta(theta),
+      dE(size_t(B) * H * T), dPen(size_t(B) * H * T), dGE(size_t(B) * H * T);
+  dE.poison();
+  AttnSoftmaxArgs a;
+  a.P = dP.p;
+  a.B = B;
+  a.H = H;
+  a.T = T;
+  a.scale = float(scale);
+  a.temp = temp.empty() ? nullptr : dTemp.p;
+  a.ctx = ctx;
+  a.temp_param = tp;
+  a.rowE = dE.p;
+  if (reg) {
+    a.theta = dTheta.p;
+    a.lnT = float(lnT);
+    a.tol = float(tol);
+    a.coef = float(coef);
+    a.pen = dPen.p;
+    a.gE = dGE.p;
+  }
+  attn_softmax_forward(a, S);
+  std::vector<double> Sd(S0.begin(), S0.end()), td(temp.begin(), temp.end()),
+      thd = reg ? std::vector<double>(theta.begin(), theta.end()) : std::vector<double>{};
+  SoftRef ref = soft_ref(Sd, td, tp, B, H, T, ctx, scale, thd, lnT, tol);
+  char nm[160];
+  std::snprintf(nm, sizeof nm, "attn softmax B=%d H=%d T=%d temp=%d reg=%d", B, H, T, int(tp),
+                int(reg));
+  auto gotP = to_d(dP.down());
+  C.close(std::string(nm) + " probs (upper triangle 0)", gotP, ref.P, 6e-3);
+  C.close(std::string(nm) + " row entropy", to_d(dE.down()), ref.E, 1e-4);
+  if (reg) C.close(std::string(nm) + " penalty", to_d(dPen.down()), ref.pen, 2e-3, 1e-3);
+
+  // Backward: loss(S, temp) = sum G * P + coef * sum pen.  GPU: dP := G, gE from forward.
+  auto G = rand_bf(r, S0.size());
+  DevBuf<bf16> dG(to_bf16(G)), dPb(to_bf16(std::vector<float>(gotP.begin(), gotP.end())));
+  DevBuf<float> dRow(size_t(B) * H * T);
+  AttnSoftmaxBwdArgs b;
+  b.dP = dG.p;
+  b.P = dPb.p;
+  b.B = B;
+  b.H = H;
+  b.T = T;
+  b.scale = float(scale);
+  b.temp = a.temp;
+  b.ctx = ctx;
+  b.temp_param = tp;
+  b.gE = reg ? dGE.p : nullptr;
+  b.dtemp_row = temp.empty() ? nullptr : dRow.p;
+  attn_softmax_backward(b, S);
+  auto loss = [&](const std::vector<double>& Sx, const std::vector<double>& tx) {
+    SoftRef o = soft_ref(Sx, tx, tp, B, H, T, ctx, scale, thd, lnT, tol);
+    double l = 0;
+    for (size_t i = 0; i < Sx.size(); ++i) l += double(G[i]) * o.P[i];
+    for (double p : o.pen) l += coef * p;
+    return l;
+  };
+  auto dS = to_d(dG.down());
+  // FD on a sample of score entries (causal ones), all temperature rows.
+  std::vector<double> got, fd;
+  const double h = 1e-4;
+  for (int s = 0; s < 120; ++s) {
+    size_t row = r.below(size_t(B) * H * T);
+    int i = int(row % T);
+    int j = int(r.below(i + 1));
+    size_t idx = row * T + j;
+    auto Sp = Sd, Sm = Sd;
+    Sp[idx] += h;
+    Sm[idx] -= h;
+    fd.push_back((loss(Sp, td) - loss(Sm, td)) / (2 * h));
+    got.push_back(dS[idx]);
+  }
+  C.close(std::string(nm) + " dscores vs finite differences", got, fd, 2.5e-2);
+  bool zeros = true;
+  for (size_t row = 0; row < size_t(B) * H * T; ++row)
+    for (int j = int(row % T) + 1; j < T; ++j) zeros &= dS[row * T + j] == 0.0;
+  C.expect(zeros, std::string(nm) + " dscores zero above the diagonal");
+  if (!temp.empty()) {
+    // per-row gradients summed over batch = gradient of temp[h, i]
+    DevBuf<float> dTempG(std::vector<float>(temp.size(), 0.5f));
+    temp_grad_reduce(dTempG.p, dRow.p, B, H, T, ctx, S);
+    auto gt = to_d(dTempG.down());
+    std::vector<double> g2, f2;
+    for (int hh = 0; hh < H; ++hh)
+      for (int i = 0; i < T; ++i) {
+        size_t idx = size_t(hh) * ctx + i;
+        auto tp_ = td, tm_ = td;
+        tp_[idx] += h;
+        tm_[idx] -= h;
+        f2.push_back((loss(Sd, tp_) - loss(Sd, tm_)) / (2 * h));
+        g2.push_back(gt[idx] - 0.5);
+      }
+    C.close(std::string(nm) + " dtemperature vs finite differences", g2, f2, 3e-2);
+    bool untouched = true;
+    for (int hh = 0; hh < H; ++hh)
+      for (int i = T; i < ctx; ++i) untouched &= gt[size_t(hh) * ctx + i] == 0.5;
+    C.expect(untouched, std::string(nm) + " dtemperature rows >= T untouched");
+  }
+  if (reg) {
+    // dL/dtheta[h] = -lnT * sum gE: against finite differences of the penalty in theta
+    DevBuf<float> dTh(std::vector<float>(H, 0.f));
+    theta_grad_reduce(dTh.p, dGE.p, B, H, T, float(-lnT), S);
+    auto gth = to_d(dTh.down());
+    std::vector<double> f3;
+    for (int hh = 0; hh < H; ++hh) {
+      auto tp_ = thd, tm_ = thd;
+      tp_[hh] += 1e-6;
+      tm_[hh] -= 1e-6;
+      SoftRef op = soft_ref(Sd, td, tp, B, H, T, ctx, scale, tp_, lnT, tol);
+      SoftRef om = soft_ref(Sd, td, tp, B, H, T, ctx, scale, tm_, lnT, tol);
+      double lp = 0, lm = 0;
+      for (double p : op.pen) lp += coef * p;
+      for (double p : om.pen) lm += coef * p;
+      f3.push_back((lp - lm) / 2e-6);
+    }
+    C.close(std::string(nm) + " dtheta vs finite differences", gth, f3, 1e-2);
+  }
+}
+
+double act_ref(double x, Act a, double slope) {
+  switch (a) {
+    case Act::gelu: return 0.5 * x * (1 + std::tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
+    case Act::relu: return x > 0 ? x : 0;
+    case Act::leaky_relu: return x > 0 ? x : slope * x;
+    default: return x;
+  }
+}
+
+void test_act(Rng& r) {
+  const int N = 29, F = 131;
+  const char* names[] = {"gelu", "relu", "leaky_relu", "identity"};
+  for (int ai = 0; ai < 4; ++ai) {
+    Act act = Act(ai);
+    auto pre = rand_bf(r, size_t(N) * F, 2.0), bias = rand_f(r, F, 0.5), dout = rand_bf(r, size_t(N) * F);
+    DevBuf<bf16> dPre(to_bf16(pre)), dOut(size_t(N) * F), dDo(to_bf16(dout)), dDp(size_t(N) * F);
+    DevBuf<float> dBias(bias);
+    bias_act_forward(dPre.p, dOut.p, dBias.p, N, F, act, 0.03f, S);
+    auto hpre = to_d(dPre.down());
+    std::vector<double> rpre(pre.size()), rout(pre.size()), rd(pre.size()), fd(pre.size());
+    for (size_t i = 0; i < pre.size(); ++i) {
+      rpre[i] = pre[i] + bias[i % F];
+      double x = hpre[i];  // backward uses the stored (bf16) pre-activation
+      rout[i] = act_ref(x, act, 0.03);
+      fd[i] = dout[i] * (act_ref(x + 1e-6, act, 0.03) - act_ref(x - 1e-6, act, 0.03)) / 2e-6;
+    }
+    C.close(std::string("bias_act_forward ") + names[ai] + " pre", hpre, rpre, 6e-3);
+    C.close(std::string("bias_act_forward ") + names[ai] + " out", to_d(dOut.down()), rout, 6e-3);
+    act_backward(dDp.p, dDo.p, dPre.p, N, F, act, 0.03f, S);
+    C.close(std::string("act_backward ") + names[ai] + " vs finite differences", to_d(dDp.down()),
+            fd, 8e-3);
+  }
+}
+
+void test_ffn_scale(Rng& r) {
+  const int N = 77, d = 45;
+  auto dres = rand_f(r, size_t(N) * d), xhat = rand_f(r, size_t(N) * d), m = rand_f(r, size_t(N) * d),
+       bm = rand_f(r, d);
+  float alpha = 1.3f, beta = 0.7f;
+  DevBuf<float> dRes(dres), dX(xhat), dM(m), dBm(bm), dA(std::vector<float>{alpha}),
+      dB(std::vector<float>{beta}), gA(std::vector<float>{0.25f}), gB(std::vector<float>{-0.5f}),
+      scr(4096);
+  DevBuf<bf16> dm(size_t(N) * d);
+  ffn_scale_backward(dm.p, dRes.p, dX.p, dM.p, dBm.p, dA.p, dB.p, gA.p, gB.p, scr.p, N, d, S);
+  std::vector<double> rdm(dres.size()), rres(dres.size());
+  double ra = 0.25, rb = -0.5;
+  for (size_t i = 0; i < dres.size(); ++i) {
+    rdm[i] = dres[i] / double(alpha);
+    rres[i] = dres[i] * double(beta);
+    rb += double(dres[i]) * xhat[i];
+    ra += -double(dres[i]) * (double(m[i]) + bm[i % d]) / (double(alpha) * alpha);
+  }
+  C.close("ffn_scale_backward dm", to_d(dm.down()), rdm, 6e-3);
+  C.close("ffn_scale_backward dxhat", to_d(dRes.down()), rres, 1e-6);
+  C.close("ffn_scale_backward dalpha", to_d(gA.down()), {ra}, 1e-5);
+  C.close("ffn_scale_backward dbeta", to_d(gB.down()), {rb}, 1e-5);
+}
+
+void test_reductions(Rng& r) {
+  const int N = 1000, Cc = 77;
+  auto x = rand_bf(r, size_t(N) * Cc);
+  auto o0 = rand_f(r, Cc);
+  DevBuf<bf16> dx(to_bf16(x));
+  DevBuf<float> out(o0), scr(colsum_scratch_floats(N, Cc));
+  colsum(out.p, dx.p, N, Cc, scr.p, S);
+  std::vector<double> ref(o0.begin(), o0.end());
+  for (int n = 0; n < N; ++n)
+    for (int c = 0; c < Cc; ++c) ref[c] += x[n * Cc + c];
+  C.close("colsum N=1000 C=77 (accumulating)", to_d(out.down()), ref, 1e-6);
+
+  auto y = rand_f(r, 100003);
+  DevBuf<float> dy(y), s1(1), nrm(1), sc(1), scr2(4096);
+  sum_f32(s1.p, dy.p, y.size(), S);
+  double rs = 0, rq = 0;
+  for (float v : y) {
+    rs += v;
+    rq += double(v) * v;
+  }
+  C.close("sum_f32 n=100003", to_d(s1.down()), {rs}, 1e-4);
+  grad_norm(nrm.p, sc.p, dy.p, y.size(), 1.0f, scr2.p, S);
+  C.close("grad_norm n=100003", to_d(nrm.down()), {std::sqrt(rq)}, 1e-6);
+  C.close("grad_norm clip scale", to_d(sc.down()), {1.0 / (std::sqrt(rq) + 1e-6)}, 1e-5);
+  grad_norm(nrm.p, sc.p, dy.p, y.size(), 1e9f, scr2.p, S);
+  C.close("grad_norm no clip when under max", to_d(sc.down()), {1.0}, 0.0);
+}
+
+void test_cross_entropy(Rng& r) {
+  const int N = 7, V = 1001, ldV = 1024;
+  std::vector<float> lg(size_t(N) * ldV, 0.f);
+  auto rnd = rand_bf(r, lg.size(), 3.0);
+  for (int n = 0; n < N; ++n)
+    for (int j = 0; j < V; ++j) lg[n * ldV + j] = rnd[n * ldV + j];
+  for (int n = 0; n < N; ++n)
+    for (int j = V; j < ldV; ++j) lg[n * ldV + j] = 1e4f;  // padding must be ignored
+  std::vector<int32_t> tg(N);
+  for (auto& t : tg) t = int32_t(r.below(V));
+  DevBuf<bf16> dL(to_bf16(lg));
+  DevBuf<float> loss(N);
+  DevBuf<int32_t> dT(tg);
+  const float dscale = 1.f / N;
+  cross_entropy_forward_backward(dL.p, loss.p, dT.p, N, V, ldV, dscale, true, S);
+  std::vector<double> rl(N), rg(lg.size(), 0.0);
+  for (int n = 0; n < N; ++n) {
+    double mx = -1e300, s = 0;
+    for (int j = 0; j < V; ++j) mx = std::max(mx, double(lg[n * ldV + j]));
+    for (int j = 0; j < V; ++j) s += std::exp(lg[n * ldV + j] - mx);
+    double lse = mx + std::log(s);
+    rl[n] = lse - lg[n * ldV + tg[n]];
+    for (int j = 0; j < V; ++j)
+      rg[n * ldV + j] = (std::exp(lg[n * ldV + j] - lse) - (j == tg[n])) * dscale;
+  }
+  C.close("cross_entropy N=7 V=1001 ldV=1024 loss", to_d(loss.down()), rl, 1e-5);
+  C.close("cross_entropy dlogits (padding zeroed)", to_d(dL.down()), rg, 6e-3);
+}
+
+void test_embedding(Rng& r) {
+  const int B = 3, T = 5, d = 37, V = 11, N = B * T;
+  auto wte = rand_f(r, size_t(V) * d), wpe = rand_f(r, size_t(T + 2) * d);
+  std::vector<int32_t> tok(N);
+  for (auto& t : tok) t = int32_t(r.below(4));  // many repeats
+  DevBuf<float> dWte(wte), dWpe(wpe), out(size_t(N) * d);
+  DevBuf<int32_t> dTok(tok);
+  embedding_forward(out.p, dTok.p, dWte.p, dWpe.p, N, T, d, S);
+  std::vector<double> ref(size_t(N) * d);
+  for (int n = 0; n < N; ++n)
+    for (int c = 0; c < d; ++c) ref[n * d + c] = double(wte[tok[n] * d + c]) + wpe[(n % T) * d + c];
+  C.close("embedding_forward", to_d(out.down()), ref, 1e-7);
+  // backward with host buckets
+  auto dout = rand_f(r, size_t(N) * d);
+  std::vector<int32_t> order(N);
+  for (int i = 0; i < N; ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return tok[a] < tok[b]; });
+  std::vector<int32_t> bt, bs;
+  for (int i = 0; i < N; ++i)
+    if (i == 0 || tok[order[i]] != tok[order[i - 1]]) {
+      bt.push_back(tok[order[i]]);
+      bs.push_back(i);
+    }
+  bs.push_back(N);
+  DevBuf<float> dDout(dout), gW(wte), gP(wpe);
+  DevBuf<int32_t> dbt(bt), dbs(bs), dor(order);
+  embedding_backward(gW.p, gP.p, dDout.p, dbt.p, dbs.p, dor.p, int(bt.size()), B, T, d, S);
+  std::vector<double> rw(wte.begin(), wte.end()), rp(wpe.begin(), wpe.end());
+  for (int n = 0; n < N; ++n)
+    for (int c = 0; c < d; ++c) {
+      rw[tok[n] * d + c] += dout[n * d + c];
+      rp[(n % T) * d + c] += dout[n * d + c];
+    }
+  C.close("embedding_backward dwte (accumulating)", to_d(gW.down()), rw, 1e-6);
+  C.close("embedding_backward dwpe", to_d(gP.down()), rp, 1e-6);
+}
+
+void test_adamw(Rng& r) {
+  const size_t n = 5003;
+  auto p = rand_f(r, n), g = rand_f(r, n), m = rand_f(r, n, 0.1), v = rand_f(r, n, 0.1);
+  for (auto& x : v) x = std::fabs(x);
+  std::vector<uint8_t> mask(n);
+  for (auto& x : mask) x = uint8_t(r.below(2));
+  const float lr = 0.01f, b1 = 0.9f, b2 = 0.95f, eps = 1e-8f, wd = 0.1f, gs = 0.37f;
+  const int step = 3;
+  DevBuf<float> dp(p), dg(g), dm(m), dv(v), dgs(std::vector<float>{gs});
+  DevBuf<uint8_t> dmask(mask);
+  DevBuf<bf16> p16(n);
+  adamw(dp.p, p16.p, dg.p, dm.p, dv.p, dmask.p, n, lr, b1, b2, eps, wd, step, dgs.p, S);
+  std::vector<double> rp(n), rm(n), rv(n), r16(n);
+  for (size_t i = 0; i < n; ++i) {
+    double gi = double(g[i]) * gs;
+    rm[i] = b1 * double(m[i]) + (1 - b1) * gi;
+    rv[i] = b2 * double(v[i]) + (1 - b2) * gi * gi;
+    double pi = p[i];
+    if (mask[i]) pi *= 1 - double(lr) * wd;
+    pi -= lr * (rm[i] / (1 - std::pow(double(b1), step))) /
+          (std::sqrt(rv[i] / (1 - std::pow(double(b2), step))) + eps);
+    rp[i] = pi;
+    r16[i] = bf(float(pi));
+  }
+  C.close("adamw params (decay mask, clip scale)", to_d(dp.down()), rp, 1e-6);
+  C.close("adamw m", to_d(dm.down()), rm, 1e-6);
+  C.close("adamw v", to_d(dv.down()), rv, 1e-6);
+  C.close("adamw bf16 shadow", to_d(p16.down()), r16, 1e-2);
+}
+}  // namespace
+
+int main() {
+  if (skip_without_gpu("test_gpu_kernels")) return 0;
+  try {
+    AERO_CUDA_CHECK(cudaStreamCreate(&S));
+    cublasHandle_t h;
+    AERO_CUBLAS_CHECK(cublasCreate(&h));
+    Rng r(20261128);
+    test_gemm(h, r);
+    test_residual_norm(r);
+    test_norm_backward(r);
+    test_layouts(r);
+    test_attn_softmax(r, 2, 3, 37, TempParam::exp, true);
+    test_attn_softmax(r, 1, 2, 1, TempParam::exp, true);  // T = 1
+    test_attn_softmax(r, 2, 2, 70, TempParam::none, false);
+    test_attn_softmax(r, 1, 2, 130, TempParam::direct, true);
+    test_attn_softmax(r, 1, 1, 300, TempParam::offset, true);
+    test_act(r);
+    test_ffn_scale(r);
+    test_reductions(r);
+    test_cross_entropy(r);
+    test_embedding(r);
+    test_adamw(r);
+    AERO_CUDA_CHECK(cudaDeviceSynchronize());
+    cublasDestroy(h);
+  } catch (const std::exception& e) {
+    C.expect(false, std::string("exception: ") + e.what());
+  }
+  return C.finish("test_gpu_kernels");
+}
