@@ -135,7 +135,7 @@ std::string format_report(const FlopsReport& r) {
   row("LM head, all positions", r.lm_head_flops, "not in the totals");
   row("LM head, last position", r.lm_head_last_flops, "not in the totals");
   if (r.crossover_context > 0) {
-    std::snprintf(buf, sizeof buf, "%.0f", r.crossover_context);
+    std::snprintf(buf, sizeof buf, "%.0f", std::ceil(r.crossover_context - 1e-9));
     o << "attention FLOPs >= FFN FLOPs from T = " << buf << " (FFN dominates below)\n";
   } else {
     o << "attention FLOPs >= FFN FLOPs at every context length\n";

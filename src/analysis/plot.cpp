@@ -98,7 +98,7 @@ Axis make_axis(double lo, double hi, bool log, int target) {
       h += 0.5;
     }
     double fl = std::floor(l), ch = std::ceil(h);
-    if (ch - fl >= 2) {  // decades
+    if (h - l > 1.5) {  // decades
       a.lo = std::pow(10, fl);
       a.hi = std::pow(10, ch);
       int step = static_cast<int>(std::ceil((ch - fl) / 8));
@@ -239,6 +239,23 @@ std::string format_number(double v) {
   return g.size() < s.size() && g.find('e') == std::string::npos ? g : s;
 }
 
+std::vector<std::string> format_ticks(const std::vector<double>& ticks) {
+  double mx = 0;
+  for (double t : ticks) mx = std::max(mx, std::fabs(t));
+  double unit = mx >= 1e9 ? 1e9 : mx >= 1e6 ? 1e6 : mx >= 1e4 ? 1e3 : 1;
+  const char* suffix = unit == 1e9 ? "G" : unit == 1e6 ? "M" : unit == 1e3 ? "k" : "";
+  std::vector<std::string> out;
+  for (double t : ticks) {
+    if (unit == 1 || t == 0) {
+      out.push_back(format_number(t));
+      continue;
+    }
+    std::string s = format_number(t / unit);
+    out.push_back(s + suffix);
+  }
+  return out;
+}
+
 std::string palette_color(size_t i) {
   static const char* kPalette[] = {"#1f5fa8", "#e0701b", "#2a9a3c", "#c8283c", "#7a4fb0",
                                    "#8a5a44", "#d65db1", "#6b6b6b", "#a8a312", "#17a2b8"};
@@ -293,21 +310,25 @@ std::string render_svg(const LineChart& c) {
   title_block(svg, W, c.title, c.subtitle);
   svg.rect(left, top, ax.p1 - left, ay.p0 - top, "#fbfbfb", " stroke=\"#888888\" stroke-width=\"1\"");
   svg.o << "<g class=\"x-axis\">\n";
-  for (double t : ax.ticks) {
+  auto xlabels = format_ticks(ax.ticks);
+  for (size_t i = 0; i < ax.ticks.size(); ++i) {
+    double t = ax.ticks[i];
     if (t < ax.lo - 1e-12 || t > ax.hi * (1 + 1e-12) + 1e-12) continue;
     double x = ax.map(t);
     svg.line(x, top, x, ay.p0, "#e4e4e4", 1);
     svg.line(x, ay.p0, x, ay.p0 + 5, "#444444", 1);
-    svg.text(x, ay.p0 + 19, format_number(t), 12, "middle", "tick");
+    svg.text(x, ay.p0 + 19, xlabels[i], 12, "middle", "tick");
   }
   svg.text((left + ax.p1) / 2, H - 16, c.x_label + (c.log_x ? " (log scale)" : ""), 14, "middle", "x-label");
   svg.o << "</g>\n<g class=\"y-axis\">\n";
-  for (double t : ay.ticks) {
+  auto ylabels = format_ticks(ay.ticks);
+  for (size_t i = 0; i < ay.ticks.size(); ++i) {
+    double t = ay.ticks[i];
     if (t < ay.lo - 1e-12 || t > ay.hi * (1 + 1e-12) + 1e-12) continue;
     double y = ay.map(t);
     svg.line(left, y, ax.p1, y, "#e4e4e4", 1);
     svg.line(left - 5, y, left, y, "#444444", 1);
-    svg.text(left - 8, y + 4, format_number(t), 12, "end", "tick");
+    svg.text(left - 8, y + 4, ylabels[i], 12, "end", "tick");
   }
   svg.text(22, (top + ay.p0) / 2, c.y_label + (c.log_y ? " (log scale)" : ""), 14, "middle", "y-label", -90);
   svg.o << "</g>\n";
@@ -446,24 +467,37 @@ std::string render_svg(const BarChart& b) {
   title_block(svg, W, b.title, b.subtitle);
   svg.rect(left, top, pw, ay.p0 - top, "#fbfbfb", " stroke=\"#888888\" stroke-width=\"1\"");
   svg.o << "<g class=\"y-axis\">\n";
-  for (double t : ay.ticks) {
-    double y = ay.map(t);
+  auto ylabels = format_ticks(ay.ticks);
+  for (size_t i = 0; i < ay.ticks.size(); ++i) {
+    double y = ay.map(ay.ticks[i]);
     svg.line(left, y, left + pw, y, "#e4e4e4", 1);
     svg.line(left - 5, y, left, y, "#444444", 1);
-    svg.text(left - 8, y + 4, format_number(t), 12, "end", "tick");
+    svg.text(left - 8, y + 4, ylabels[i], 12, "end", "tick");
   }
   svg.text(22, (top + ay.p0) / 2, b.y_label, 14, "middle", "y-label", -90);
   svg.o << "</g>\n";
   double slot = pw / nc, gwid = slot * 0.8, bw = gwid / b.series.size();
+  // Category labels: '\n' starts a new line; labels too wide for their slot are rotated.
+  auto lines_of = [](const std::string& s) {
+    std::vector<std::string> v;
+    size_t p = 0;
+    for (size_t e; (e = s.find('\n', p)) != std::string::npos; p = e + 1) v.push_back(s.substr(p, e - p));
+    v.push_back(s.substr(p));
+    return v;
+  };
   double max_label = 0;
-  for (auto& c : b.categories) max_label = std::max(max_label, text_width(c, 12));
+  for (auto& c : b.categories)
+    for (auto& l : lines_of(c)) max_label = std::max(max_label, text_width(l, 12));
   bool rotate = max_label > slot - 4;
   for (size_t c = 0; c < nc; ++c) {
     double cx = left + (c + 0.5) * slot;
-    if (rotate)
-      svg.text(cx, ay.p0 + 16, b.categories[c], 11, "end", "tick", -30);
-    else
-      svg.text(cx, ay.p0 + 19, b.categories[c], 12, "middle", "tick");
+    auto ls = lines_of(b.categories[c]);
+    for (size_t i = 0; i < ls.size(); ++i) {
+      if (rotate)
+        svg.text(cx, ay.p0 + 16 + 13.0 * i, ls[i], 11, "end", "tick", -30);
+      else
+        svg.text(cx, ay.p0 + 19 + 15.0 * i, ls[i], 12, "middle", "tick");
+    }
   }
   for (size_t si = 0; si < b.series.size(); ++si) {
     svg.o << "<g class=\"series\" data-name=\"" << xml_escape(b.series[si].name) << "\">\n";

@@ -79,6 +79,8 @@ std::vector<std::string> write_plot(const std::string& svg, const std::string& b
 std::vector<double> nice_ticks(double lo, double hi, int target = 6);
 // Short tick label: 0.001, 2.5, 1200, 35k, 1.2M, 1e-05.
 std::string format_number(double v);
+// Labels for one axis with a common unit suffix: {0, 5000, 10000} -> {"0", "5k", "10k"}.
+std::vector<std::string> format_ticks(const std::vector<double>& ticks);
 std::string xml_escape(const std::string& s);
 // Colour of a value t in [0,1] on the heatmap ramp, "#rrggbb".
 std::string ramp_color(double t);

@@ -222,3 +222,9 @@ TEST(Plot, MissingRasterizerIsAClearError) {
   }
   std::filesystem::remove_all(dir);
 }
+
+TEST(Plot, TickLabelsOfOneAxisShareTheirUnit) {
+  EXPECT_EQ(format_ticks({0, 5000, 10000}), (std::vector<std::string>{"0", "5k", "10k"}));
+  EXPECT_EQ(format_ticks({0, 0.5, 1}), (std::vector<std::string>{"0", "0.5", "1"}));
+  EXPECT_EQ(format_ticks({1e6, 2e6, 2.5e6}), (std::vector<std::string>{"1M", "2M", "2.5M"}));
+}
