@@ -1,0 +1,136 @@
+#include "mpc/compare.h"
+
+#include "mpc/dcf.h"
+
+namespace aero::mpc {
+
+void CompareSpec::check(bool relu) const {
+  check_width(in_bits, "comparison input");
+  check_width(out_bits, "comparison output");
+  if (relu)
+    AERO_CHECK(out_bits <= in_bits, "ReLU output width ", out_bits, " exceeds its input width ",
+               in_bits, " (widen afterwards with a truncation gate of shift 0)");
+}
+
+namespace {
+u64 msb(u64 x, int n) { return (x >> (n - 1)) & 1; }
+
+// Shared by DReLU and ReLU: DCF on the low n-1 bits with the given payload columns.
+void deal_dcf(Dealer& d, const CompareSpec& s, std::span<const u64> r_in, int payload,
+              const std::vector<u64>& beta) {
+  if (s.in_bits == 1) return;  // no low bits: the borrow is always 0
+  std::vector<u64> alpha(r_in.size());
+  for (size_t i = 0; i < alpha.size(); ++i) alpha[i] = mod_w(r_in[i], s.in_bits - 1);
+  dcf_deal(d, {s.in_bits - 1, s.out_bits, payload}, alpha, beta);
+}
+
+std::vector<u64> eval_dcf(Party& p, const CompareSpec& s, const std::vector<u64>& yh,
+                          int payload) {
+  std::vector<u64> out(yh.size() * payload, 0);
+  if (s.in_bits == 1) return out;
+  DcfKeys k = dcf_read(p.keys, {s.in_bits - 1, s.out_bits, payload}, yh.size());
+  std::vector<u64> lo(yh.size());
+  for (size_t i = 0; i < lo.size(); ++i) lo[i] = mod_w(yh[i], s.in_bits - 1);
+  dcf_eval(p.id, k, lo, out);
+  return out;
+}
+
+std::vector<u64> offset_input(const CompareSpec& s, std::span<const u64> x_hat) {
+  std::vector<u64> yh(x_hat.size());
+  const u64 half = u64(1) << (s.in_bits - 1);
+  for (size_t i = 0; i < yh.size(); ++i) yh[i] = mod_w(x_hat[i] + half, s.in_bits);
+  return yh;
+}
+}  // namespace
+
+std::vector<u64> drelu_deal(Dealer& d, const CompareSpec& s, std::span<const u64> r_in) {
+  s.check(false);
+  const size_t n = r_in.size();
+  d.begin("drelu", n);
+  std::vector<u64> r_out = d.random(n, s.out_bits), t(n), beta(n);
+  for (size_t i = 0; i < n; ++i) {
+    t[i] = msb(r_in[i], s.in_bits);
+    beta[i] = mod_w(1 - 2 * t[i], s.out_bits);
+  }
+  d.share(t, s.out_bits);
+  d.share(r_out, s.out_bits);
+  deal_dcf(d, s, r_in, 1, beta);
+  return r_out;
+}
+
+std::vector<u64> drelu_eval(Party& p, const CompareSpec& s, std::span<const u64> x_hat) {
+  s.check(false);
+  const size_t n = x_hat.size();
+  OpScope scope(p.peer, "drelu");
+  p.keys.begin("drelu", n);
+  std::vector<u64> u(n), ro(n);
+  p.keys.share(u, s.out_bits);
+  p.keys.share(ro, s.out_bits);
+  const std::vector<u64> yh = offset_input(s, x_hat);
+  const std::vector<u64> c = eval_dcf(p, s, yh, 1);
+  for (size_t i = 0; i < n; ++i) {
+    const u64 pb = msb(yh[i], s.in_bits);
+    u64 v = (1 - 2 * pb) * (u[i] + c[i]) + ro[i];
+    if (p.id == kServer) v += pb;
+    u[i] = mod_w(v, s.out_bits);
+  }
+  return open(p, u, s.out_bits);
+}
+
+std::vector<u64> relu_deal(Dealer& d, const CompareSpec& s, std::span<const u64> r_in) {
+  s.check(true);
+  const size_t n = r_in.size();
+  d.begin("relu", n);
+  std::vector<u64> r_out = d.random(n, s.out_bits), t(n), r(n), rt(n), beta(2 * n);
+  for (size_t i = 0; i < n; ++i) {
+    t[i] = msb(r_in[i], s.in_bits);
+    r[i] = mod_w(r_in[i], s.out_bits);
+    rt[i] = r[i] * t[i];
+    beta[2 * i] = mod_w(1 - 2 * t[i], s.out_bits);
+    beta[2 * i + 1] = mod_w(r[i] * (1 - 2 * t[i]), s.out_bits);
+  }
+  d.share(t, s.out_bits);
+  d.share(r, s.out_bits);
+  d.share(rt, s.out_bits);
+  d.share(r_out, s.out_bits);
+  deal_dcf(d, s, r_in, 2, beta);
+  return r_out;
+}
+
+std::vector<u64> relu_eval(Party& p, const CompareSpec& s, std::span<const u64> x_hat) {
+  s.check(true);
+  const size_t n = x_hat.size();
+  OpScope scope(p.peer, "relu");
+  p.keys.begin("relu", n);
+  std::vector<u64> t(n), r(n), rt(n), ro(n);
+  p.keys.share(t, s.out_bits);
+  p.keys.share(r, s.out_bits);
+  p.keys.share(rt, s.out_bits);
+  p.keys.share(ro, s.out_bits);
+  const std::vector<u64> yh = offset_input(s, x_hat);
+  const std::vector<u64> c = eval_dcf(p, s, yh, 2);
+  for (size_t i = 0; i < n; ++i) {
+    const u64 pb = msb(yh[i], s.in_bits), q = 1 - 2 * pb, xh = x_hat[i];
+    const u64 u = t[i] + c[2 * i], ru = rt[i] + c[2 * i + 1];
+    u64 v = xh * q * u - pb * r[i] - q * ru + ro[i];
+    if (p.id == kServer) v += xh * pb;
+    ro[i] = mod_w(v, s.out_bits);
+  }
+  return open(p, ro, s.out_bits);
+}
+
+double drelu_key_bytes_per_element(const CompareSpec& s, int party) {
+  const size_t n = 1 << 16;
+  double b = 8 + (party ? 2.0 * double(packed_bytes(n, s.out_bits)) : 0);
+  if (s.in_bits > 1) b += double(dcf_key_bytes({s.in_bits - 1, s.out_bits, 1}, n, party));
+  return b / double(n);
+}
+
+double relu_key_bytes_per_element(const CompareSpec& s, int party) {
+  const size_t n = 1 << 16;
+  double b = 8 + (party ? 4.0 * double(packed_bytes(n, s.out_bits)) : 0);
+  if (s.in_bits > 1) b += double(dcf_key_bytes({s.in_bits - 1, s.out_bits, 2}, n, party));
+  return b / double(n);
+}
+
+}  // namespace aero::mpc

@@ -1,0 +1,41 @@
+// Comparison gates on masked wires: DReLU (x >= 0) and ReLU, one round each.
+//
+// DReLU: x signed of width n, y = x + 2^(n-1), y^ = y + r. Then
+//   DReLU(x) = msb(y) = msb(y^) xor msb(r) xor [y^_low < r_low]     (low = n-1 bits)
+// The comparison is a DCF on n-1 bits with alpha = r_low and payload beta = 1 - 2 msb(r), so
+// the parties get shares of u = msb(r) xor [..] and output b = p + (1 - 2p) u with p = msb(y^)
+// public, plus the output mask. Output: a masked 0/1 value of width out_bits (arithmetic, so it
+// feeds select/mul directly). x < y is DReLU(y - x - 1) after a local subtraction.
+//   Rounds 1; online out_bits/8 bytes per element each way; keys per element:
+//   (n-1) x (16.25 + out_bits/8) + out_bits/8 bytes, + 2 x out_bits/8 + 16 for party 1.
+// ReLU: x * DReLU(x) in the same round: with x = x^ - r and b = p + (1-2p) u,
+//   x b = x^ p + x^ (1-2p) u - p r - (1-2p) r u,
+// and r u = r msb(r) + r (1 - 2 msb(r)) [..] is the DCF's second payload element. out_bits <= n.
+//   Rounds 1; online out_bits/8 bytes per element each way; keys: a 2-element DCF on n-1 bits
+//   plus 4 shared elements (party 1).
+// Source: Boyle et al. Eurocrypt 2021, sections 4-5 (DReLU/ReLU from one DCF with offsets,
+// "spline" payloads); SIGMA (PoPETs 2024), section 5.
+#pragma once
+#include <span>
+#include <vector>
+
+#include "mpc/party.h"
+
+namespace aero::mpc {
+
+struct CompareSpec {
+  int in_bits = 64;
+  int out_bits = 64;
+  void check(bool relu) const;
+};
+
+std::vector<u64> drelu_deal(Dealer& d, const CompareSpec& s, std::span<const u64> r_in);
+std::vector<u64> drelu_eval(Party& p, const CompareSpec& s, std::span<const u64> x_hat);
+
+std::vector<u64> relu_deal(Dealer& d, const CompareSpec& s, std::span<const u64> r_in);
+std::vector<u64> relu_eval(Party& p, const CompareSpec& s, std::span<const u64> x_hat);
+
+double drelu_key_bytes_per_element(const CompareSpec& s, int party);
+double relu_key_bytes_per_element(const CompareSpec& s, int party);
+
+}  // namespace aero::mpc

@@ -1,0 +1,158 @@
+#include "mpc/keys.h"
+
+#include <chrono>
+#include <cstring>
+
+namespace aero::mpc {
+
+namespace {
+uint32_t gate_hash(const char* s) {
+  uint32_t h = 2166136261u;
+  for (; *s; ++s) h = (h ^ uint8_t(*s)) * 16777619u;
+  return h;
+}
+constexpr size_t kChunk = size_t(64) << 20;
+}  // namespace
+
+void KeyWriter::put_ring(std::span<const u64> v, int w) {
+  size_t off = buf_.size();
+  buf_.resize(off + packed_bytes(v.size(), w));
+  pack_bits(v, w, {buf_.data() + off, packed_bytes(v.size(), w)});
+}
+
+KeyReader::KeyReader(int party, std::vector<uint8_t> bytes) : party_(party), buf_(std::move(bytes)) {
+  AERO_CHECK(party == 0 || party == 1, "party must be 0 or 1, got ", party);
+  if (party_ == 0) p0_.reseed(get_block());
+}
+
+void KeyReader::need(size_t n, const char* what) {
+  AERO_CHECK(pos_ + n <= buf_.size(), "key stream of party ", party_, " exhausted while reading ",
+             what, " (", n, " bytes needed, ", buf_.size() - pos_,
+             " left): the dealer ran a different program");
+}
+
+void KeyReader::get_bytes(std::span<uint8_t> out) {
+  need(out.size(), "key bytes");
+  std::memcpy(out.data(), buf_.data() + pos_, out.size());
+  pos_ += out.size();
+}
+
+u64 KeyReader::get_u64() {
+  u64 v;
+  get_bytes({reinterpret_cast<uint8_t*>(&v), 8});
+  return v;
+}
+
+Block KeyReader::get_block() {
+  Block b;
+  get_bytes({reinterpret_cast<uint8_t*>(&b), 16});
+  return b;
+}
+
+void KeyReader::get_ring(std::span<u64> out, int w) {
+  size_t n = packed_bytes(out.size(), w);
+  need(n, "ring elements");
+  unpack_bits({buf_.data() + pos_, n}, w, out);
+  pos_ += n;
+}
+
+void KeyReader::begin(const char* gate, u64 count) {
+  need(8, gate);
+  u64 m = get_u64();
+  u64 want = (u64(gate_hash(gate)) << 32) | (count & 0xffffffffu);
+  AERO_CHECK(m == want, "key stream of party ", party_, " out of step at gate '", gate, "' x ",
+             count, ": the dealer generated keys for a different gate or size");
+}
+
+void KeyReader::share(std::span<u64> out, int w) {
+  if (party_ == 0) p0_.fill(out, w);
+  else get_ring(out, w);
+}
+
+void KeyReader::private_seeds(std::span<Block> out) {
+  if (party_ == 0)
+    for (auto& b : out) b = p0_.next_block();
+  else
+    get_bytes({reinterpret_cast<uint8_t*>(out.data()), out.size() * 16});
+}
+
+Dealer::Dealer(Block master_seed) : rng_(master_seed, 1) {
+  Block s0 = rng_.next_block();
+  p0_.reseed(s0);
+  out_[0].put_block(s0);
+}
+
+std::vector<u64> Dealer::random(size_t n, int w) {
+  std::vector<u64> v(n);
+  rng_.fill(v, w);
+  return v;
+}
+
+void Dealer::begin(const char* gate, u64 count) {
+  u64 m = (u64(gate_hash(gate)) << 32) | (count & 0xffffffffu);
+  out_[0].put_u64(m);
+  out_[1].put_u64(m);
+}
+
+void Dealer::share(std::span<const u64> v, int w) {
+  std::vector<u64> s0(v.size());
+  p0_.fill(s0, w);
+  for (size_t i = 0; i < v.size(); ++i) s0[i] = mod_w(v[i] - s0[i], w);
+  out_[1].put_ring(s0, w);
+}
+
+void Dealer::private_seeds(std::span<Block> s0, std::span<Block> s1) {
+  for (auto& b : s0) b = p0_.next_block();
+  for (auto& b : s1) b = rng_.next_block();
+  out_[1].put_bytes({reinterpret_cast<const uint8_t*>(s1.data()), s1.size() * 16});
+}
+
+KeyReader LocalDealer::obtain(int party, const DealerProgram& program) {
+  AERO_CHECK(party == 0 || party == 1, "party must be 0 or 1, got ", party);
+  if (!done_) {
+    auto t0 = std::chrono::steady_clock::now();
+    Dealer d(seed_);
+    program(d);
+    for (int p = 0; p < 2; ++p) {
+      streams_[p] = d.take(p);
+      bytes_[p] = streams_[p].size();
+    }
+    seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    done_ = true;
+  }
+  return KeyReader(party, std::move(streams_[party]));
+}
+
+KeyReader RemoteDealer::obtain(int party, const DealerProgram&) {
+  OpScope scope(ch_, "keys");
+  auto head = ch_.recv(16);
+  u64 who, total;
+  std::memcpy(&who, head.data(), 8);
+  std::memcpy(&total, head.data() + 8, 8);
+  AERO_CHECK(who == u64(party), "dealer sent keys for party ", who, " to party ", party,
+             " (roles swapped?)");
+  std::vector<uint8_t> bytes;
+  bytes.reserve(total);
+  while (bytes.size() < total) {
+    auto chunk = ch_.recv(std::min<u64>(kChunk, total - bytes.size()));
+    bytes.insert(bytes.end(), chunk.begin(), chunk.end());
+  }
+  return KeyReader(party, std::move(bytes));
+}
+
+void serve_keys(Channel& to_party0, Channel& to_party1, const DealerProgram& program,
+                Block seed) {
+  Dealer d(seed);
+  program(d);
+  Channel* chs[2] = {&to_party0, &to_party1};
+  for (int p = 0; p < 2; ++p) {
+    OpScope scope(*chs[p], "keys");
+    std::vector<uint8_t> bytes = d.take(p);
+    u64 head[2] = {u64(p), bytes.size()};
+    chs[p]->send({reinterpret_cast<const uint8_t*>(head), 16});
+    for (size_t off = 0; off < bytes.size(); off += kChunk)
+      chs[p]->send({bytes.data() + off, std::min(kChunk, bytes.size() - off)});
+  }
+}
+
+}  // namespace aero::mpc

@@ -1,0 +1,131 @@
+// Correlated randomness: how the dealer's keys reach the parties.
+//
+// The dealer runs a DealerProgram: the same sequence of gates the parties will evaluate, but on
+// masks instead of masked values (each gate's keygen takes the input masks, writes both
+// parties' keys and returns the output masks). Keys are a byte stream per party, read back in
+// the same order by the parties' gate evaluations (KeyReader). Each gate starts with a marker,
+// so a party that runs a different program fails with a clear "out of step" error.
+//
+// Seed compression: party 0's additive shares and FSS root seeds come from an AES-CTR stream
+// whose 16-byte seed opens party 0's key stream; party 1 receives explicit values
+// (value - party 0's share). One party's share of a mask thus costs nothing beyond the seed.
+//
+// CorrelationProvider hides where the stream comes from: a dealer process over TCP
+// (RemoteDealer / serve_keys), an in-process dealer for tests and simulation (LocalDealer), or
+// later a dealer-free two-party generator (HE/OT) producing the same streams.
+#pragma once
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "mpc/prg.h"
+#include "mpc/transport.h"
+
+namespace aero::mpc {
+
+class KeyWriter {
+ public:
+  void put_bytes(std::span<const uint8_t> b) { buf_.insert(buf_.end(), b.begin(), b.end()); }
+  void put_block(Block b) { put_bytes({reinterpret_cast<const uint8_t*>(&b), 16}); }
+  void put_u64(u64 v) { put_bytes({reinterpret_cast<const uint8_t*>(&v), 8}); }
+  void put_ring(std::span<const u64> v, int w);
+  std::vector<uint8_t>& bytes() { return buf_; }
+
+ private:
+  std::vector<uint8_t> buf_;
+};
+
+class KeyReader {
+ public:
+  KeyReader() = default;
+  KeyReader(int party, std::vector<uint8_t> bytes);
+  int party() const { return party_; }
+  // Gate marker (see Dealer::begin).
+  void begin(const char* gate, u64 count);
+  void get_bytes(std::span<uint8_t> out);
+  u64 get_u64();
+  Block get_block();
+  void get_ring(std::span<u64> out, int w);
+  // This party's additive share of values the dealer shared with Dealer::share.
+  void share(std::span<u64> out, int w);
+  // This party's private seeds (Dealer::private_seeds).
+  void private_seeds(std::span<Block> out);
+  size_t size() const { return buf_.size(); }
+  size_t remaining() const { return buf_.size() - pos_; }
+
+ private:
+  void need(size_t n, const char* what);
+  int party_ = 0;
+  std::vector<uint8_t> buf_;
+  size_t pos_ = 0;
+  Prg p0_;
+};
+
+class Dealer {
+ public:
+  explicit Dealer(Block master_seed);
+  KeyWriter& key(int party) { return out_[party]; }
+  // The dealer's own randomness (masks, party 1's seeds).
+  Prg& rng() { return rng_; }
+  std::vector<u64> random(size_t n, int w);
+  // Writes a marker for `count` instances of `gate` to both streams.
+  void begin(const char* gate, u64 count);
+  // Additively shares v (in Z_2^w): party 0's share from its seed stream, party 1 explicit.
+  void share(std::span<const u64> v, int w);
+  // Independent random seeds for both parties (party 0's from its stream, party 1's written).
+  void private_seeds(std::span<Block> s0, std::span<Block> s1);
+  // Public key material both parties receive (FSS correction words).
+  void put_both(std::span<const uint8_t> b) {
+    out_[0].put_bytes(b);
+    out_[1].put_bytes(b);
+  }
+  std::vector<uint8_t> take(int party) { return std::move(out_[party].bytes()); }
+
+ private:
+  Prg rng_, p0_;
+  KeyWriter out_[2];
+};
+
+using DealerProgram = std::function<void(Dealer&)>;
+
+class CorrelationProvider {
+ public:
+  virtual ~CorrelationProvider() = default;
+  // This party's correlated randomness for `program`, consumed in program order.
+  virtual KeyReader obtain(int party, const DealerProgram& program) = 0;
+};
+
+// Runs the program in this process (tests, simulation, benchmarks). Both parties' streams are
+// produced on the first call and handed out once each.
+class LocalDealer final : public CorrelationProvider {
+ public:
+  explicit LocalDealer(Block seed) : seed_(seed) {}
+  KeyReader obtain(int party, const DealerProgram& program) override;
+  double keygen_seconds() const { return seconds_; }
+  size_t key_bytes(int party) const { return bytes_[party]; }
+
+ private:
+  Block seed_;
+  bool done_ = false;
+  std::vector<uint8_t> streams_[2];
+  size_t bytes_[2] = {0, 0};
+  double seconds_ = 0;
+};
+
+// A party's end of the dealer connection; the program runs in the dealer process.
+class RemoteDealer final : public CorrelationProvider {
+ public:
+  explicit RemoteDealer(Channel& dealer) : ch_(dealer) {}
+  KeyReader obtain(int party, const DealerProgram& program) override;
+
+ private:
+  Channel& ch_;
+};
+
+// Dealer process: runs the program and streams each party its keys (offline traffic).
+void serve_keys(Channel& to_party0, Channel& to_party1, const DealerProgram& program,
+                Block seed);
+
+}  // namespace aero::mpc

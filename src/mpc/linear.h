@@ -1,0 +1,58 @@
+// Products on masked wires (all one round: the opening of the output).
+//
+// matmul_w: Y = X W with X a secret activation (M x K, masked wire) and W the server's
+//   weights (K x N). The weights are masked once per model, W^ = W + R_W (R_W expands from a
+//   model seed shared by dealer and server; the server sends W^ to the client once). Then
+//   X W = X^ W - [R_X] W^ + [R_X R_W], so with dealer shares of R_X and R_X R_W + R_Y each
+//   party computes its share of Y + R_Y with two (server) or one (client) local GEMMs.
+//   Online: one opening of Y (w bits per element each way). Keys: party 0 a seed; party 1
+//   (M K + M N) w bits. To reuse one opening of X for Q, K and V, concatenate W_Q|W_K|W_V.
+// matmul_ss: C = A B with both A (M x K) and B (K x N) secret (attention scores Q K^T,
+//   probabilities x V). C = A^ B^ - A^ [R_B] - [R_A] B^ + [R_A R_B]. Keys for party 1:
+//   (M K + K N + M N) w bits. Three GEMMs per party.
+// mul: elementwise product of two masked wires (the 1 x 1 x 1 case per element); select
+//   b ? x : y = y + b (x - y) for a masked bit b uses it.
+// Source: the "masked wire" evaluation of degree-2 gates, Boyle et al. Eurocrypt 2021,
+// section 4 (offset functions); SIGMA (Gupta et al., PoPETs 2024), section 4 (linear layers).
+// All arithmetic is in Z_2^w; the caller picks w so the true result fits (see docs/mpc.md).
+#pragma once
+#include <span>
+#include <vector>
+
+#include "mpc/party.h"
+
+namespace aero::mpc {
+
+struct MatShape {
+  size_t m = 0, k = 0, n = 0;
+};
+
+// C += A B (or C -= A B) over Z_2^64, row-major, multithreaded.
+void gemm_acc(const MatShape& s, const u64* a, const u64* b, u64* c, bool subtract = false);
+
+// The weight mask of tensor `tensor_id` of a model: R_W = PRG(model_seed, tensor_id).
+std::vector<u64> weight_mask(Block model_seed, u64 tensor_id, size_t n, int w);
+// Server: W^ = W + R_W (mod 2^w).
+std::vector<u64> mask_weights(std::span<const u64> w_plain, std::span<const u64> r_w, int w);
+
+std::vector<u64> matmul_w_deal(Dealer& d, const MatShape& s, std::span<const u64> r_x,
+                               std::span<const u64> r_w, int w);
+// w_plain: the server's plaintext weights (server only; empty at the client).
+std::vector<u64> matmul_w_eval(Party& p, const MatShape& s, std::span<const u64> x_hat,
+                               std::span<const u64> w_hat, std::span<const u64> w_plain, int w);
+
+std::vector<u64> matmul_ss_deal(Dealer& d, const MatShape& s, std::span<const u64> r_a,
+                                std::span<const u64> r_b, int w);
+std::vector<u64> matmul_ss_eval(Party& p, const MatShape& s, std::span<const u64> a_hat,
+                                std::span<const u64> b_hat, int w);
+
+std::vector<u64> mul_deal(Dealer& d, std::span<const u64> r_a, std::span<const u64> r_b, int w);
+std::vector<u64> mul_eval(Party& p, std::span<const u64> a_hat, std::span<const u64> b_hat, int w);
+
+// b must be a masked 0/1 value of width w (e.g. drelu's output with out_bits = w).
+std::vector<u64> select_deal(Dealer& d, std::span<const u64> r_b, std::span<const u64> r_x,
+                             std::span<const u64> r_y, int w);
+std::vector<u64> select_eval(Party& p, std::span<const u64> b_hat, std::span<const u64> x_hat,
+                             std::span<const u64> y_hat, int w);
+
+}  // namespace aero::mpc

@@ -1,0 +1,48 @@
+#include "mpc/local_run.h"
+
+#include <chrono>
+#include <exception>
+#include <thread>
+
+namespace aero::mpc {
+
+LocalRunResult run_local(const DealerProgram& program, const std::function<void(Party&)>& body,
+                         const LocalRunOptions& opt) {
+  LocalRunResult res;
+  LocalDealer dealer(opt.dealer_seed);
+  KeyReader keys[2] = {dealer.obtain(0, program), dealer.obtain(1, program)};
+  res.keygen_s = dealer.keygen_seconds();
+  for (int p = 0; p < 2; ++p) res.key_bytes[p] = dealer.key_bytes(p);
+  ChannelOptions co[2];
+  for (int p = 0; p < 2; ++p) {
+    co[p].peer = p == 0 ? "client" : "server";
+    co[p].timeout_s = opt.timeout_s;
+    co[p].net = opt.net;
+    co[p].tap = opt.tap[p];
+  }
+  auto [c0, c1] = loopback_pair(co[0], co[1]);
+  std::unique_ptr<Channel> ch[2] = {std::move(c0), std::move(c1)};
+  std::exception_ptr err[2];
+  double secs[2] = {0, 0};
+  auto run = [&](int p) {
+    auto t0 = std::chrono::steady_clock::now();
+    try {
+      Party party{p, *ch[p], keys[p]};
+      body(party);
+    } catch (...) {
+      err[p] = std::current_exception();
+      ch[p]->close();  // the other party fails fast instead of waiting for its timeout
+    }
+    secs[p] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  std::thread t1(run, 1);
+  run(0);
+  t1.join();
+  for (int p = 0; p < 2; ++p)
+    if (err[p]) std::rethrow_exception(err[p]);
+  for (int p = 0; p < 2; ++p) res.meter[p] = ch[p]->meter();
+  res.online_s = std::max(secs[0], secs[1]);
+  return res;
+}
+
+}  // namespace aero::mpc

@@ -1,0 +1,60 @@
+#include "mpc/lut.h"
+
+#include "mpc/dpf.h"
+
+namespace aero::mpc {
+
+void LutSpec::check() const {
+  AERO_CHECK(in_bits >= 1 && in_bits <= 20, "lookup table input width ", in_bits,
+             " is outside 1..20 (truncate-reduce first)");
+  check_width(out_bits, "lookup table output");
+  AERO_CHECK(table.size() == (size_t(1) << in_bits), "lookup table has ", table.size(),
+             " entries, expected 2^", in_bits);
+}
+
+std::vector<u64> lut_deal(Dealer& d, const LutSpec& s, std::span<const u64> r_in) {
+  s.check();
+  const size_t n = r_in.size();
+  d.begin("lut", n);
+  std::vector<u64> r_out = d.random(n, s.out_bits), alpha(n), beta(n, 1);
+  for (size_t i = 0; i < n; ++i) alpha[i] = mod_w(r_in[i], s.in_bits);
+  d.share(r_out, s.out_bits);
+  dpf_deal(d, {s.in_bits, s.out_bits}, alpha, beta);
+  return r_out;
+}
+
+std::vector<u64> lut_eval(Party& p, const LutSpec& s, std::span<const u64> x_hat) {
+  s.check();
+  const size_t n = x_hat.size();
+  OpScope scope(p.peer, "lut");
+  p.keys.begin("lut", n);
+  std::vector<u64> y(n);
+  p.keys.share(y, s.out_bits);
+  DpfKeys k = dpf_read(p.keys, {s.in_bits, s.out_bits}, n);
+  const size_t dom = size_t(1) << s.in_bits;
+  const u64 dm = dom - 1;
+#pragma omp parallel
+  {
+    std::vector<u64> e(dom);
+#pragma omp for schedule(static)
+    for (size_t i = 0; i < n; ++i) {
+      dpf_eval_all(p.id, k, i, e);
+      const u64 xh = mod_w(x_hat[i], s.in_bits);
+      u64 acc = 0;
+      // sum_j T[(x^ - j) mod 2^n] e[j], split so the table index runs without a mask.
+      for (u64 j = 0; j <= xh; ++j) acc += s.table[xh - j] * e[j];
+      for (u64 j = xh + 1; j < dom; ++j) acc += s.table[(xh - j) & dm] * e[j];
+      y[i] = mod_w(y[i] + acc, s.out_bits);
+    }
+  }
+  return open(p, y, s.out_bits);
+}
+
+double lut_key_bytes_per_element(const LutSpec& s, int party) {
+  const size_t n = 1 << 12;
+  double b = 16 + double(dpf_key_bytes({s.in_bits, s.out_bits}, n, party)) +
+             (party ? double(packed_bytes(n, s.out_bits)) : 0);
+  return b / double(n);
+}
+
+}  // namespace aero::mpc

@@ -1,0 +1,49 @@
+// Truncation (right shift of fixed-point values by `shift` bits) on masked wires.
+//
+// Stochastic truncate-reduce (trunc_free_*): x^ >> s is the masked value of
+// floor(x / 2^s) + c in Z_2^(w-s), with mask r >> s and c = 1 with probability
+// (x mod 2^s) / 2^s (a carry from the low bits): unbiased stochastic rounding, error in
+// [0, 1) ulp of the output. Exact for signed x (two's complement). No key, no round, no bytes:
+// fuse it after every opening whose output width has s bits to spare.
+//   Source: the masked-shift observation behind SIGMA's truncate-reduce (PoPETs 2024, sec. 5)
+//   and Orca's stochastic truncation (S&P 2024, section 5.2).
+//
+// Gate truncation (trunc_*; TruncSpec): x signed of width n, output floor(x / 2^s) (faithful,
+// exact) or floor(x / 2^s) + c (stochastic as above) of any width out_bits <= 64, including
+// out_bits > n - s (sign extension; shift 0 is plain sign extension). With y = x + 2^(n-1),
+// y^ = y + r:
+//   floor(y/2^s) = (y^ >> s) - (r >> s) - [y^_low < r_low] + 2^(n-s) [y^ < r]
+// and floor(x/2^s) = floor(y/2^s) - 2^(n-1-s). The first comparison (an s-bit DCF) is needed
+// only when faithful, the second (an n-bit DCF) only when out_bits > n - s.
+//   Rounds: 1. Online bytes per element: out_bits/8 each way.
+//   Keys per element: DCF(s bits) if faithful + DCF(n bits) if widening, each
+//   ~ bits x (16.25 + out_bits/8) bytes, plus out_bits/8 for party 1.
+//   Source: Boyle et al. Eurocrypt 2021, section 5 (truncation / "ARS" from DCF).
+// When neither comparison is needed (stochastic, out_bits <= n - s) the gate is the free one.
+#pragma once
+#include <span>
+#include <vector>
+
+#include "mpc/party.h"
+
+namespace aero::mpc {
+
+// Dealer and party side of the free stochastic truncate-reduce (output width in_bits - shift).
+std::vector<u64> trunc_free_mask(std::span<const u64> r, int in_bits, int shift);
+std::vector<u64> trunc_free_eval(std::span<const u64> x_hat, int in_bits, int shift);
+
+struct TruncSpec {
+  int in_bits = 64;
+  int shift = 0;
+  int out_bits = 64;
+  bool faithful = true;
+  void check() const;
+  bool is_free() const { return !faithful && out_bits <= in_bits - shift; }
+};
+
+std::vector<u64> trunc_deal(Dealer& d, const TruncSpec& s, std::span<const u64> r_in);
+std::vector<u64> trunc_eval(Party& p, const TruncSpec& s, std::span<const u64> x_hat);
+// Key bytes per element for party `party` (0 for the free case).
+double trunc_key_bytes_per_element(const TruncSpec& s, int party);
+
+}  // namespace aero::mpc

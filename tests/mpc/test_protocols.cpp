@@ -1,0 +1,308 @@
+// Every protocol against its plaintext definition, run by two parties over loopback TCP with a
+// dealer: random inputs, many widths, awkward sizes. Exact where the protocol is exact; the
+// stochastic truncation is checked to be floor or floor + 1 and unbiased.
+#include <gtest/gtest.h>
+
+#include "core/rng.h"
+#include "mpc/compare.h"
+#include "mpc/linear.h"
+#include "mpc/local_run.h"
+#include "mpc/lut.h"
+#include "mpc/truncation.h"
+
+using namespace aero::mpc;
+
+namespace {
+
+std::vector<u64> random_signed(aero::Rng& rng, size_t n, int w) {
+  std::vector<u64> v(n);
+  for (auto& x : v) x = rng.next_u64() & ring_mask(w);
+  // Edge values first.
+  const u64 edges[] = {0, 1, ring_mask(w), u64(1) << (w - 1), (u64(1) << (w - 1)) - 1};
+  for (size_t i = 0; i < std::min<size_t>(n, 5); ++i) v[i] = mod_w(edges[i], w);
+  return v;
+}
+
+// Runs: client inputs x (width w_in) -> gate -> output revealed to the client (width w_out).
+template <class Deal, class Eval>
+std::vector<u64> run_gate(const std::vector<u64>& x, int w_in, int w_out, Deal deal, Eval eval,
+                          LocalRunResult* res = nullptr) {
+  const size_t n = x.size();
+  auto program = [&](Dealer& d) {
+    auto r = input_deal(d, kClient, n, w_in);
+    auto ro = deal(d, r);
+    output_deal(d, kClient, ro, w_out);
+  };
+  std::vector<u64> y;
+  auto body = [&](Party& p) {
+    auto xh = input_eval(p, kClient, x, n, w_in);
+    auto yh = eval(p, xh);
+    auto out = output_eval(p, kClient, yh, w_out);
+    if (p.id == kClient) y = out;
+  };
+  auto r = run_local(program, body);
+  if (res) *res = r;
+  return y;
+}
+
+i64 floor_div(i64 x, int s) { return x >> s; }  // arithmetic shift = floor
+
+}  // namespace
+
+TEST(MpcProtocols, InputAndOutputRoundTrip) {
+  aero::Rng rng(1);
+  for (int w : {1, 13, 64}) {
+    auto x = random_signed(rng, 37, w);
+    auto y = run_gate(x, w, w, [](Dealer&, std::span<const u64> r) {
+      return std::vector<u64>(r.begin(), r.end());
+    }, [](Party&, std::span<const u64> xh) { return std::vector<u64>(xh.begin(), xh.end()); });
+    EXPECT_EQ(y, x);
+  }
+}
+
+TEST(MpcProtocols, FaithfulTruncationAndWidening) {
+  aero::Rng rng(2);
+  struct C { int n, s, out; };
+  for (C c : {C{64, 12, 64}, C{50, 12, 50}, C{37, 12, 25}, C{37, 12, 37}, C{24, 8, 40},
+              C{16, 0, 32}, C{8, 3, 5}, C{2, 1, 2}, C{33, 20, 64}}) {
+    auto x = random_signed(rng, 131, c.n);
+    TruncSpec spec{c.n, c.s, c.out, true};
+    auto y = run_gate(x, c.n, c.out,
+                      [&](Dealer& d, std::span<const u64> r) { return trunc_deal(d, spec, r); },
+                      [&](Party& p, std::span<const u64> xh) { return trunc_eval(p, spec, xh); });
+    for (size_t i = 0; i < x.size(); ++i)
+      ASSERT_EQ(y[i], mod_w(u64(floor_div(to_signed(x[i], c.n), c.s)), c.out))
+          << "n=" << c.n << " s=" << c.s << " out=" << c.out << " x=" << to_signed(x[i], c.n);
+  }
+}
+
+TEST(MpcProtocols, StochasticTruncationIsFloorOrFloorPlusOneAndUnbiased) {
+  aero::Rng rng(3);
+  struct C { int n, s, out; };
+  for (C c : {C{40, 12, 28}, C{40, 12, 40}, C{20, 5, 15}, C{64, 16, 64}, C{10, 9, 1}}) {
+    const size_t n = 4001;
+    std::vector<u64> x(n);
+    // Same low fraction for all (0.25 ulp of the output): the rounding-up rate must be 1/4.
+    for (auto& v : x) v = mod_w(((rng.next_u64() >> (64 - c.n + c.s + 1)) << c.s) + (u64(1) << c.s) / 4, c.n);
+    TruncSpec spec{c.n, c.s, c.out, false};
+    LocalRunResult res;
+    auto y = run_gate(x, c.n, c.out,
+                      [&](Dealer& d, std::span<const u64> r) { return trunc_deal(d, spec, r); },
+                      [&](Party& p, std::span<const u64> xh) { return trunc_eval(p, spec, xh); }, &res);
+    size_t up = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const u64 fl = mod_w(u64(floor_div(to_signed(x[i], c.n), c.s)), c.out);
+      ASSERT_TRUE(y[i] == fl || y[i] == mod_w(fl + 1, c.out)) << "n=" << c.n << " x=" << x[i];
+      up += y[i] != fl;
+    }
+    if (c.s >= 2) EXPECT_NEAR(double(up) / n, 0.25, 0.04) << "n=" << c.n << " s=" << c.s;
+    if (spec.is_free()) {
+      // Free truncate-reduce: no bytes beyond input and output, and no key for it.
+      EXPECT_EQ(res.meter[0].per_op().count("trunc"), 0u);
+    }
+  }
+}
+
+TEST(MpcProtocols, DReLUAndReLU) {
+  aero::Rng rng(4);
+  struct C { int n, out; };
+  for (C c : {C{1, 1}, C{2, 2}, C{8, 1}, C{8, 8}, C{17, 5}, C{37, 37}, C{50, 24}, C{64, 64}, C{64, 13}}) {
+    auto x = random_signed(rng, 77, c.n);
+    CompareSpec spec{c.n, c.out};
+    auto b = run_gate(x, c.n, c.out,
+                      [&](Dealer& d, std::span<const u64> r) { return drelu_deal(d, spec, r); },
+                      [&](Party& p, std::span<const u64> xh) { return drelu_eval(p, spec, xh); });
+    auto y = run_gate(x, c.n, c.out,
+                      [&](Dealer& d, std::span<const u64> r) { return relu_deal(d, spec, r); },
+                      [&](Party& p, std::span<const u64> xh) { return relu_eval(p, spec, xh); });
+    for (size_t i = 0; i < x.size(); ++i) {
+      const i64 v = to_signed(x[i], c.n);
+      ASSERT_EQ(b[i], v >= 0 ? 1u : 0u) << "n=" << c.n << " x=" << v;
+      ASSERT_EQ(y[i], mod_w(v >= 0 ? u64(v) : 0, c.out)) << "n=" << c.n << " x=" << v;
+    }
+  }
+}
+
+TEST(MpcProtocols, LookupTables) {
+  aero::Rng rng(5);
+  for (int n : {1, 2, 5, 8, 10, 12}) {
+    for (int ob : {1, 16, 64}) {
+      LutSpec spec{n, ob, {}};
+      spec.table.resize(size_t(1) << n);
+      for (auto& t : spec.table) t = rng.next_u64() & ring_mask(ob);
+      auto x = random_signed(rng, 19, n);
+      auto y = run_gate(x, n, ob,
+                        [&](Dealer& d, std::span<const u64> r) { return lut_deal(d, spec, r); },
+                        [&](Party& p, std::span<const u64> xh) { return lut_eval(p, spec, xh); });
+      for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(y[i], spec.table[x[i]]) << "n=" << n;
+    }
+  }
+}
+
+// Two client inputs through a binary gate.
+template <class Deal, class Eval>
+std::vector<u64> run_binary(const std::vector<u64>& a, const std::vector<u64>& b, int w,
+                            int w_out, size_t n_out, Deal deal, Eval eval) {
+  auto program = [&](Dealer& d) {
+    auto ra = input_deal(d, kClient, a.size(), w);
+    auto rb = input_deal(d, kServer, b.size(), w);
+    output_deal(d, kClient, deal(d, ra, rb), w_out);
+  };
+  std::vector<u64> y;
+  run_local(program, [&](Party& p) {
+    auto ah = input_eval(p, kClient, a, a.size(), w);
+    auto bh = input_eval(p, kServer, b, b.size(), w);
+    auto out = output_eval(p, kClient, eval(p, ah, bh), w_out);
+    if (p.id == kClient) y = out;
+    EXPECT_EQ(out.size(), p.id == kClient ? n_out : 0);
+  });
+  return y;
+}
+
+TEST(MpcProtocols, SecretTimesSecretMatmulAndElementwise) {
+  aero::Rng rng(6);
+  for (int w : {7, 37, 64}) {
+    for (MatShape s : {MatShape{1, 1, 1}, MatShape{3, 5, 7}, MatShape{17, 33, 9}}) {
+      auto a = random_signed(rng, s.m * s.k, w), b = random_signed(rng, s.k * s.n, w);
+      auto c = run_binary(a, b, w, w, s.m * s.n,
+          [&](Dealer& d, auto ra, auto rb) { return matmul_ss_deal(d, s, ra, rb, w); },
+          [&](Party& p, auto ah, auto bh) { return matmul_ss_eval(p, s, ah, bh, w); });
+      std::vector<u64> want(s.m * s.n, 0);
+      gemm_acc(s, a.data(), b.data(), want.data());
+      for (auto& v : want) v = mod_w(v, w);
+      ASSERT_EQ(c, want) << "w=" << w << " shape " << s.m << "x" << s.k << "x" << s.n;
+    }
+    auto a = random_signed(rng, 101, w), b = random_signed(rng, 101, w);
+    auto c = run_binary(a, b, w, w, 101,
+        [&](Dealer& d, auto ra, auto rb) { return mul_deal(d, ra, rb, w); },
+        [&](Party& p, auto ah, auto bh) { return mul_eval(p, ah, bh, w); });
+    for (size_t i = 0; i < a.size(); ++i) ASSERT_EQ(c[i], mod_w(a[i] * b[i], w));
+  }
+}
+
+TEST(MpcProtocols, MatmulWithServerWeightsMaskedOncePerModel) {
+  aero::Rng rng(7);
+  const Block model_seed{42, 43};
+  for (int w : {9, 40, 64}) {
+    for (MatShape s : {MatShape{1, 1, 1}, MatShape{5, 12, 3}, MatShape{13, 64, 31}}) {
+      auto x = random_signed(rng, s.m * s.k, w), W = random_signed(rng, s.k * s.n, w);
+      // Two inferences with the same masked weights W^ (sent once).
+      std::vector<u64> y[2];
+      auto program = [&](Dealer& d) {
+        auto r_w = weight_mask(model_seed, 7, s.k * s.n, w);
+        for (int run = 0; run < 2; ++run) {
+          auto r = input_deal(d, kClient, x.size(), w);
+          output_deal(d, kClient, matmul_w_deal(d, s, r, r_w, w), w);
+        }
+      };
+      auto res = run_local(program, [&](Party& p) {
+        std::vector<u64> w_hat(s.k * s.n), w_plain;
+        {
+          OpScope scope(p.peer, "weights");
+          if (p.id == kServer) {
+            w_plain = W;
+            w_hat = mask_weights(W, weight_mask(model_seed, 7, s.k * s.n, w), w);
+            p.peer.send_ring(w_hat, w);
+          } else {
+            p.peer.recv_ring(w_hat, w);
+          }
+        }
+        for (int run = 0; run < 2; ++run) {
+          auto xh = input_eval(p, kClient, x, x.size(), w);
+          auto out = output_eval(p, kClient, matmul_w_eval(p, s, xh, w_hat, w_plain, w), w);
+          if (p.id == kClient) y[run] = out;
+        }
+      });
+      std::vector<u64> want(s.m * s.n, 0);
+      gemm_acc(s, x.data(), W.data(), want.data());
+      for (auto& v : want) v = mod_w(v, w);
+      ASSERT_EQ(y[0], want) << "w=" << w;
+      ASSERT_EQ(y[1], want) << "w=" << w;
+      // One round per product; output opened at w bits each way (plus a 40-byte header).
+      const auto& op = res.meter[0].per_op().at("matmul_w");
+      EXPECT_EQ(op.rounds, 2u);
+      EXPECT_EQ(op.bytes_sent, 2 * (packed_bytes(s.m * s.n, w) + 40));
+    }
+  }
+}
+
+TEST(MpcProtocols, SelectWithComparisonBit) {
+  aero::Rng rng(8);
+  const int w = 29;
+  const size_t n = 53;
+  auto a = random_signed(rng, n, w), b = random_signed(rng, n, w);
+  // max(a, b) = select(DReLU(a - b), a, b), all on masked wires.
+  auto program = [&](Dealer& d) {
+    auto ra = input_deal(d, kClient, n, w);
+    auto rb = input_deal(d, kServer, n, w);
+    std::vector<u64> rd(n);
+    for (size_t i = 0; i < n; ++i) rd[i] = mod_w(ra[i] - rb[i], w);
+    auto rbit = drelu_deal(d, {w, w}, rd);
+    output_deal(d, kClient, select_deal(d, rbit, ra, rb, w), w);
+  };
+  std::vector<u64> y;
+  run_local(program, [&](Party& p) {
+    auto ah = input_eval(p, kClient, a, n, w);
+    auto bh = input_eval(p, kServer, b, n, w);
+    std::vector<u64> dh(n);
+    for (size_t i = 0; i < n; ++i) dh[i] = mod_w(ah[i] - bh[i], w);
+    auto bit = drelu_eval(p, {w, w}, dh);
+    auto out = output_eval(p, kClient, select_eval(p, bit, ah, bh, w), w);
+    if (p.id == kClient) y = out;
+  });
+  for (size_t i = 0; i < n; ++i) {
+    const i64 av = to_signed(a[i], w), bv = to_signed(b[i], w);
+    const i64 d = to_signed(mod_w(a[i] - b[i], w), w);  // the ring difference decides
+    ASSERT_EQ(y[i], d >= 0 ? a[i] : b[i]) << av << " vs " << bv;
+  }
+}
+
+TEST(MpcProtocols, FixedPointLayerWithFusedTruncationWithinStatedError) {
+  // x (scale 12) -> x W (scale 24, 40 bits, one round) -> free stochastic truncate-reduce by
+  // 12 (28 bits, scale 12, no round) -> ReLU (one round). Error: < 1 ulp (2^-12) per output.
+  aero::Rng rng(9);
+  const MatShape s{7, 48, 5};
+  const Fixed f12{40, 12};
+  std::vector<double> xf(s.m * s.k), wf(s.k * s.n);
+  for (auto& v : xf) v = rng.normal();
+  for (auto& v : wf) v = 0.2 * rng.normal();
+  std::vector<u64> x(xf.size()), W(wf.size());
+  for (size_t i = 0; i < x.size(); ++i) x[i] = f12.encode(xf[i]);
+  for (size_t i = 0; i < W.size(); ++i) W[i] = f12.encode(wf[i]);
+  const Block ms{1, 1};
+  auto program = [&](Dealer& d) {
+    auto r = input_deal(d, kClient, x.size(), 40);
+    auto ry = matmul_w_deal(d, s, r, weight_mask(ms, 0, W.size(), 40), 40);
+    auto rt = trunc_free_mask(ry, 40, 12);
+    output_deal(d, kClient, relu_deal(d, {28, 28}, rt), 28);
+  };
+  std::vector<u64> y;
+  auto res = run_local(program, [&](Party& p) {
+    std::vector<u64> w_hat(W.size()), w_plain;
+    if (p.id == kServer) {
+      w_plain = W;
+      w_hat = mask_weights(W, weight_mask(ms, 0, W.size(), 40), 40);
+      p.peer.send_ring(w_hat, 40);
+    } else {
+      p.peer.recv_ring(w_hat, 40);
+    }
+    auto xh = input_eval(p, kClient, x, x.size(), 40);
+    auto yh = matmul_w_eval(p, s, xh, w_hat, w_plain, 40);
+    auto th = trunc_free_eval(yh, 40, 12);
+    auto out = output_eval(p, kClient, relu_eval(p, {28, 28}, th), 28);
+    if (p.id == kClient) y = out;
+  });
+  const Fixed out{28, 12};
+  for (size_t i = 0; i < s.m; ++i)
+    for (size_t j = 0; j < s.n; ++j) {
+      i64 acc = 0;  // exact fixed-point product at scale 24
+      for (size_t k = 0; k < s.k; ++k)
+        acc += to_signed(x[i * s.k + k], 40) * to_signed(W[k * s.n + j], 40);
+      const double want = std::max(0.0, std::ldexp(double(acc), -24));
+      EXPECT_NEAR(out.decode(y[i * s.n + j]), want, std::ldexp(1.0, -12) + 1e-12);
+    }
+  // Rounds: weights (1 send, no wait), input (1 send), matmul 1, relu 1.
+  EXPECT_LE(res.rounds(), 3u);
+  EXPECT_EQ(res.meter[0].per_op().at("matmul_w").rounds, 1u);
+  EXPECT_EQ(res.meter[0].per_op().at("relu").rounds, 1u);
+}
