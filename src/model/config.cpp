@@ -20,6 +20,7 @@ const char* to_string(Activation v) {
     case Activation::leaky_relu: return "leaky_relu";
     case Activation::learnable_leaky_relu: return "learnable_leaky_relu";
     case Activation::identity: return "identity";
+    case Activation::gelu_exact: return "gelu_exact";
   }
   return "?";
 }
@@ -184,7 +185,7 @@ ModelConfig model_config_from_json(const json& j, const std::string& where) {
   r.boolean("final_norm", c.final_norm);
   r.choice("ffn_act", c.ffn_act,
            {Activation::gelu, Activation::relu, Activation::leaky_relu,
-            Activation::learnable_leaky_relu, Activation::identity});
+            Activation::learnable_leaky_relu, Activation::identity, Activation::gelu_exact});
   r.number("leaky_slope", c.leaky_slope, -1e3, 1e3);
   r.choice("slope_scope", c.slope_scope, {SlopeScope::global, SlopeScope::per_layer});
   r.choice("ffn_kind", c.ffn_kind, {FfnKind::standard, FfnKind::fused, FfnKind::none});

@@ -15,7 +15,8 @@ namespace aero::model {
 
 enum class Family { gpt2, pythia };
 enum class Norm { layernorm, none };
-enum class Activation { gelu, relu, leaky_relu, learnable_leaky_relu, identity };
+// gelu: tanh approximation (GPT-2 "gelu_new"); gelu_exact: x Phi(x) with erf (GPT-NeoX/Pythia).
+enum class Activation { gelu, relu, leaky_relu, learnable_leaky_relu, identity, gelu_exact };
 enum class SlopeScope { global, per_layer };
 enum class FfnKind { standard, fused, none };
 enum class TemperatureParam { exp, direct, offset };
