@@ -213,39 +213,66 @@ int main(int argc, char** argv) {
     std::vector<int32_t> tok, tgt;
     float* dloss = nullptr;
     AERO_CUDA_CHECK(cudaMalloc(&dloss, 4));
-    auto global_loss = [&](double local) {
+    // Loss of the global batch: CE averaged over ranks; L_ent summed over ranks for the sum
+    // reduction (it sums over batch rows), averaged for the mean reduction.
+    auto allreduce = [&](double local, bool average) {
 #ifdef AERO_HAVE_NCCL
       if (!comm) return local;
       float v = float(local);
       AERO_CUDA_CHECK(cudaMemcpy(dloss, &v, 4, cudaMemcpyHostToDevice));
-      ncclAllReduce(dloss, dloss, 1, ncclFloat, ncclAvg, nc, nullptr);
+      ncclAllReduce(dloss, dloss, 1, ncclFloat, average ? ncclAvg : ncclSum, nc, nullptr);
       AERO_CUDA_CHECK(cudaDeviceSynchronize());
       AERO_CUDA_CHECK(cudaMemcpy(&v, dloss, 4, cudaMemcpyDeviceToHost));
       return double(v);
 #else
+      (void)average;
       return local;
 #endif
     };
+    auto global_loss = [&](const GpuStats& st) {
+      double ce = allreduce(st.ce, true);
+      bool sum = cfg.entropy_reg.reduction == aero::model::EntropyReduction::sum;
+      double ent = cfg.entropy_reg.enabled ? allreduce(st.ent_reg, !sum) : 0.0;
+      return ce + cfg.entropy_reg.lambda * ent;
+    };
     const int total = a.warmup + a.steps;
-    std::vector<double> step_ms;
+    std::vector<double> step_ms, fwd_ms, bwd_ms, opt_ms;
     std::vector<double> losses;
+    using clk = std::chrono::steady_clock;
+    auto ms = [](clk::time_point x, clk::time_point y) {
+      return std::chrono::duration<double, std::milli>(y - x).count();
+    };
     for (int s = 0; s < total; ++s) {
       synthetic_batch(a, s, a.curve, tok, tgt);
       m.synchronize();
-      auto t0 = std::chrono::steady_clock::now();
+      auto t0 = clk::now();
       m.zero_grad();
-      GpuStats st = m.forward(tok.data(), tgt.data(), a.batch, a.seq, true);
+      GpuStats st = m.forward(tok.data(), tgt.data(), a.batch, a.seq, true);  // syncs (loss)
+      auto t1 = clk::now();
       m.backward();
-      double gn = m.optimizer_step(tc, a.lr, s + 1);
       m.synchronize();
-      auto t1 = std::chrono::steady_clock::now();
-      if (s >= a.warmup) step_ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
-      double gl = global_loss(st.loss);
+      auto t2 = clk::now();
+      double gn = m.optimizer_step(tc, a.lr, s + 1);  // syncs (grad norm)
+      auto t3 = clk::now();
+      if (s >= a.warmup) {
+        step_ms.push_back(ms(t0, t3));
+        fwd_ms.push_back(ms(t0, t1));
+        bwd_ms.push_back(ms(t1, t2));
+        opt_ms.push_back(ms(t2, t3));
+      }
+      double gl = global_loss(st);
       losses.push_back(gl);
       if (a.rank == 0 && (a.curve || s < 3 || s == total - 1))
         std::printf("step %3d loss %.5f ce %.5f ent_reg %.3f grad_norm %.4f ms %.2f\n", s, gl,
-                    st.ce, st.ent_reg, gn, std::chrono::duration<double, std::milli>(t1 - t0).count());
+                    st.ce, st.ent_reg, gn, ms(t0, t3));
     }
+    auto median = [](std::vector<double> v) {
+      std::sort(v.begin(), v.end());
+      return v.empty() ? 0.0 : v[v.size() / 2];
+    };
+    if (a.rank == 0)
+      std::printf("breakdown (median ms): forward+loss %.2f, backward %.2f, clip+AdamW %.2f\n",
+                  median(fwd_ms), median(bwd_ms), median(opt_ms));
     std::sort(step_ms.begin(), step_ms.end());
     double med = step_ms.empty() ? 0 : step_ms[step_ms.size() / 2];
     double tps = double(a.batch) * a.seq * a.world / (med * 1e-3);

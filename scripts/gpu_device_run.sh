@@ -20,10 +20,12 @@ else
 fi
 if [[ " $PHASES " == *" bench "* ]]; then
   for rung in baseline aero; do
-    timeout 120 ./$B/gpu_train_bench --rung $rung --batch 256 --seq 128 --steps 30 --warmup 5 --gemm --json "$OUT/aero_$rung.json" 2>&1 | tee -a "$OUT/bench.log" | tail -3
+    timeout 120 ./$B/gpu_train_bench --rung $rung --batch 256 --seq 128 --steps 30 --warmup 5 --gemm --json "$OUT/aero_$rung.json" 2>&1 | tee -a "$OUT/bench.log" | tail -4
     timeout 300 python3 bench/pytorch_gpu_peer.py --rung $rung --batch 256 --seq 128 --compile --json "$OUT/torch_$rung.json" 2>&1 | tee -a "$OUT/bench.log" | tail -1
   done
-  ${BENCH_EXTRA:-true}
+  # long context: GPT-2 124M at 16 x 1024 (SPEC section 7: PyTorch compiled 500K tok/s)
+  timeout 120 ./$B/gpu_train_bench --rung baseline --batch 16 --seq 1024 --steps 20 --warmup 5 --json "$OUT/aero_baseline_T1024.json" 2>&1 | tee -a "$OUT/bench.log" | tail -2
+  timeout 300 python3 bench/pytorch_gpu_peer.py --rung baseline --batch 16 --seq 1024 --compile --json "$OUT/torch_baseline_T1024.json" 2>&1 | tee -a "$OUT/bench.log" | tail -1
 fi
 if [[ " $PHASES " == *" dp "* ]] && [ "$NGPU" -ge 2 ]; then
   # loss curve: 1 GPU x global batch 32 vs 2 GPUs x 16 (same global batch and data)
@@ -44,4 +46,4 @@ PY
   tail -2 "$OUT/dps_r0.log"
 fi
 echo "=== summary"
-grep -h "^|" "$OUT"/bench.log "$OUT"/dps_r0.log 2>/dev/null
+grep -h -E "^\||^breakdown" "$OUT"/bench.log "$OUT"/dps_r0.log 2>/dev/null

@@ -76,6 +76,8 @@ struct GpuModel::Impl {
   int device;
   cudaStream_t stream = nullptr, comm_stream = nullptr;
   cublasHandle_t blas = nullptr;
+  void* workspace = nullptr;
+  size_t workspace_bytes = 0;
   std::vector<GpuParam> params;
   size_t n = 0;
   std::vector<LayerOffsets> lo;
@@ -104,6 +106,7 @@ struct GpuModel::Impl {
   float* scalars = nullptr;  // [0] ce sum, [1] grad norm, [2] clip scale, [3..3+L) pen sums
   int32_t *tok = nullptr, *tgt = nullptr, *btok = nullptr, *bstart = nullptr, *border = nullptr;
   int U = 0;
+  std::vector<int32_t> count, ht, hs, idx;  // host scratch of the bucket sort
   // last forward
   int B = 0, T = 0;
   bool trained_forward = false, has_targets = false;
@@ -279,6 +282,7 @@ struct GpuModel::Impl {
     for (auto e : layer_done) cudaEventDestroy(e);
     if (comm_done) cudaEventDestroy(comm_done);
     if (blas) cublasDestroy(blas);
+    f(workspace);
     if (stream) cudaStreamDestroy(stream);
     if (comm_stream) cudaStreamDestroy(comm_stream);
   }
@@ -325,18 +329,22 @@ struct GpuModel::Impl {
     AERO_CUDA_CHECK(cudaMemcpyAsync(tok, tokens, N * 4, cudaMemcpyHostToDevice, s));
     if (targets) AERO_CUDA_CHECK(cudaMemcpyAsync(tgt, targets, N * 4, cudaMemcpyHostToDevice, s));
     if (trained_forward) {
-      // Group rows by token for the deterministic embedding backward (counting sort).
-      std::vector<int32_t> idx(N);
-      std::iota(idx.begin(), idx.end(), 0);
-      std::stable_sort(idx.begin(), idx.end(),
-                       [&](int32_t a, int32_t b) { return tokens[a] < tokens[b]; });
-      std::vector<int32_t> ht, hs;
-      for (int i = 0; i < N; ++i)
-        if (i == 0 || tokens[idx[i]] != tokens[idx[i - 1]]) {
-          ht.push_back(tokens[idx[i]]);
-          hs.push_back(i);
+      // Group rows by token for the deterministic embedding backward (counting sort, rows of
+      // one token in increasing order).
+      count.assign(size_t(V) + 1, 0);
+      for (int i = 0; i < N; ++i) ++count[size_t(tokens[i]) + 1];
+      ht.clear();
+      hs.clear();
+      for (int v = 0; v < V; ++v) {
+        if (count[v + 1] > 0) {
+          ht.push_back(v);
+          hs.push_back(count[v]);
         }
+        count[v + 1] += count[v];
+      }
       hs.push_back(N);
+      idx.resize(N);
+      for (int i = 0; i < N; ++i) idx[count[tokens[i]]++] = i;
       U = int(ht.size());
       // Pageable sources are staged before these return; stream order keeps them behind the
       // previous step's backward, which still reads the old buckets.
@@ -577,6 +585,11 @@ GpuModel::GpuModel(const ModelConfig& cfg, int max_batch, int max_seq, int devic
   AERO_CUBLAS_CHECK(cublasCreate(&m.blas));
   // Deterministic results: no atomics-based algorithms; tensor-op math in bf16.
   AERO_CUBLAS_CHECK(cublasSetAtomicsMode(m.blas, CUBLAS_ATOMICS_NOT_ALLOWED));
+  // A fixed, generous workspace: lets cuBLAS pick its fast Hopper kernels, and keeps the
+  // algorithm choice (hence the bits) the same from run to run.
+  m.workspace_bytes = size_t(64) << 20;
+  AERO_CUDA_CHECK(cudaMalloc(&m.workspace, m.workspace_bytes));
+  AERO_CUBLAS_CHECK(cublasSetWorkspace(m.blas, m.workspace, m.workspace_bytes));
   m.layout();
   m.allocate();
   m.layer_done.resize(m.L + 1);

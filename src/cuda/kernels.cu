@@ -38,6 +38,42 @@ __device__ __forceinline__ float temp_value(const float* temp, TempParam p, int 
   }
 }
 
+
+// VEC consecutive bf16 values: one 16-byte access when VEC == 8 (callers guarantee alignment).
+template <int VEC>
+__device__ __forceinline__ void load_bf(const bf16* p, float (&x)[VEC]) {
+  if constexpr (VEC == 8) {
+    uint4 u = *reinterpret_cast<const uint4*>(p);
+    const bf16* b = reinterpret_cast<const bf16*>(&u);
+#pragma unroll
+    for (int k = 0; k < 8; ++k) x[k] = __bfloat162float(b[k]);
+  } else {
+#pragma unroll
+    for (int k = 0; k < VEC; ++k) x[k] = __bfloat162float(p[k]);
+  }
+}
+template <int VEC>
+__device__ __forceinline__ void store_bf(bf16* p, const float (&x)[VEC]) {
+  if constexpr (VEC == 8) {
+    uint4 u;
+    bf16* b = reinterpret_cast<bf16*>(&u);
+#pragma unroll
+    for (int k = 0; k < 8; ++k) b[k] = __float2bfloat16(x[k]);
+    *reinterpret_cast<uint4*>(p) = u;
+  } else {
+#pragma unroll
+    for (int k = 0; k < VEC; ++k) p[k] = __float2bfloat16(x[k]);
+  }
+}
+template <int VEC>
+__device__ __forceinline__ void copy_bf(bf16* dst, const bf16* src) {
+  if constexpr (VEC == 8) {
+    *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(src);
+  } else {
+#pragma unroll
+    for (int k = 0; k < VEC; ++k) dst[k] = src[k];
+  }
+}
 // ---------------------------------------------------------------------------------------------
 __global__ void k_f32_to_bf16(bf16* out, const float* in, size_t n) {
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
@@ -53,14 +89,11 @@ __global__ void k_fill(float* out, float v, size_t n) {
 // ---------------------------------------------------------------------------------------------
 __global__ void k_embed_fwd(float* out, const int32_t* tok, const float* wte, const float* wpe,
                             int N, int T, int d) {
-  size_t total = size_t(N) * d;
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < total;
-       i += size_t(gridDim.x) * blockDim.x) {
-    int n = int(i / d), c = int(i % d);
-    float v = wte[size_t(tok[n]) * d + c];
-    if (wpe) v += wpe[size_t(n % T) * d + c];
-    out[i] = v;
-  }
+  const int n = blockIdx.x;  // one block per row: no 64-bit index division
+  const float* e = wte + size_t(tok[n]) * d;
+  const float* p = wpe ? wpe + size_t(n % T) * d : nullptr;
+  float* o = out + size_t(n) * d;
+  for (int c = threadIdx.x; c < d; c += blockDim.x) o[c] = e[c] + (p ? p[c] : 0.f);
 }
 __global__ void k_embed_bwd_wte(float* dwte, const float* dout, const int32_t* btok,
                                 const int32_t* bstart, const int32_t* order, int d) {
@@ -133,7 +166,7 @@ __global__ void k_residual_norm_fwd(float* res, bf16* h, float* mean_out, float*
 }
 
 constexpr int kNormWarps = 4;
-constexpr int kNormBlocks = 256;
+constexpr int kNormBlocks = 1024;
 
 // Each warp handles rows, keeping its dln partials in its own shared-memory slot; the block's
 // warps are then added in order and written to scratch[blockIdx][2d].
@@ -189,50 +222,48 @@ __global__ void k_add_f32(float* dst, const float* src, size_t n) {
 }
 
 // ---------------------------------------------------------------------------------------------
-__global__ void k_qkv_split(bf16* q, bf16* k, bf16* v, const bf16* qkv, const float* bias, int B,
-                            int T, int H, int dk) {
-  int d = H * dk;
-  size_t total = size_t(B) * T * 3 * d;
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < total;
-       i += size_t(gridDim.x) * blockDim.x) {
-    int col = int(i % (3 * d));
-    size_t bt = i / (3 * d);
-    int t = int(bt % T), b = int(bt / T);
-    int which = col / d, hc = col % d, hh = hc / dk, c = hc % dk;
-    float val = __bfloat162float(qkv[i]) + (bias ? bias[col] : 0.f);
-    bf16* dst = which == 0 ? q : (which == 1 ? k : v);
-    dst[((size_t(b) * H + hh) * T + t) * dk + c] = __float2bfloat16(val);
+// One block per (b, t) row; VEC columns per step (VEC divides dk, so a step never straddles heads).
+template <int VEC>
+__global__ void k_qkv_split(bf16* q, bf16* k, bf16* v, const bf16* qkv, const float* bias, int T,
+                            int H, int dk) {
+  const int bt = blockIdx.x, b = bt / T, t = bt % T, d = H * dk;
+  const bf16* src = qkv + size_t(bt) * 3 * d;
+  for (int col = threadIdx.x * VEC; col < 3 * d; col += blockDim.x * VEC) {
+    int which = col / d, hc = col - which * d, hh = hc / dk, c = hc - hh * dk;
+    bf16* dst = (which == 0 ? q : (which == 1 ? k : v)) + ((size_t(b) * H + hh) * T + t) * dk + c;
+    if (bias) {
+      float x[VEC];
+      load_bf<VEC>(src + col, x);
+#pragma unroll
+      for (int e = 0; e < VEC; ++e) x[e] += bias[col + e];
+      store_bf<VEC>(dst, x);
+    } else {
+      copy_bf<VEC>(dst, src + col);
+    }
   }
 }
-__global__ void k_qkv_merge(bf16* dqkv, const bf16* dq, const bf16* dkk, const bf16* dv, int B,
-                            int T, int H, int dk) {
-  int d = H * dk;
-  size_t total = size_t(B) * T * 3 * d;
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < total;
-       i += size_t(gridDim.x) * blockDim.x) {
-    int col = int(i % (3 * d));
-    size_t bt = i / (3 * d);
-    int t = int(bt % T), b = int(bt / T);
-    int which = col / d, hc = col % d, hh = hc / dk, c = hc % dk;
-    const bf16* src = which == 0 ? dq : (which == 1 ? dkk : dv);
-    dqkv[i] = src[((size_t(b) * H + hh) * T + t) * dk + c];
+template <int VEC>
+__global__ void k_qkv_merge(bf16* dqkv, const bf16* dq, const bf16* dkk, const bf16* dv, int T,
+                            int H, int dk) {
+  const int bt = blockIdx.x, b = bt / T, t = bt % T, d = H * dk;
+  bf16* dst = dqkv + size_t(bt) * 3 * d;
+  for (int col = threadIdx.x * VEC; col < 3 * d; col += blockDim.x * VEC) {
+    int which = col / d, hc = col - which * d, hh = hc / dk, c = hc - hh * dk;
+    const bf16* src = (which == 0 ? dq : (which == 1 ? dkk : dv)) + ((size_t(b) * H + hh) * T + t) * dk + c;
+    copy_bf<VEC>(dst + col, src);
   }
 }
-template <bool kMerge>
-__global__ void k_heads(bf16* out, const bf16* in, int B, int T, int H, int dk) {
-  int d = H * dk;
-  size_t total = size_t(B) * T * d;
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < total;
-       i += size_t(gridDim.x) * blockDim.x) {
-    // i indexes [B,T,d]
-    int col = int(i % d);
-    size_t bt = i / d;
-    int t = int(bt % T), b = int(bt / T);
-    size_t j = ((size_t(b) * H + col / dk) * T + t) * dk + col % dk;
+template <bool kMerge, int VEC>
+__global__ void k_heads(bf16* out, const bf16* in, int T, int H, int dk) {
+  const int bt = blockIdx.x, b = bt / T, t = bt % T, d = H * dk;
+  for (int col = threadIdx.x * VEC; col < d; col += blockDim.x * VEC) {
+    int hh = col / dk, c = col - hh * dk;
+    size_t flat = size_t(bt) * d + col;                       // [B,T,d]
+    size_t heads = ((size_t(b) * H + hh) * T + t) * dk + c;   // [B,H,T,dk]
     if (kMerge)
-      out[i] = in[j];
+      copy_bf<VEC>(out + flat, in + heads);
     else
-      out[j] = in[i];
+      copy_bf<VEC>(out + heads, in + flat);
   }
 }
 
@@ -289,14 +320,22 @@ __global__ void k_attn_softmax_bwd(AttnSoftmaxBwdArgs a) {
   float inv = a.scale / t;
   float ge = a.gE ? a.gE[row] : 0.f;
   // dE/da = -(ln(a + 1e-9) + a / (a + 1e-9))
-  float dot = 0.f;
+  // Pass 1: sum a, sum a g, sum a ln a over the stored (bf16) row. Dividing by sum a makes
+  // sum_j dz_j = 0 hold for the rounded probabilities too, and centring ln a on its mean keeps
+  // the temperature gradient sum_j dz_j ln a_j free of cancellation.
+  float psum = 0.f, dot = 0.f, plog = 0.f;
+  const bool want_t = a.dtemp_row != nullptr;
   for (int j = lane; j <= i; j += kWarp) {
     float pj = __bfloat162float(p[j]);
     float g = __bfloat162float(dp[j]);
     if (ge != 0.f) g -= ge * (logf(pj + 1e-9f) + pj / (pj + 1e-9f));
+    psum += pj;
     dot += pj * g;
+    if (want_t && pj > 0.f) plog += pj * logf(pj);
   }
-  dot = warp_sum(dot);
+  psum = warp_sum(psum);
+  dot = warp_sum(dot) / psum;
+  if (want_t) plog = warp_sum(plog) / psum;
   float acc_t = 0.f;
   for (int j = lane; j < a.T; j += kWarp) {
     float ds = 0.f;
@@ -306,18 +345,18 @@ __global__ void k_attn_softmax_bwd(AttnSoftmaxBwdArgs a) {
       if (ge != 0.f) g -= ge * (logf(pj + 1e-9f) + pj / (pj + 1e-9f));
       float dz = pj * (g - dot);
       ds = dz * inv;
-      // sum_j dz_j z_j = sum_j dz_j ln a_j, since sum_j dz_j = 0 and z_j = ln a_j + lse
-      if (pj > 0.f) acc_t += dz * logf(pj);
+      // sum_j dz_j z_j = sum_j dz_j (ln a_j - c) for any c, since sum_j dz_j = 0 and
+      // z_j = ln a_j + lse
+      if (want_t && pj > 0.f) acc_t += dz * (logf(pj) - plog);
     }
     dp[j] = __float2bfloat16(ds);
   }
-  if (a.dtemp_row) {
+  if (want_t) {
     acc_t = warp_sum(acc_t);
     if (lane == 0) {
       // dz/dt = -z/t  ->  dL/dt = -(1/t) sum dz z ; chain to the raw parameter
       float dt = -acc_t / t;
-      float draw = a.temp_param == TempParam::exp ? dt * t : dt;
-      a.dtemp_row[row] = draw;
+      a.dtemp_row[row] = a.temp_param == TempParam::exp ? dt * t : dt;
     }
   }
 }
@@ -348,6 +387,9 @@ __global__ void k_theta_grad(float* dtheta, const float* gE, int B, int H, int T
 }
 
 // ---------------------------------------------------------------------------------------------
+__device__ __forceinline__ float bf16_round(float x) {
+  return __bfloat162float(__float2bfloat16(x));
+}
 __device__ __forceinline__ float act_f(float x, Act act, float slope) {
   switch (act) {
     case Act::gelu: {
@@ -372,28 +414,35 @@ __device__ __forceinline__ float act_df(float x, Act act, float slope) {
     default: return 1.f;
   }
 }
-__global__ void k_bias_act_fwd(bf16* pre, bf16* out, const float* bias, int N, int F, Act act,
+template <int VEC>
+__global__ void k_bias_act_fwd(bf16* pre, bf16* out, const float* bias, int F, Act act,
                                float slope) {
-  size_t total = size_t(N) * F;
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < total;
-       i += size_t(gridDim.x) * blockDim.x) {
-    float x = __bfloat162float(pre[i]);
+  const size_t base = size_t(blockIdx.x) * F;  // one block per row
+  for (int c = threadIdx.x * VEC; c < F; c += blockDim.x * VEC) {
+    float x[VEC], y[VEC];
+    load_bf<VEC>(pre + base + c, x);
     if (bias) {
-      x += bias[i % F];
-      bf16 xb = __float2bfloat16(x);
-      pre[i] = xb;
-      x = __bfloat162float(xb);  // backward sees exactly the stored pre-activation
+#pragma unroll
+      for (int e = 0; e < VEC; ++e) x[e] = bf16_round(x[e] + bias[c + e]);
+      store_bf<VEC>(pre + base + c, x);  // backward sees exactly the stored pre-activation
     }
-    out[i] = __float2bfloat16(act_f(x, act, slope));
+#pragma unroll
+    for (int e = 0; e < VEC; ++e) y[e] = act_f(x[e], act, slope);
+    store_bf<VEC>(out + base + c, y);
   }
 }
-__global__ void k_act_bwd(bf16* dpre, const bf16* dout, const bf16* pre, int N, int F, Act act,
+template <int VEC>
+__global__ void k_act_bwd(bf16* dpre, const bf16* dout, const bf16* pre, int F, Act act,
                           float slope) {
-  size_t total = size_t(N) * F;
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < total;
-       i += size_t(gridDim.x) * blockDim.x)
-    dpre[i] = __float2bfloat16(__bfloat162float(dout[i]) *
-                               act_df(__bfloat162float(pre[i]), act, slope));
+  const size_t base = size_t(blockIdx.x) * F;
+  for (int c = threadIdx.x * VEC; c < F; c += blockDim.x * VEC) {
+    float g[VEC], x[VEC];
+    load_bf<VEC>(dout + base + c, g);
+    load_bf<VEC>(pre + base + c, x);
+#pragma unroll
+    for (int e = 0; e < VEC; ++e) g[e] *= act_df(x[e], act, slope);
+    store_bf<VEC>(dpre + base + c, g);
+  }
 }
 
 constexpr int kScaleBlocks = 512;
@@ -404,16 +453,16 @@ __global__ void k_ffn_scale_bwd(bf16* dm, float* dres, const float* xhat, const 
   float al = *alpha, be = *beta;
   float ia = 1.f / al;
   float acc_a = 0.f, acc_b = 0.f;
-  size_t total = size_t(N) * d;
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < total;
-       i += size_t(gridDim.x) * blockDim.x) {
-    float g = dres[i];
-    float mm = m[i] + (bm ? bm[i % d] : 0.f);
-    acc_b += g * xhat[i];
-    acc_a += g * mm;
-    dm[i] = __float2bfloat16(g * ia);
-    dres[i] = g * be;
-  }
+  for (int row = blockIdx.x; row < N; row += gridDim.x)
+    for (int c = threadIdx.x; c < d; c += blockDim.x) {
+      size_t i = size_t(row) * d + c;
+      float g = dres[i];
+      float mm = m[i] + (bm ? bm[c] : 0.f);
+      acc_b += g * xhat[i];
+      acc_a += g * mm;
+      dm[i] = __float2bfloat16(g * ia);
+      dres[i] = g * be;
+    }
   s_a[threadIdx.x] = acc_a;
   s_b[threadIdx.x] = acc_b;
   __syncthreads();
@@ -604,7 +653,7 @@ void fill_f32(float* out, float v, size_t n, cudaStream_t s) {
 
 void embedding_forward(float* out, const int32_t* tok, const float* wte, const float* wpe, int N,
                        int T, int d, cudaStream_t s) {
-  k_embed_fwd<<<blocks_for(size_t(N) * d, 256), 256, 0, s>>>(out, tok, wte, wpe, N, T, d);
+  k_embed_fwd<<<N, 256, 0, s>>>(out, tok, wte, wpe, N, T, d);
   AERO_LAUNCH_CHECK();
 }
 void embedding_backward(float* dwte, float* dwpe, const float* dout, const int32_t* bucket_tok,
@@ -650,22 +699,32 @@ void norm_backward(float* dres, const float* dh, const float* x, const float* me
 
 void qkv_split(bf16* q, bf16* k, bf16* v, const bf16* qkv, const float* bias, int B, int T, int H,
                int dk, cudaStream_t s) {
-  k_qkv_split<<<blocks_for(size_t(B) * T * 3 * H * dk, 256), 256, 0, s>>>(q, k, v, qkv, bias, B,
-                                                                          T, H, dk);
+  if (dk % 8 == 0)
+    k_qkv_split<8><<<B * T, 128, 0, s>>>(q, k, v, qkv, bias, T, H, dk);
+  else
+    k_qkv_split<1><<<B * T, 256, 0, s>>>(q, k, v, qkv, bias, T, H, dk);
   AERO_LAUNCH_CHECK();
 }
 void qkv_merge(bf16* dqkv, const bf16* dq, const bf16* dk_, const bf16* dv, int B, int T, int H,
                int dk, cudaStream_t s) {
-  k_qkv_merge<<<blocks_for(size_t(B) * T * 3 * H * dk, 256), 256, 0, s>>>(dqkv, dq, dk_, dv, B,
-                                                                          T, H, dk);
+  if (dk % 8 == 0)
+    k_qkv_merge<8><<<B * T, 128, 0, s>>>(dqkv, dq, dk_, dv, T, H, dk);
+  else
+    k_qkv_merge<1><<<B * T, 256, 0, s>>>(dqkv, dq, dk_, dv, T, H, dk);
   AERO_LAUNCH_CHECK();
 }
 void heads_merge(bf16* y, const bf16* yh, int B, int T, int H, int dk, cudaStream_t s) {
-  k_heads<true><<<blocks_for(size_t(B) * T * H * dk, 256), 256, 0, s>>>(y, yh, B, T, H, dk);
+  if (dk % 8 == 0)
+    k_heads<true, 8><<<B * T, 128, 0, s>>>(y, yh, T, H, dk);
+  else
+    k_heads<true, 1><<<B * T, 256, 0, s>>>(y, yh, T, H, dk);
   AERO_LAUNCH_CHECK();
 }
 void heads_split(bf16* yh, const bf16* y, int B, int T, int H, int dk, cudaStream_t s) {
-  k_heads<false><<<blocks_for(size_t(B) * T * H * dk, 256), 256, 0, s>>>(yh, y, B, T, H, dk);
+  if (dk % 8 == 0)
+    k_heads<false, 8><<<B * T, 128, 0, s>>>(yh, y, T, H, dk);
+  else
+    k_heads<false, 1><<<B * T, 256, 0, s>>>(yh, y, T, H, dk);
   AERO_LAUNCH_CHECK();
 }
 
@@ -694,12 +753,18 @@ void theta_grad_reduce(float* dtheta, const float* gE, int B, int H, int T, floa
 
 void bias_act_forward(bf16* pre, bf16* out, const float* bias, int N, int F, Act act, float slope,
                       cudaStream_t s) {
-  k_bias_act_fwd<<<blocks_for(size_t(N) * F, 256), 256, 0, s>>>(pre, out, bias, N, F, act, slope);
+  if (F % 8 == 0)
+    k_bias_act_fwd<8><<<N, 128, 0, s>>>(pre, out, bias, F, act, slope);
+  else
+    k_bias_act_fwd<1><<<N, 256, 0, s>>>(pre, out, bias, F, act, slope);
   AERO_LAUNCH_CHECK();
 }
 void act_backward(bf16* dpre, const bf16* dout, const bf16* pre, int N, int F, Act act,
                   float slope, cudaStream_t s) {
-  k_act_bwd<<<blocks_for(size_t(N) * F, 256), 256, 0, s>>>(dpre, dout, pre, N, F, act, slope);
+  if (F % 8 == 0)
+    k_act_bwd<8><<<N, 128, 0, s>>>(dpre, dout, pre, F, act, slope);
+  else
+    k_act_bwd<1><<<N, 256, 0, s>>>(dpre, dout, pre, F, act, slope);
   AERO_LAUNCH_CHECK();
 }
 void ffn_scale_backward(bf16* dm, float* dres, const float* xhat, const float* m, const float* bm,

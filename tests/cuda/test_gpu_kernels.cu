@@ -148,8 +148,8 @@ void test_norm_backward(Rng& r) {
   }
 }
 
-void test_layouts(Rng& r) {
-  const int B = 2, T = 7, H = 3, dk = 5, d = H * dk;
+void test_layouts(Rng& r, int dk) {
+  const int B = 2, T = 7, H = 3, d = H * dk;
   auto qkv = rand_bf(r, size_t(B) * T * 3 * d);
   auto bias = rand_bf(r, 3 * d);
   DevBuf<bf16> dqkv(to_bf16(qkv)), q(size_t(B) * T * d), k(size_t(B) * T * d), v(size_t(B) * T * d),
@@ -175,15 +175,15 @@ void test_layouts(Rng& r) {
     ref[hq.size() + i] = rk[i];
     ref[2 * hq.size() + i] = rv[i];
   }
-  C.close("qkv_split (+bias) B=2 T=7 H=3 dk=5", got, ref, 1e-7);
+  C.close("qkv_split (+bias) B=2 T=7 H=3 dk=" + std::to_string(dk), got, ref, 1e-7);
   qkv_split(q.p, k.p, v.p, dqkv.p, nullptr, B, T, H, dk, S);
   qkv_merge(back.p, q.p, k.p, v.p, B, T, H, dk, S);
-  C.close("qkv_merge(qkv_split(x)) == x", to_d(back.down()), to_d(to_bf16(qkv)), 0.0);
+  C.close("qkv_merge(qkv_split(x)) == x, dk=" + std::to_string(dk), to_d(back.down()), to_d(to_bf16(qkv)), 0.0);
   auto yy = rand_bf(r, size_t(B) * T * d);
   DevBuf<bf16> dy(to_bf16(yy));
   heads_split(yh.p, dy.p, B, T, H, dk, S);
   heads_merge(y.p, yh.p, B, T, H, dk, S);
-  C.close("heads_merge(heads_split(x)) == x", to_d(y.down()), to_d(to_bf16(yy)), 0.0);
+  C.close("heads_merge(heads_split(x)) == x, dk=" + std::to_string(dk), to_d(y.down()), to_d(to_bf16(yy)), 0.0);
   auto hyh = to_d(yh.down());
   bool ok = true;
   for (int b = 0; b < B; ++b)
@@ -278,7 +278,7 @@ void test_attn_softmax(Rng& r, int B, int H, int T, TempParam tp, bool reg) {
                 int(reg));
   auto gotP = to_d(dP.down());
   C.close(std::string(nm) + " probs (upper triangle 0)", gotP, ref.P, 6e-3);
-  C.close(std::string(nm) + " row entropy", to_d(dE.down()), ref.E, 1e-4);
+  C.close(std::string(nm) + " row entropy", to_d(dE.down()), ref.E, 1e-4, 1e-2);  // entropies are O(1): absolute floor
   if (reg) C.close(std::string(nm) + " penalty", to_d(dPen.down()), ref.pen, 2e-3, 1e-3);
 
   // Backward: loss(S, temp) = sum G * P + coef * sum pen.  GPU: dP := G, gE from forward.
@@ -376,8 +376,8 @@ double act_ref(double x, Act a, double slope) {
   }
 }
 
-void test_act(Rng& r) {
-  const int N = 29, F = 131;
+void test_act(Rng& r, int F) {
+  const int N = 29;
   const char* names[] = {"gelu", "relu", "leaky_relu", "identity"};
   for (int ai = 0; ai < 4; ++ai) {
     Act act = Act(ai);
@@ -393,7 +393,7 @@ void test_act(Rng& r) {
       rout[i] = act_ref(x, act, 0.03);
       fd[i] = dout[i] * (act_ref(x + 1e-6, act, 0.03) - act_ref(x - 1e-6, act, 0.03)) / 2e-6;
     }
-    C.close(std::string("bias_act_forward ") + names[ai] + " pre", hpre, rpre, 6e-3);
+    C.close(std::string("bias_act_forward ") + names[ai] + " F=" + std::to_string(F) + " pre", hpre, rpre, 6e-3);
     C.close(std::string("bias_act_forward ") + names[ai] + " out", to_d(dOut.down()), rout, 6e-3);
     act_backward(dDp.p, dDo.p, dPre.p, N, F, act, 0.03f, S);
     C.close(std::string("act_backward ") + names[ai] + " vs finite differences", to_d(dDp.down()),
@@ -560,13 +560,15 @@ int main() {
     test_gemm(h, r);
     test_residual_norm(r);
     test_norm_backward(r);
-    test_layouts(r);
+    test_layouts(r, 5);
+    test_layouts(r, 8);  // 16-byte vector path
     test_attn_softmax(r, 2, 3, 37, TempParam::exp, true);
     test_attn_softmax(r, 1, 2, 1, TempParam::exp, true);  // T = 1
     test_attn_softmax(r, 2, 2, 70, TempParam::none, false);
     test_attn_softmax(r, 1, 2, 130, TempParam::direct, true);
     test_attn_softmax(r, 1, 1, 300, TempParam::offset, true);
-    test_act(r);
+    test_act(r, 131);
+    test_act(r, 136);  // 16-byte vector path
     test_ffn_scale(r);
     test_reductions(r);
     test_cross_entropy(r);
