@@ -107,7 +107,26 @@ StepStats Trainer::step(std::string* nonfinite) {
       *nonfinite = describe_nonfinite("loss");
       break;
     }
-    model_->backward();
+    if (micro == 0) {
+      model_->backward();
+    } else {
+      // Sum micro-batch gradients here, in a fixed order, rather than letting backward()
+      // accumulate onto non-zero gradients: some model kernels reduce per-thread partial
+      // sums in arrival order, which is exact only when they start from zero, and bit-exact
+      // resume needs every step reproducible.
+      auto& ps = model_->params();
+      if (accum_.size() != ps.size()) accum_.resize(ps.size());
+      for (size_t i = 0; i < ps.size(); ++i)
+        if (ps[i].grad) accum_[i].assign(ps[i].grad, ps[i].grad + ps[i].size);
+      model_->zero_grad();
+      model_->backward();
+      for (size_t i = 0; i < ps.size(); ++i) {
+        if (!ps[i].grad) continue;
+        float* g = ps[i].grad;
+        const float* a = accum_[i].data();
+        for (size_t j = 0; j < ps[i].size; ++j) g[j] = a[j] + g[j];
+      }
+    }
   }
   state_.data = batcher_->position();
   if (nonfinite->empty()) {

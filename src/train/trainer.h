@@ -87,6 +87,7 @@ class Trainer {
   Rng rng_;
   std::unique_ptr<MetricsLog> log_;
   std::vector<int32_t> tokens_, targets_;
+  std::vector<std::vector<float>> accum_;  // gradient sum of earlier micro-batches
 };
 
 }  // namespace aero::train

@@ -22,7 +22,7 @@ TEST(ChunkBatcher, EveryFullChunkOncePerEpochWithShiftedTargets) {
   auto ds = counting(7 * 13 + 5);  // 13 full chunks (each needs T+1 tokens), a partial tail
   ChunkBatcher b(ds, T, 42);
   ASSERT_EQ(b.num_chunks(), 13u);
-  std::vector<int32_t> tok(size_t(T)), tgt(size_t(T));
+  std::vector<int32_t> tok(static_cast<size_t>(T)), tgt(static_cast<size_t>(T));
   std::set<int32_t> starts;
   for (int i = 0; i < 13; ++i) {
     b.next_batch(1, tok.data(), tgt.data());

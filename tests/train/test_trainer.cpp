@@ -127,6 +127,11 @@ TEST(Trainer, ResumeContinuesBitExactly) {
   o.out_dir = d1 + "/run";
   TrainSummary full = Trainer(cfg, o).run();
   ASSERT_EQ(full.losses.size(), 12u);
+  // Prerequisite: two uninterrupted runs agree bit for bit.
+  o.out_dir = "";
+  TrainSummary again = Trainer(cfg, o).run();
+  for (size_t i = 0; i < 12; ++i)
+    EXPECT_EQ(again.losses[i], full.losses[i]) << "step " << i + 1 << " of a repeated run";
   o.out_dir = d2 + "/run";
   o.stop_after = 5;
   TrainSummary first = Trainer(cfg, o).run();
@@ -137,7 +142,8 @@ TEST(Trainer, ResumeContinuesBitExactly) {
   TrainSummary second = resumed->run();
   std::vector<double> joined = first.losses;
   joined.insert(joined.end(), second.losses.begin(), second.losses.end());
-  EXPECT_EQ(joined, full.losses);  // exact, not approximate
+  for (size_t i = 0; i < 12; ++i)  // exact, not approximate
+    EXPECT_EQ(joined[i], full.losses[i]) << "step " << i + 1 << " after resuming at step 5";
   EXPECT_EQ(second.val_loss, full.val_loss);
   auto a = load_model(d1 + "/run"), b = load_model(d2 + "/run");
   EXPECT_EQ(a.step, 12);
