@@ -1,6 +1,7 @@
 #include "mpc/local_run.h"
 
 #include <chrono>
+#include <atomic>
 #include <exception>
 #include <thread>
 
@@ -23,6 +24,8 @@ LocalRunResult run_local(const DealerProgram& program, const std::function<void(
   auto [c0, c1] = loopback_pair(co[0], co[1]);
   std::unique_ptr<Channel> ch[2] = {std::move(c0), std::move(c1)};
   std::exception_ptr err[2];
+  int err_order[2] = {0, 0};
+  std::atomic<int> errors{0};
   double secs[2] = {0, 0};
   auto run = [&](int p) {
     auto t0 = std::chrono::steady_clock::now();
@@ -31,6 +34,7 @@ LocalRunResult run_local(const DealerProgram& program, const std::function<void(
       body(party);
     } catch (...) {
       err[p] = std::current_exception();
+      err_order[p] = ++errors;
       ch[p]->close();  // the other party fails fast instead of waiting for its timeout
     }
     secs[p] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -38,8 +42,11 @@ LocalRunResult run_local(const DealerProgram& program, const std::function<void(
   std::thread t1(run, 1);
   run(0);
   t1.join();
-  for (int p = 0; p < 2; ++p)
-    if (err[p]) std::rethrow_exception(err[p]);
+  // The first failure is the cause; the other party's is its consequence (peer closed).
+  if (err[0] || err[1]) {
+    const int first = !err[1] ? 0 : !err[0] ? 1 : (err_order[0] < err_order[1] ? 0 : 1);
+    std::rethrow_exception(err[first]);
+  }
   for (int p = 0; p < 2; ++p) res.meter[p] = ch[p]->meter();
   res.online_s = std::max(secs[0], secs[1]);
   return res;

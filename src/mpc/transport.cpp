@@ -29,7 +29,7 @@ struct Header {
   uint64_t seq;
   uint64_t len;
   uint64_t arrival_ns;  // emulator: hold until CLOCK_MONOTONIC reaches this (0: none)
-  uint32_t kind;
+  uint32_t depth;  // causal depth of this message (sender's depth + 1)
   uint32_t check;  // FNV-1a of the 36 bytes before it
 };
 static_assert(sizeof(Header) == kHeader);
@@ -80,6 +80,7 @@ std::vector<std::string> NetProfile::names() { return {"lan", "1g", "wan400", "w
 void Meter::reset() {
   total_ = {};
   per_op_.clear();
+  depth_ = 0;
   sent_since_recv_ = false;
 }
 
@@ -92,8 +93,13 @@ void Meter::on_send(u64 bytes) {
   sent_since_recv_ = true;
 }
 
-void Meter::on_recv(u64 bytes) {
+void Meter::on_recv(u64 bytes, u64 depth) {
   auto& op = per_op_[tag_];
+  if (depth > depth_) {
+    op.depth += depth - depth_;
+    depth_ = depth;
+    total_.depth = depth_;
+  }
   op.bytes_recv += bytes;
   total_.bytes_recv += bytes;
   if (sent_since_recv_) {
@@ -149,6 +155,20 @@ void Channel::send_raw_for_test(std::span<const uint8_t> bytes) {
   }
 }
 
+std::vector<uint8_t> Channel::frame_for_test(std::span<const uint8_t> payload) {
+  Header h{};
+  h.magic = kMagic;
+  h.tag = fnv1a(meter_.tag().data(), meter_.tag().size());
+  h.seq = send_seq_++;
+  h.len = payload.size();
+  h.depth = uint32_t(meter_.depth_ + 1);
+  h.check = fnv1a(&h, offsetof(Header, check));
+  std::vector<uint8_t> out(kHeader + payload.size());
+  std::memcpy(out.data(), &h, kHeader);
+  std::memcpy(out.data() + kHeader, payload.data(), payload.size());
+  return out;
+}
+
 // Full-duplex engine: writes the frame (header + out) while reading one frame into *in.
 void Channel::transfer(const uint8_t* out, size_t out_n, std::vector<uint8_t>* in,
                        size_t expected) {
@@ -160,7 +180,7 @@ void Channel::transfer(const uint8_t* out, size_t out_n, std::vector<uint8_t>* i
     oh.tag = my_tag;
     oh.seq = send_seq_++;
     oh.len = out_n;
-    oh.kind = 1;
+    oh.depth = uint32_t(meter_.depth_ + 1);
     if (opt_.net.emulated()) {
       const double now = mono_now();
       const double bytes = double(out_n + kHeader);
@@ -254,7 +274,7 @@ void Channel::transfer(const uint8_t* out, size_t out_n, std::vector<uint8_t>* i
     }
   }
   if (in) {
-    meter_.on_recv(plen + kHeader);
+    meter_.on_recv(plen + kHeader, ih.depth);
     if (ih.arrival_ns) sleep_until_mono(double(ih.arrival_ns) * 1e-9);
     if (opt_.tap) opt_.tap(false, {in->data(), in->size()});
   }

@@ -13,8 +13,11 @@
 // counted per direction and per operator tag (OpScope sets the tag). Rounds: a party's round
 // counter increments whenever it receives a message after having sent at least one message
 // since its previous receive; the protocol's round count is the larger of the two parties'
-// counters (for the symmetric openings used here both are equal). Offline traffic (dealer to
-// party) uses its own Channel, hence its own Meter.
+// counters (for the symmetric openings used here both are equal). Besides, every frame carries
+// its causal depth (Lamport: sender's depth + 1; a receiver's depth becomes the max), so
+// `depth` is the number of one-way latencies on the longest chain of messages, the exact
+// latency term for asymmetric steps too (e.g. a one-way input followed by openings).
+// Offline traffic (dealer to party) uses its own Channel, hence its own Meter.
 //
 // Emulation (NetProfile): each direction is a link of `bits_per_s` with one-way delay
 // rtt/2. The sender stamps each frame with the time the frame's last bit would arrive,
@@ -55,6 +58,7 @@ struct NetProfile {
 struct OpStats {
   u64 bytes_sent = 0, bytes_recv = 0;  // at the socket, headers included
   u64 messages_sent = 0, rounds = 0;
+  u64 depth = 0;  // one-way hops added to the longest causal message chain (see Meter)
   double seconds = 0;  // wall time spent inside OpScopes of this tag (inclusive)
 };
 
@@ -69,7 +73,8 @@ class Meter {
   friend class Channel;
   friend class OpScope;
   void on_send(u64 bytes);
-  void on_recv(u64 bytes);
+  void on_recv(u64 bytes, u64 depth);
+  u64 depth_ = 0;
   OpStats total_;
   std::map<std::string, OpStats> per_op_;
   std::string tag_ = "untagged";
@@ -114,6 +119,8 @@ class Channel {
   void close();
   // Test hook: writes bytes to the socket without framing.
   void send_raw_for_test(std::span<const uint8_t> bytes);
+  // Test hook: the bytes `send` would write for this payload (consumes a sequence number).
+  std::vector<uint8_t> frame_for_test(std::span<const uint8_t> payload);
 
  private:
   void transfer(const uint8_t* out, size_t out_n, std::vector<uint8_t>* in, size_t expected);
