@@ -7,6 +7,7 @@
 
 #include <cmath>
 
+#include "core/blas.h"
 #include "core/rng.h"
 #include "model/model.h"
 
@@ -60,6 +61,13 @@ Batch make_batch(int B, int T, int V, uint64_t seed) {
 
 void gradcheck(const json& patch, int samples_per_tensor = 4) {
   SCOPED_TRACE(patch.dump());
+  // One thread: these models are tiny (thread start-up would dominate); the threaded code
+  // paths are compared against this one in test_model.cpp (FloatMatchesDouble).
+  struct OneThread {
+    int saved = aero::num_threads();
+    OneThread() { aero::set_num_threads(1); }
+    ~OneThread() { aero::set_num_threads(saved); }
+  } one_thread;
   ModelConfig cfg = tiny_config(patch);
   BasicModel<double> m(cfg, 2, 5);
   m.init_weights(7);
