@@ -209,6 +209,22 @@ std::vector<double> nice_ticks(double lo, double hi, int target) {
   return t;
 }
 
+namespace {
+// 1.0e-05 -> "1e-5", 2.5e-04 -> "2.5e-4"
+std::string format_sci(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1e", v);
+  std::string s = buf;
+  auto e = s.find('e');
+  std::string mant = s.substr(0, e), ex = s.substr(e + 1);
+  if (mant.size() > 2 && mant.compare(mant.size() - 2, 2, ".0") == 0) mant.resize(mant.size() - 2);
+  bool neg = ex[0] == '-';
+  size_t k = 1;
+  while (k + 1 < ex.size() && ex[k] == '0') ++k;
+  return mant + "e" + (neg ? "-" : "") + ex.substr(k);
+}
+}  // namespace
+
 std::string format_number(double v) {
   if (!std::isfinite(v)) return std::isnan(v) ? "NaN" : (v > 0 ? "inf" : "-inf");
   char buf[32];
@@ -224,13 +240,7 @@ std::string format_number(double v) {
   if (a >= 1e9) return trim((std::snprintf(buf, sizeof buf, "%.2f", v / 1e9), buf)) + "G";
   if (a >= 1e6) return trim((std::snprintf(buf, sizeof buf, "%.2f", v / 1e6), buf)) + "M";
   if (a >= 1e4) return trim((std::snprintf(buf, sizeof buf, "%.2f", v / 1e3), buf)) + "k";
-  if (a < 1e-3) {
-    std::snprintf(buf, sizeof buf, "%.1e", v);
-    std::string s = buf;  // 1.0e-05 -> 1e-05
-    auto p = s.find(".0e");
-    if (p != std::string::npos) s.erase(p, 2);
-    return s;
-  }
+  if (a < 1e-3) return format_sci(v);
   std::snprintf(buf, sizeof buf, "%.4f", v);
   std::string s = trim(buf);
   // keep at most 4 significant digits
@@ -242,6 +252,11 @@ std::string format_number(double v) {
 std::vector<std::string> format_ticks(const std::vector<double>& ticks) {
   double mx = 0;
   for (double t : ticks) mx = std::max(mx, std::fabs(t));
+  if (mx > 0 && mx < 1e-2) {  // small values (learning rates): all in scientific notation
+    std::vector<std::string> out;
+    for (double t : ticks) out.push_back(t == 0 ? "0" : format_sci(t));
+    return out;
+  }
   double unit = mx >= 1e9 ? 1e9 : mx >= 1e6 ? 1e6 : mx >= 1e4 ? 1e3 : 1;
   const char* suffix = unit == 1e9 ? "G" : unit == 1e6 ? "M" : unit == 1e3 ? "k" : "";
   std::vector<std::string> out;
@@ -295,7 +310,7 @@ std::string render_svg(const LineChart& c) {
   for (size_t i = 0; i < c.series.size(); ++i)
     legend.push_back({c.series[i].name, c.series[i].color.empty() ? palette_color(i) : c.series[i].color,
                       c.series[i].dashed, false});
-  bool show_legend = c.series.size() > 1 || (c.series.size() == 1 && !c.series[0].name.empty());
+  bool show_legend = c.series.size() > 1;  // one series: the title says what it is
   double lw = show_legend ? legend_width(legend) + 16 : 0;
   double W = c.width + lw, H = c.height;
   double top = c.subtitle.empty() ? 50 : 66, left = 84, bottom = 62, right = 24 + lw;
@@ -379,7 +394,7 @@ std::string render_svg(const Heatmap& h) {
   if (!std::isfinite(vmax)) vmax = std::isfinite(dhi) ? dhi : 1;
   if (vmax <= vmin) vmax = vmin + 1;
 
-  double cell = std::clamp(std::min(640.0 / h.cols, 520.0 / h.rows), 12.0, 56.0);
+  double cell = std::clamp(std::min(640.0 / h.cols, 520.0 / h.rows), 12.0, 64.0);
   auto name = [](const std::vector<std::string>& names, int i) {
     return i < static_cast<int>(names.size()) ? names[i] : std::to_string(i);
   };
@@ -389,8 +404,14 @@ std::string render_svg(const Heatmap& h) {
   double left = 40 + row_label_w + 10;
   double gw = cell * h.cols, gh = cell * h.rows;
   double cb_x = left + gw + 28, cb_w = 18;
-  double W = std::max(cb_x + cb_w + 60 + 24, 420.0), H = top + gh + 64;
-  W = std::max(W, text_width(h.title, 18) + 40);
+  double content = cb_x + cb_w + 60 + 24;
+  double W = std::max({content, 420.0, text_width(h.title, 18) * 1.12 + 40,
+                       text_width(h.subtitle, 12) + 40}),
+         H = top + gh + 64;
+  // centre the grid and colour bar when the title makes the picture wider than they are
+  double shift = (W - content) / 2;
+  left += shift;
+  cb_x += shift;
 
   Svg svg(W, H);
   title_block(svg, W, h.title, h.subtitle);
@@ -421,7 +442,7 @@ std::string render_svg(const Heatmap& h) {
   for (int r = 0; r < h.rows; r += step_r)
     svg.text(left - 6, top + (r + 0.5) * cell + 4, name(h.row_names, r), 12, "end", "tick");
   svg.text(left + gw / 2, H - 16, h.x_label, 14, "middle", "x-label");
-  svg.text(18, top + gh / 2, h.y_label, 14, "middle", "y-label", -90);
+  svg.text(left - row_label_w - 22, top + gh / 2, h.y_label, 14, "middle", "y-label", -90);
 
   // Colour bar: a vertical gradient, high values on top, with its own ticks and label.
   svg.o << "<defs><linearGradient id=\"cbar\" x1=\"0\" y1=\"1\" x2=\"0\" y2=\"0\">";

@@ -56,7 +56,8 @@ TEST(Plot, FormatNumberIsShort) {
   EXPECT_EQ(format_number(1.2e6), "1.2M");
   EXPECT_EQ(format_number(14.4955e9), "14.5G");
   EXPECT_EQ(format_number(0.001), "0.001");
-  EXPECT_EQ(format_number(1e-5), "1e-05");
+  EXPECT_EQ(format_number(1e-5), "1e-5");
+  EXPECT_EQ(format_number(-2.5e-4), "-2.5e-4");
   EXPECT_EQ(xml_escape("a<b & \"c\""), "a&lt;b &amp; &quot;c&quot;");
 }
 
@@ -100,7 +101,7 @@ TEST(Plot, LogAxisUsesDecadesAndSkipsNonPositive) {
   c.series.push_back({"lr", {0, 1, 2, 3, 4}, {1e-5, 1e-4, 1e-3, 0, 1e-2}, "", false, false});
   std::string svg = render_svg(c);
   EXPECT_EQ(xml_problem(svg), "");
-  EXPECT_NE(svg.find(">1e-05<"), std::string::npos);
+  EXPECT_NE(svg.find(">1e-5<"), std::string::npos);
   EXPECT_NE(svg.find(">0.01<"), std::string::npos);
   EXPECT_NE(svg.find("(log scale)"), std::string::npos);
   // the zero is dropped: the path has 2 pieces
@@ -227,4 +228,5 @@ TEST(Plot, TickLabelsOfOneAxisShareTheirUnit) {
   EXPECT_EQ(format_ticks({0, 5000, 10000}), (std::vector<std::string>{"0", "5k", "10k"}));
   EXPECT_EQ(format_ticks({0, 0.5, 1}), (std::vector<std::string>{"0", "0.5", "1"}));
   EXPECT_EQ(format_ticks({1e6, 2e6, 2.5e6}), (std::vector<std::string>{"1M", "2M", "2.5M"}));
+  EXPECT_EQ(format_ticks({0, 5e-4, 1e-3}), (std::vector<std::string>{"0", "5e-4", "1e-3"}));
 }
