@@ -101,15 +101,18 @@ def resolve_train_config(t, model_cfg):
 
 def lr_at(step, t):
     """Learning rate of optimizer step `step` (0-based): linear warmup from lr/W to lr over W
-    steps, then linear / cosine decay to min_lr at the last step, or constant."""
+    steps, then linear / cosine decay reaching min_lr exactly at the last step (step S-1), or
+    constant. docs/config.md leaves the end point open; this is the trainer's documented
+    choice (docs/training.md, "Schedule"), so the reference follows it."""
     steps, peak, floor = t["steps"], t["lr"], t["min_lr"]
     w = t["warmup"]
-    warm = int(w * steps + 0.5) if w < 1 else int(w)
+    warm = min(steps, int(w * steps + 0.5) if w < 1 else int(w))
     if step < warm:
         return peak * (step + 1) / warm
     if t["schedule"] == "constant":
         return peak
-    progress = (step - warm) / max(1, steps - warm)
+    span = steps - warm
+    progress = 1.0 if span <= 1 else min(1.0, (step - warm) / (span - 1))
     if t["schedule"] == "linear":
         return floor + (peak - floor) * (1.0 - progress)
     if t["schedule"] == "cosine":
