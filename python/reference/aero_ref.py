@@ -134,6 +134,11 @@ def gelu_tanh(x):
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
 
 
+def gelu_erf(x):
+    # Exact GELU x * Phi(x) (GPT-NeoX / Pythia's "gelu"); ffn_act=gelu_exact.
+    return 0.5 * x * (1.0 + torch.erf(x / math.sqrt(2.0)))
+
+
 def leaky(x, slope):
     return torch.where(x > 0, x, slope * x)
 
@@ -402,6 +407,8 @@ class AeroRef:
         act = c["ffn_act"]
         if act == "gelu":
             h = F.gelu(h, approximate="tanh") if self.fast_ops else gelu_tanh(h)
+        elif act == "gelu_exact":
+            h = F.gelu(h) if self.fast_ops else gelu_erf(h)
         elif act == "relu":
             h = torch.relu(h)
         elif act == "leaky_relu":

@@ -44,6 +44,7 @@ w, b = torch.randn(8), torch.randn(8)
 check("layer_norm", aero_ref.layer_norm(x, w, b), F.layer_norm(x, (8,), w, b, 1e-5))
 if "approximate" in F.gelu.__doc__:
     check("gelu_tanh", aero_ref.gelu_tanh(x), F.gelu(x, approximate="tanh"))
+check("gelu_erf", aero_ref.gelu_erf(x), F.gelu(x), 1e-15)
 
 # Weight norm on every qkv row against torch._weight_norm (dim 0).
 m = tiny(norm="none", ffn_act="identity", weight_norm=["qk", "v", "o", "ffn"])

@@ -84,8 +84,10 @@ FIXTURES = {
                              "tie_embeddings": False}, {}),
     "ffn_none_no_final_norm": ("attention-only blocks with LayerNorm, no final norm",
                                {"ffn_kind": "none", "final_norm": False}, {}),
-    "pythia": ("pythia: rotary on half of d_k, parallel residual, untied head, cosine",
-               {"family": "pythia", "rotary_pct": 0.5}, {"schedule": "cosine"}),
+    "pythia": ("pythia: rotary on half of d_k, parallel residual, untied head, exact GELU, "
+               "cosine schedule",
+               {"family": "pythia", "rotary_pct": 0.5, "ffn_act": "gelu_exact"},
+               {"schedule": "cosine"}),
 }
 
 
