@@ -107,8 +107,13 @@ void dpf_eval_all(int party, const DpfKeys& k, size_t i, std::span<u64> out) {
   AERO_CHECK(out.size() == dom, "dpf_eval_all: output must hold 2^", nb, " entries");
   // Breadth-first expansion in place: level j holds 2^j (seed, t) pairs; children of node q
   // are 2q and 2q+1, written from the back so parents are read before being overwritten.
-  std::vector<Block> s(dom), in(2 * std::min<size_t>(dom, 512)), h(in.size());
-  std::vector<uint8_t> t(dom);
+  // Per-thread scratch, reused across calls (a LUT evaluates one key per element).
+  thread_local std::vector<Block> s, in, h;
+  thread_local std::vector<uint8_t> t;
+  s.resize(dom);
+  t.resize(dom);
+  in.resize(2 * std::min<size_t>(dom, 512));
+  h.resize(in.size());
   s[0] = k.seed[i];
   t[0] = uint8_t(party);
   for (int j = 0; j < nb; ++j) {
