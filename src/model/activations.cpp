@@ -2,6 +2,7 @@
 // the exact erf GELU (GPT-NeoX / Pythia), ReLU, leaky ReLU with a fixed or learnable slope (ReLU's Revival, arXiv 2410.09637), identity.
 #include <cmath>
 
+#include "model/fast_math.h"
 #include "model/layers.h"
 
 namespace aero::model {
@@ -15,10 +16,10 @@ void activation_forward(T* out, const T* inp, size_t n, Act act, T slope) {
   const long N = long(n);
   switch (act) {
     case Act::gelu:
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
       for (long i = 0; i < N; i++) {
         T x = inp[i];
-        out[i] = T(0.5) * x * (T(1) + std::tanh(T(kGeluC) * (x + T(0.044715) * x * x * x)));
+        out[i] = T(0.5) * x * (T(1) + vtanh(T(kGeluC) * (x + T(0.044715) * x * x * x)));
       }
       break;
     case Act::gelu_exact:
@@ -47,11 +48,11 @@ void activation_backward(T* dinp, const T* dout, const T* inp, size_t n, Act act
   const long N = long(n);
   switch (act) {
     case Act::gelu:
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
       for (long i = 0; i < N; i++) {
         T x = inp[i];
         T u = T(kGeluC) * (x + T(0.044715) * x * x * x);
-        T th = std::tanh(u);
+        T th = vtanh(u);
         T du = T(kGeluC) * (T(1) + T(3 * 0.044715) * x * x);
         T g = T(0.5) * (T(1) + th) + T(0.5) * x * (T(1) - th * th) * du;
         dinp[i] = dout[i] * g;

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <vector>
 
+#include "model/fast_math.h"
 #include "model/layers.h"
 
 namespace aero::model {
@@ -56,8 +57,9 @@ void attention_forward(T* out, T* probs, const T* qkv, const T* scale, int scale
       T m = row[0] * s;
       for (int j = 1; j <= i; j++) m = std::max(m, row[j] * s);
       T sum = 0;
+#pragma omp simd reduction(+ : sum)
       for (int j = 0; j <= i; j++) {
-        T e = std::exp(row[j] * s - m);
+        T e = vexp(row[j] * s - m);
         row[j] = e;
         sum += e;
       }

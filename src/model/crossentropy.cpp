@@ -2,6 +2,7 @@
 // row (the logits stay readable); the backward turns the logits into their gradient in place.
 #include <cmath>
 
+#include "model/fast_math.h"
 #include "model/layers.h"
 
 namespace aero::model {
@@ -15,9 +16,11 @@ double crossentropy_forward(T* lse, const T* logits, const int32_t* targets, int
   for (int n = 0; n < N; n++) {
     const T* z = logits + size_t(n) * V;
     T m = z[0];
+#pragma omp simd reduction(max : m)
     for (int v = 1; v < V; v++) m = z[v] > m ? z[v] : m;
     T s = 0;
-    for (int v = 0; v < V; v++) s += std::exp(z[v] - m);
+#pragma omp simd reduction(+ : s)
+    for (int v = 0; v < V; v++) s += vexp(z[v] - m);
     T l = m + std::log(s);
     lse[n] = l;
     if (targets && targets[n] >= 0) {
@@ -40,7 +43,8 @@ void crossentropy_backward(T* logits, const T* lse, const int32_t* targets, int 
       continue;
     }
     T l = lse[n];
-    for (int v = 0; v < V; v++) z[v] = std::exp(z[v] - l) * scale;
+#pragma omp simd
+    for (int v = 0; v < V; v++) z[v] = vexp(z[v] - l) * scale;
     z[targets[n]] -= scale;
   }
 }

@@ -7,6 +7,7 @@
 #include "core/blas.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "model/fast_math.h"
 #include "model/layers.h"
 #include "model/model.h"
 
@@ -59,8 +60,11 @@ TEST(Model, CausalMasking) {
           size_t i = (size_t(b) * 17 + t) * c.vocab_size + k;
           maxdiff = std::max(maxdiff, std::fabs(before[i] - after[i]));
         }
-        if (b == 0 || t < t_change) EXPECT_LT(maxdiff, 1e-5f) << "b " << b << " t " << t;
-        else if (t == t_change) EXPECT_GT(maxdiff, 1e-4f) << "the changed position must change";
+        if (b == 0 || t < t_change) {
+          EXPECT_LT(maxdiff, 1e-5f) << "b " << b << " t " << t;
+        } else if (t == t_change) {
+          EXPECT_GT(maxdiff, 1e-4f) << "the changed position must change";
+        }
       }
     // probabilities: rows sum to 1, upper triangle exactly 0.
     const float* P = m.attn_probs(1);
@@ -69,7 +73,9 @@ TEST(Model, CausalMasking) {
         double s = 0;
         for (int j = 0; j < 17; j++) {
           float p = P[(size_t(bh) * 17 + i) * 17 + j];
-          if (j > i) EXPECT_EQ(p, 0.0f);
+          if (j > i) {
+            EXPECT_EQ(p, 0.0f);
+          }
           s += p;
         }
         EXPECT_NEAR(s, 1.0, 1e-5);
@@ -306,4 +312,19 @@ TEST(Layers, AttentionMatchesNaive) {
         for (int j = 0; j <= i; j++)
           EXPECT_NEAR(probs[((b * H + h) * T + i) * T + j], std::exp(s[j] - m) / z, 1e-12);
       }
+}
+
+// The vectorizable exp of the float model against std::exp, including the IEEE ends.
+TEST(Layers, FastExp) {
+  double worst = 0;
+  for (float x = -87.0f; x < 88.0f; x += 0.0137f) {
+    double ref = std::exp(double(x));
+    worst = std::max(worst, std::fabs(fast_expf(x) - ref) / ref);
+  }
+  EXPECT_LT(worst, 4e-7);
+  EXPECT_TRUE(std::isnan(fast_expf(NAN)));
+  EXPECT_EQ(fast_expf(INFINITY), INFINITY);
+  EXPECT_EQ(fast_expf(-INFINITY), 0.0f);
+  EXPECT_EQ(fast_expf(-200.0f), 0.0f);
+  for (float u = -9.0f; u < 9.0f; u += 0.01f) ASSERT_NEAR(fast_tanhf(u), std::tanh(u), 2e-7f) << u;
 }
