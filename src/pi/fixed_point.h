@@ -1,0 +1,86 @@
+// Fixed-point arithmetic of private inference: the scales, lookup tables and integer gates
+// that the fixed-point simulation and the 2PC executor share bit for bit.
+//
+// Every wire is a signed integer (two's complement in Z_2^64) at a power-of-two scale.
+// Activations use scale 2^f (f = 12, as SIGMA), weights 2^f, biases 2^(2f). Each nonlinear
+// operator is defined here as an integer function of its integer input (floor truncations,
+// clipped lookup-table indices, tables built from bucket midpoints), so that the secure
+// protocol (an FSS gate on the masked input: DCF for comparisons / truncation carries, DPF
+// lookup tables after truncate-reduce; SIGMA PoPETs 2024, Boyle et al. Eurocrypt 2021,
+// Grotto CCS 2023) reproduces it exactly. Accuracy of each gate against the real function is
+// stated next to it and in docs/private_inference.md.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace aero::pi {
+
+enum class SoftmaxVariant { exact_max, clipped };
+const char* to_string(SoftmaxVariant v);
+SoftmaxVariant softmax_variant_from_string(const std::string& s);
+
+struct FxSpec {
+  int f = 12;              // activation / weight scale (bias at 2f)
+  int c_frac = 20;         // scale of public per-row attention constants 1/(t sqrt(d_k))
+  int rot_frac = 14;       // scale of rotary cos/sin constants
+  int gelu_lut_frac = 6;   // GELU correction LUT: |x| truncated to 2^-6 steps
+  int gelu_lut_bits = 9;   //   ... signed index clipped to 2^9 entries (|x| < 4)
+  SoftmaxVariant softmax = SoftmaxVariant::exact_max;
+  int exp_lut_frac = 6;    // exp LUT input step 2^-6
+  int exp_lut_bits = 10;   // exact_max: m - z clipped to [0, 16)
+  int exp_out_frac = 16;   // exact_max: scale of exp values (<= 1)
+  int clip_lut_bits = 12;  // clipped: H - z clipped to [0, 64)
+  int clip_out_frac = 24;  // clipped: scale of exp values
+  double clip_hi = 8.0;    // clipped: logits above this are clipped (max-free softmax)
+  int inv_mantissa = 8;    // normalized LUT for 1/x and 1/sqrt(x): 8 mantissa bits
+  int inv_out_frac = 20;   // exact_max: scale of 1/sum (clipped uses 16)
+  int rsqrt_out_frac = 30; // LayerNorm: scale of 1/(d sqrt(var + eps))
+  double ln_eps = 1e-5;
+
+  int exp_bits() const { return softmax == SoftmaxVariant::exact_max ? exp_lut_bits : clip_lut_bits; }
+  int exp_frac() const { return softmax == SoftmaxVariant::exact_max ? exp_out_frac : clip_out_frac; }
+  int inv_frac() const { return softmax == SoftmaxVariant::exact_max ? inv_out_frac : 16; }
+};
+
+// Encoding: round(x * 2^s). Decoding: x / 2^s.
+int64_t encode(double x, int s);
+inline double decode(int64_t v, int s) { return double(v) / double(int64_t(1) << s); }
+
+// Floor division by 2^s (arithmetic shift): the truncation every secure TR/ARS gate computes.
+inline int64_t trunc_floor(int64_t v, int s) { return v >> s; }
+inline int64_t trunc_floor128(__int128 v, int s) { return int64_t(v >> s); }
+
+// GELU (tanh form) = ReLU(x) - delta(x), delta = ReLU - GELU tabulated at bucket midpoints
+// of x in steps of 2^-6 on a signed 9-bit index clip(x >> 6, -256, 255) (SIGMA's shape: a
+// DCF-based ReLU plus a small DPF table), 0 beyond |x| >= 4 (delta(4) = 1.3e-4). Error vs
+// real GELU: |delta'| <= 0.5 times half a step (0.0039) plus one output LSB (2^-12).
+struct GeluLut {
+  std::vector<int64_t> table;  // 2^gelu_lut_bits entries at scale f
+  explicit GeluLut(const FxSpec& s);
+  int64_t eval(int64_t x, const FxSpec& s) const;
+};
+
+// exp(-d) for d >= 0 by a table on d truncated to 2^-exp_lut_frac steps and clipped to
+// 2^exp_bits entries; the last entry is 0 (exp(-16) < 2^-16 in exact_max, exp(-64) in
+// clipped). Relative error <= 2^-7 (half a step, midpoint) + one output LSB.
+struct ExpLut {
+  std::vector<int64_t> table;  // at scale exp_frac
+  explicit ExpLut(const FxSpec& s);
+};
+
+// x^p (p = -1 or -1/2) for a positive integer input at scale in_frac, output at scale out_frac:
+// the input is normalized by its most significant bit e, the next `mantissa` bits index a
+// table per e (bucket midpoint). Relative error <= |p| 2^-(mantissa+1) + one output LSB.
+// Secure form: one-hot of e by DCF interval containment, the mantissa by truncate-reduce of
+// the selected shift, one DPF lookup on (e, mantissa).
+struct InvPowLut {
+  double p;
+  int in_frac, out_frac, mantissa;
+  InvPowLut(double p, int in_frac, int out_frac, int mantissa);
+  int64_t eval(int64_t v) const;  // v <= 0 is treated as the smallest positive input (1)
+ private:
+  std::vector<int64_t> table_;    // [64][2^mantissa]
+};
+
+}  // namespace aero::pi

@@ -1,0 +1,28 @@
+// Cost of one private inference of a model shape (the `aero pi bench` figures): the cost
+// executor's per-operator online bytes, rounds and key bytes, compute estimated from this
+// machine's measured integer-GEMM and AES rates, and latency under each network profile.
+#pragma once
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "pi/cost_model.h"
+
+namespace aero::pi {
+
+struct BenchOptions {
+  Scope scope = Scope::blocks;
+  bool reveal_logits = false;  // full scope: logits, or only the next token (secure argmax)
+  bool stochastic_trunc = false;  // free stochastic truncation (+-1 ulp) instead of faithful
+  FxSpec spec;
+  WireWidths widths;
+};
+
+struct MachineRates {
+  double gemm_macs_per_s = 0;  // int64 multiply-adds per second (this process, all threads)
+  double aes_blocks_per_s = 0; // AES-128 blocks per second (OpenSSL, AES-NI)
+};
+MachineRates measure_machine_rates();
+
+nlohmann::json bench_cost(const model::ModelConfig& cfg, const BenchOptions& o, const MachineRates& rates);
+
+}  // namespace aero::pi
