@@ -21,6 +21,7 @@
 #include "core/rng.h"
 #include "cuda/common.h"
 #include "cuda/gpu_model.h"
+#include "cuda/kernels.h"
 
 #ifdef AERO_HAVE_NCCL
 #include <nccl.h>
@@ -33,7 +34,7 @@ struct Args {
   std::string rung = "baseline";
   int batch = 256, seq = 128, steps = 30, warmup = 5, vocab = 50304;
   int layers = 12, heads = 12, dmodel = 768;
-  bool gemm = false, curve = false;
+  bool gemm = false, curve = false, gemm_shapes = false;
   int world = 1, rank = 0;
   std::string id_file, json;
   double lr = 6e-4;
@@ -61,7 +62,9 @@ Args parse(int argc, char** argv) {
     else if (k == "--dmodel") a.dmodel = std::stoi(next());
     else if (k == "--lr") a.lr = std::stod(next());
     else if (k == "--gemm") a.gemm = true;
+    else if (k == "--gemm-shapes") a.gemm_shapes = true;
     else if (k == "--curve") a.curve = true;
+    else if (k == "--profile") setenv("AERO_GPU_PROFILE", "1", 1);
     else if (k == "--world") a.world = std::stoi(next());
     else if (k == "--rank") a.rank = std::stoi(next());
     else if (k == "--id-file") a.id_file = next();
@@ -148,6 +151,79 @@ double measure_gemm_tflops() {
   return 2.0 * n * n * n / (ms[ms.size() / 2] * 1e-3) / 1e12;
 }
 
+// The model's matrix products at GPT-2 124M, 256 x 128, through aero::cuda::gemm, in isolation
+// (diagnostic: which shapes reach the bf16 rate).
+void gemm_shapes() {
+  const int N = 32768, d = 768;
+  std::vector<bf16> h(size_t(N) * 4 * d);
+  aero::Rng r(3);
+  for (auto& x : h) x = __float2bfloat16(float(r.normal()));
+  bf16 *X, *W, *Y;
+  float* Yf;
+  AERO_CUDA_CHECK(cudaMalloc(&X, h.size() * 2));
+  AERO_CUDA_CHECK(cudaMalloc(&W, size_t(4 * d) * 4 * d * 2));
+  AERO_CUDA_CHECK(cudaMalloc(&Y, h.size() * 2));
+  AERO_CUDA_CHECK(cudaMalloc(&Yf, h.size() * 4));
+  AERO_CUDA_CHECK(cudaMemcpy(X, h.data(), h.size() * 2, cudaMemcpyHostToDevice));
+  AERO_CUDA_CHECK(cudaMemcpy(W, h.data(), size_t(4 * d) * 4 * d * 2, cudaMemcpyHostToDevice));
+  AERO_CUDA_CHECK(cudaMemcpy(Yf, h.data(), h.size() * 2, cudaMemcpyHostToDevice));  // any finite bits
+  cublasHandle_t hd;
+  AERO_CUBLAS_CHECK(cublasCreate(&hd));
+  cudaStream_t st;
+  AERO_CUDA_CHECK(cudaStreamCreate(&st));
+  struct Shape {
+    const char* name;
+    bool ta, tb;
+    int M, Nn, K;
+    bool f32;
+    float beta;
+    int wofs;  // element offset of the weight pointer (alignment)
+  };
+  Shape shapes[] = {
+      {"fwd qkv  X[N,d] W^T -> [N,3d] bf16", false, true, N, 3 * d, d, false, 0, 0},
+      {"fwd qkv, fp32 out", false, true, N, 3 * d, d, true, 0, 0},
+      {"fwd fc   X[N,d] W^T -> [N,4d] bf16", false, true, N, 4 * d, d, false, 0, 0},
+      {"fwd proj X[N,d] W^T -> [N,d] fp32", false, true, N, d, d, true, 0, 0},
+      {"fwd proj, bf16 out", false, true, N, d, d, false, 0, 0},
+      {"fwd proj, weight offset 2 elements", false, true, N, d, d, true, 0, 2},
+      {"fwd ffn proj [N,4d] W^T -> [N,d] fp32", false, true, N, d, 4 * d, true, 0, 0},
+      {"bwd dX qkv [N,3d] W -> [N,d] fp32", false, false, N, d, 3 * d, true, 0, 0},
+      {"bwd dW qkv [3d,d] += dY^T X", true, false, 3 * d, d, N, true, 1, 0},
+      {"bwd dW proj [d,d] += dY^T X", true, false, d, d, N, true, 1, 0},
+      {"bwd dW fc [4d,d] += dY^T X", true, false, 4 * d, d, N, true, 1, 0},
+  };
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0);
+  cudaEventCreate(&e1);
+  std::printf("\n| product (GPT-2 124M, N = 32768 rows) | ms | TFLOP/s |\n|---|---|---|\n");
+  for (auto& sh : shapes) {
+    int lda = sh.ta ? sh.M : sh.K, ldb = sh.tb ? sh.K : sh.Nn;
+    const bf16* A = sh.ta ? Y : X;  // dY for weight gradients
+    const bf16* B = sh.ta ? X : W + sh.wofs;
+    void* D = sh.f32 ? (void*)Yf : (void*)Y;
+    if (sh.ta) D = Yf;
+    std::vector<float> ms;
+    for (int i = 0; i < 13; ++i) {
+      cudaEventRecord(e0, st);
+      aero::cuda::gemm(hd, st, sh.ta, sh.tb, sh.M, sh.Nn, sh.K, A, lda, B, ldb, D,
+                       sh.f32 ? CUDA_R_32F : CUDA_R_16BF, sh.Nn, 1.f, sh.beta);
+      cudaEventRecord(e1, st);
+      cudaEventSynchronize(e1);
+      float t;
+      cudaEventElapsedTime(&t, e0, e1);
+      if (i >= 3) ms.push_back(t);
+    }
+    std::sort(ms.begin(), ms.end());
+    double t = ms[ms.size() / 2];
+    std::printf("| %s | %.3f | %.0f |\n", sh.name, t, 2.0 * sh.M * sh.Nn * sh.K / (t * 1e-3) / 1e12);
+  }
+  cublasDestroy(hd);
+  cudaFree(X);
+  cudaFree(W);
+  cudaFree(Y);
+  cudaFree(Yf);
+}
+
 void synthetic_batch(const Args& a, int step, bool learnable, std::vector<int32_t>& tok,
                      std::vector<int32_t>& tgt) {
   const int B = a.batch, T = a.seq, V = a.vocab;
@@ -176,6 +252,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   try {
+    if (a.gemm_shapes) {
+      gemm_shapes();
+      return 0;
+    }
     void* comm = nullptr;
 #ifdef AERO_HAVE_NCCL
     ncclComm_t nc = nullptr;
@@ -270,6 +350,7 @@ int main(int argc, char** argv) {
       std::sort(v.begin(), v.end());
       return v.empty() ? 0.0 : v[v.size() / 2];
     };
+    if (a.rank == 0) std::printf("%s", m.profile_report().c_str());
     if (a.rank == 0)
       std::printf("breakdown (median ms): forward+loss %.2f, backward %.2f, clip+AdamW %.2f\n",
                   median(fwd_ms), median(bwd_ms), median(opt_ms));

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <cstdlib>
 #include <numeric>
 
 #include "core/rng.h"
@@ -117,6 +118,34 @@ struct GpuModel::Impl {
   std::vector<cudaEvent_t> layer_done;
   cudaEvent_t comm_done = nullptr;
 
+  // Optional per-op timing (AERO_GPU_PROFILE=1): events between ops, summed per op name.
+  bool prof = false;
+  std::vector<std::pair<const char*, cudaEvent_t>> marks;
+  size_t nmarks = 0;
+  std::map<std::string, double> prof_ms;
+  void mark(const char* name) {
+    if (!prof) return;
+    if (nmarks == marks.size()) {
+      cudaEvent_t e;
+      AERO_CUDA_CHECK(cudaEventCreate(&e));
+      marks.push_back({name, e});
+    }
+    marks[nmarks].first = name;
+    AERO_CUDA_CHECK(cudaEventRecord(marks[nmarks].second, stream));
+    ++nmarks;
+  }
+  void prof_collect() {
+    if (!prof) return;
+    AERO_CUDA_CHECK(cudaStreamSynchronize(stream));
+    for (size_t i = 1; i < nmarks; ++i) {
+      float t = 0;
+      AERO_CUDA_CHECK(cudaEventElapsedTime(&t, marks[i - 1].second, marks[i].second));
+      prof_ms[marks[i].first] += t;
+    }
+    nmarks = 0;
+    mark("start");
+  }
+
   float* P_(size_t off) const { return off == kNone ? nullptr : p + off; }
   float* G_(size_t off) const { return off == kNone ? nullptr : g + off; }
   bf16* W_(size_t off) const { return off == kNone ? nullptr : p16 + off; }
@@ -127,6 +156,9 @@ struct GpuModel::Impl {
     q.shape = shape;
     q.size = 1;
     for (auto s : shape) q.size *= size_t(s);
+    // 64-element (128-byte bf16) alignment of every tensor: cuBLAS's fast kernels need 16-byte
+    // aligned operands; the gaps stay zero (never written, no gradient, no decay).
+    n = (n + 63) / 64 * 64;
     q.offset = n;
     q.decay = decay;
     n += q.size;
@@ -178,6 +210,7 @@ struct GpuModel::Impl {
     if (cfg.entropy_reg.enabled) theta = add("entropy_theta", {L, H}, false);
     wte = add("wte", {V, d}, true);
     wpe = add("wpe", {cfg.context, d}, true);
+    n = (n + 63) / 64 * 64;
   }
 
   void allocate() {
@@ -250,7 +283,7 @@ struct GpuModel::Impl {
     dqkv = dalloc<bf16>(N * 3 * d);
     dtemp_row = dalloc<float>(BHT);
     scratch_n = std::max({norm_scratch_floats(int(N), d), colsum_scratch_floats(int(N), 3 * d),
-                          colsum_scratch_floats(int(N), dff), size_t(4096)});
+                          colsum_scratch_floats(int(N), dff), size_t(H) * Tmax, size_t(4096)});
     scratch = dalloc<float>(scratch_n);
     scalars = dalloc<float>(8 + L);
     tok = dalloc<int32_t>(N);
@@ -360,19 +393,25 @@ struct GpuModel::Impl {
                                                   : 1);
     const float coef = float(cfg.entropy_reg.lambda * rw) * gscale;
 
+    nmarks = 0;
+    mark("start");
     embedding_forward(acts[0].res, tok, P_(wte), P_(wpe), N, T, d, s);
     residual_norm_forward(acts[0].res, acts[0].h1, acts[0].mean1, acts[0].rstd1, acts[0].res,
                           nullptr, nullptr, nullptr, nullptr, P_(lo[0].ln1w), P_(lo[0].ln1b), N,
                           d, s);
+    mark("embedding + norm");
     for (int l = 0; l < L; ++l) {
       auto& a = acts[l];
       auto& w = lo[l];
       gemm(blas, s, false, true, N, 3 * d, d, a.h1, d, W_(w.qkvw), d, qkv, CUDA_R_16BF, 3 * d,
            1.f, 0.f);
+      mark("fwd gemm qkv");
       qkv_split(a.q, a.k, a.v, qkv, P_(w.qkvb), B, T, H, dk, s);
+      mark("fwd qkv split");
       const long long sQ = (long long)T * dk, sP = (long long)T * T;
       gemm(blas, s, false, true, T, T, dk, a.q, dk, a.k, dk, a.P, CUDA_R_16BF, T, 1.f, 0.f, B * H,
            sQ, sQ, sP);
+      mark("fwd gemm QK^T");
       AttnSoftmaxArgs sa;
       sa.P = a.P;
       sa.B = B;
@@ -392,10 +431,14 @@ struct GpuModel::Impl {
         sa.gE = a.gE;
       }
       attn_softmax_forward(sa, s);
+      mark("fwd softmax+entropy");
       gemm(blas, s, false, false, T, dk, T, a.P, T, a.v, dk, yh, CUDA_R_16BF, dk, 1.f, 0.f, B * H,
            sP, sQ, sQ);
+      mark("fwd gemm PV");
       heads_merge(a.y, yh, B, T, H, dk, s);
+      mark("fwd heads merge");
       gemm(blas, s, false, true, N, d, d, a.y, d, W_(w.projw), d, o, CUDA_R_32F, d, 1.f, 0.f);
+      mark("fwd gemm proj");
 
       const bool last = l + 1 == L;
       float* res_next = last ? res_final : acts[l + 1].res;
@@ -407,38 +450,49 @@ struct GpuModel::Impl {
       if (cfg.has_ffn(l)) {
         residual_norm_forward(a.xhat, a.h2, a.mean2, a.rstd2, a.res, nullptr, o, nullptr,
                               P_(w.projb), P_(w.ln2w), P_(w.ln2b), N, d, s);
+        mark("fwd residual+norm");
         float* m = a.m ? a.m : m_scratch;
         const float* mb;
         if (cfg.ffn_kind == FfnKind::standard) {
           gemm(blas, s, false, true, N, dff, d, a.h2, d, W_(w.fcw), d, a.pre, CUDA_R_16BF, dff,
                1.f, 0.f);
+          mark("fwd gemm fc");
           bias_act_forward(a.pre, a.f, P_(w.fcb), N, dff, act(), float(cfg.leaky_slope), s);
+          mark("fwd bias+act");
           gemm(blas, s, false, true, N, d, dff, a.f, dff, W_(w.fprojw), dff, m, CUDA_R_32F, d,
                1.f, 0.f);
+          mark("fwd gemm ffn proj");
           mb = P_(w.fprojb);
         } else {
           gemm(blas, s, false, true, N, d, d, a.h2, d, W_(w.fusedw), d, m, CUDA_R_32F, d, 1.f,
                0.f);
+          mark("fwd gemm fused ffn");
           mb = P_(w.fusedb);
         }
         residual_norm_forward(res_next, h_next, mean_next, rstd_next, a.xhat, P_(w.beta), m,
                               P_(w.alpha), mb, lnw_next, lnb_next, N, d, s);
+        mark("fwd residual+norm");
       } else {
         residual_norm_forward(res_next, h_next, mean_next, rstd_next, a.res, nullptr, o, nullptr,
                               P_(w.projb), lnw_next, lnb_next, N, d, s);
+        mark("fwd residual+norm");
       }
     }
     gemm(blas, s, false, true, N, V, d, hf, d, W_(wte), d, logits, CUDA_R_16BF, ldV, 1.f, 0.f);
+    mark("fwd gemm lm head");
     GpuStats st;
     if (!has_targets) return st;
     cross_entropy_forward_backward(logits, loss_rows, tgt, N, V, ldV, gscale / float(N),
                                    trained_forward, s);
-    sum_f32(scalars, loss_rows, N, s);
+    mark("cross-entropy (fused fwd+bwd)");
+    sum_f32(scalars, loss_rows, N, scratch, s);
     if (reg)
-      for (int l = 0; l < L; ++l) sum_f32(scalars + 8 + l, acts[l].pen, size_t(B) * H * T, s);
+      for (int l = 0; l < L; ++l) sum_f32(scalars + 8 + l, acts[l].pen, size_t(B) * H * T, scratch, s);
     std::vector<float> h(8 + L, 0.f);
     AERO_CUDA_CHECK(cudaMemcpyAsync(h.data(), scalars, h.size() * 4, cudaMemcpyDeviceToHost, s));
     AERO_CUDA_CHECK(cudaStreamSynchronize(s));
+    mark("loss sums");
+    prof_collect();
     st.ce = double(h[0]) / N;
     if (reg) {
       double pen = 0;
@@ -470,12 +524,16 @@ struct GpuModel::Impl {
     cudaStream_t s = stream;
     const bool dp = comm && sync;
     if (dp) AERO_CUDA_CHECK(cudaStreamWaitEvent(s, comm_done, 0));  // last step's reductions
+    nmarks = 0;
+    mark("start");
     // LM head (tied): logits = hf wte^T
     gemm(blas, s, false, false, N, d, V, logits, ldV, W_(wte), d, dh, CUDA_R_32F, d, 1.f, 0.f);
     gemm(blas, s, true, false, V, d, N, logits, ldV, hf, d, G_(wte), CUDA_R_32F, d, 1.f, 1.f);
+    mark("bwd gemm lm head (2)");
     AERO_CUDA_CHECK(cudaMemsetAsync(dres, 0, size_t(N) * d * 4, s));
     norm_backward(dres, dh, res_final, meanf, rstdf, P_(lnfw), G_(lnfw), G_(lnfb), scratch, N, d,
                   s);
+    mark("bwd final norm");
     const float lnT = std::log(float(T));
     for (int l = L - 1; l >= 0; --l) {
       auto& a = acts[l];
@@ -486,39 +544,52 @@ struct GpuModel::Impl {
                              P_(w.alpha), P_(w.beta), G_(w.alpha), G_(w.beta), scratch, N, d, s);
         else
           f32_to_bf16(dm, dres, size_t(N) * d, s);
+        mark("bwd ffn scale / cast");
         if (cfg.ffn_kind == FfnKind::standard) {
           colsum(G_(w.fprojb), dm, N, d, scratch, s);
+          mark("bwd bias sums");
           gemm(blas, s, true, false, d, dff, N, dm, d, a.f, dff, G_(w.fprojw), CUDA_R_32F, dff,
                1.f, 1.f);
           gemm(blas, s, false, false, N, dff, d, dm, d, W_(w.fprojw), dff, df, CUDA_R_16BF, dff,
                1.f, 0.f);
+          mark("bwd gemm ffn proj (2)");
           act_backward(df, df, a.pre, N, dff, act(), float(cfg.leaky_slope), s);
+          mark("bwd act");
           colsum(G_(w.fcb), df, N, dff, scratch, s);
+          mark("bwd bias sums");
           gemm(blas, s, true, false, dff, d, N, df, dff, a.h2, d, G_(w.fcw), CUDA_R_32F, d, 1.f,
                1.f);
           gemm(blas, s, false, false, N, d, dff, df, dff, W_(w.fcw), d, dh, CUDA_R_32F, d, 1.f,
                0.f);
+          mark("bwd gemm fc (2)");
         } else {
           colsum(G_(w.fusedb), dm, N, d, scratch, s);
+          mark("bwd bias sums");
           gemm(blas, s, true, false, d, d, N, dm, d, a.h2, d, G_(w.fusedw), CUDA_R_32F, d, 1.f,
                1.f);
           gemm(blas, s, false, false, N, d, d, dm, d, W_(w.fusedw), d, dh, CUDA_R_32F, d, 1.f,
                0.f);
+          mark("bwd gemm fused ffn (2)");
         }
         norm_backward(dres, dh, a.xhat, a.mean2, a.rstd2, P_(w.ln2w), G_(w.ln2w), G_(w.ln2b),
                       scratch, N, d, s);
+        mark("bwd norm");
       }
       // attention output projection: xhat = res + y Wo^T + bo
       f32_to_bf16(dm, dres, size_t(N) * d, s);
       colsum(G_(w.projb), dm, N, d, scratch, s);
+      mark("bwd cast + bias sums");
       gemm(blas, s, true, false, d, d, N, dm, d, a.y, d, G_(w.projw), CUDA_R_32F, d, 1.f, 1.f);
       gemm(blas, s, false, false, N, d, d, dm, d, W_(w.projw), d, dy, CUDA_R_16BF, d, 1.f, 0.f);
+      mark("bwd gemm proj (2)");
       heads_split(dyh, dy, B, T, H, dk, s);
+      mark("bwd heads split");
       const long long sQ = (long long)T * dk, sP = (long long)T * T;
       gemm(blas, s, false, true, T, T, dk, dyh, dk, a.v, dk, dP, CUDA_R_16BF, T, 1.f, 0.f, B * H,
            sQ, sQ, sP);
       gemm(blas, s, true, false, T, dk, T, a.P, T, dyh, dk, dv, CUDA_R_16BF, dk, 1.f, 0.f, B * H,
            sP, sQ, sQ);
+      mark("bwd gemm dP, dV");
       AttnSoftmaxBwdArgs sb;
       sb.dP = dP;
       sb.P = a.P;
@@ -532,29 +603,39 @@ struct GpuModel::Impl {
       sb.gE = cfg.entropy_reg.enabled ? a.gE : nullptr;
       sb.dtemp_row = w.temp != kNone ? dtemp_row : nullptr;
       attn_softmax_backward(sb, s);
+      mark("bwd softmax");
       if (w.temp != kNone) temp_grad_reduce(G_(w.temp), dtemp_row, B, H, T, cfg.context, s);
       if (cfg.entropy_reg.enabled)
-        theta_grad_reduce(G_(theta) + size_t(l) * H, a.gE, B, H, T, -lnT, s);
+        theta_grad_reduce(G_(theta) + size_t(l) * H, a.gE, B, H, T, -lnT, scratch, s);
+      mark("bwd temp/theta sums");
       gemm(blas, s, false, false, T, dk, T, dP, T, a.k, dk, dq, CUDA_R_16BF, dk, 1.f, 0.f, B * H,
            sP, sQ, sQ);
       gemm(blas, s, true, false, T, dk, T, dP, T, a.q, dk, dkk, CUDA_R_16BF, dk, 1.f, 0.f, B * H,
            sP, sQ, sQ);
+      mark("bwd gemm dQ, dK");
       qkv_merge(dqkv, dq, dkk, dv, B, T, H, dk, s);
+      mark("bwd qkv merge");
       colsum(G_(w.qkvb), dqkv, N, 3 * d, scratch, s);
+      mark("bwd bias sums");
       gemm(blas, s, true, false, 3 * d, d, N, dqkv, 3 * d, a.h1, d, G_(w.qkvw), CUDA_R_32F, d,
            1.f, 1.f);
       gemm(blas, s, false, false, N, d, 3 * d, dqkv, 3 * d, W_(w.qkvw), d, dh, CUDA_R_32F, d, 1.f,
            0.f);
+      mark("bwd gemm qkv (2)");
       norm_backward(dres, dh, a.res, a.mean1, a.rstd1, P_(w.ln1w), G_(w.ln1w), G_(w.ln1b),
                     scratch, N, d, s);
+      mark("bwd norm");
       if (dp) allreduce_range(w.begin, w.end, layer_done[l]);
     }
     embedding_backward(G_(wte), G_(wpe), dres, btok, bstart, border, U, B, T, d, s);
+    mark("bwd embedding");
     if (dp) {
       allreduce_range(tail_begin, n, layer_done[L]);
       AERO_CUDA_CHECK(cudaEventRecord(comm_done, comm_stream));
       AERO_CUDA_CHECK(cudaStreamWaitEvent(s, comm_done, 0));
     }
+    mark("bwd data-parallel wait");
+    prof_collect();
   }
 };
 
@@ -589,7 +670,9 @@ GpuModel::GpuModel(const ModelConfig& cfg, int max_batch, int max_seq, int devic
   // algorithm choice (hence the bits) the same from run to run.
   m.workspace_bytes = size_t(64) << 20;
   AERO_CUDA_CHECK(cudaMalloc(&m.workspace, m.workspace_bytes));
+  AERO_CUBLAS_CHECK(cublasSetStream(m.blas, m.stream));  // set once: gemm() keeps it
   AERO_CUBLAS_CHECK(cublasSetWorkspace(m.blas, m.workspace, m.workspace_bytes));
+  m.prof = std::getenv("AERO_GPU_PROFILE") != nullptr;
   m.layout();
   m.allocate();
   m.layer_done.resize(m.L + 1);
@@ -706,6 +789,23 @@ std::vector<std::vector<double>> GpuModel::head_entropy() const {
     AERO_CUDA_CHECK(cudaMemcpy(h.data(), m.acts[l].rowE, rows * 4, cudaMemcpyDeviceToHost));
     for (size_t r = 0; r < rows; ++r) out[l][(r / m.T) % m.H] += h[r];
     for (auto& x : out[l]) x /= double(m.B) * m.T;
+  }
+  return out;
+}
+
+std::string GpuModel::profile_report() const {
+  auto& m = *impl_;
+  if (!m.prof) return "";
+  double tot = 0;
+  for (auto& [k, v] : m.prof_ms) tot += v;
+  std::vector<std::pair<double, std::string>> rows;
+  for (auto& [k, v] : m.prof_ms) rows.push_back({v, k});
+  std::sort(rows.rbegin(), rows.rend());
+  std::string out = "| op (all layers, summed over profiled steps) | ms | share |\n|---|---|---|\n";
+  char buf[160];
+  for (auto& [v, k] : rows) {
+    std::snprintf(buf, sizeof buf, "| %s | %.2f | %.1f%% |\n", k.c_str(), v, 100 * v / tot);
+    out += buf;
   }
   return out;
 }

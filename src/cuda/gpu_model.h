@@ -83,6 +83,9 @@ class GpuModel {
   void set_data_parallel(void* nccl_comm, int world_size);
 
   void synchronize() const;
+  // With AERO_GPU_PROFILE=1 in the environment: time per op (events between ops, summed since
+  // construction) as a markdown table; "" otherwise.
+  std::string profile_report() const;
 
  private:
   struct Impl;

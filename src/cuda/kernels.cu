@@ -117,7 +117,41 @@ __global__ void k_embed_bwd_wpe(float* dwpe, const float* dout, int B, int T, in
 }
 
 // ---------------------------------------------------------------------------------------------
-// One warp per row.
+template <int VEC>
+__device__ __forceinline__ void load_f(const float* p, float (&x)[VEC]) {
+  if constexpr (VEC == 4) {
+    float4 u = *reinterpret_cast<const float4*>(p);
+    x[0] = u.x, x[1] = u.y, x[2] = u.z, x[3] = u.w;
+  } else {
+#pragma unroll
+    for (int k = 0; k < VEC; ++k) x[k] = p[k];
+  }
+}
+template <int VEC>
+__device__ __forceinline__ void store_f(float* p, const float (&x)[VEC]) {
+  if constexpr (VEC == 4) {
+    *reinterpret_cast<float4*>(p) = make_float4(x[0], x[1], x[2], x[3]);
+  } else {
+#pragma unroll
+    for (int k = 0; k < VEC; ++k) p[k] = x[k];
+  }
+}
+template <int VEC>
+__device__ __forceinline__ void store_bf_n(bf16* p, const float (&x)[VEC]) {
+  if constexpr (VEC == 4) {
+    __nv_bfloat162 lo = __floats2bfloat162_rn(x[0], x[1]), hi = __floats2bfloat162_rn(x[2], x[3]);
+    uint2 u;
+    u.x = *reinterpret_cast<unsigned*>(&lo);
+    u.y = *reinterpret_cast<unsigned*>(&hi);
+    *reinterpret_cast<uint2*>(p) = u;
+  } else {
+#pragma unroll
+    for (int k = 0; k < VEC; ++k) p[k] = __float2bfloat16(x[k]);
+  }
+}
+
+// One warp per row; VEC = 4 (d % 4 == 0) moves 16 bytes of fp32 per access.
+template <int VEC>
 __global__ void k_residual_norm_fwd(float* res, bf16* h, float* mean_out, float* rstd_out,
                                     const float* a, const float* ca, const float* b,
                                     const float* cdiv, const float* bias, const float* ln_w,
@@ -128,37 +162,51 @@ __global__ void k_residual_norm_fwd(float* res, bf16* h, float* mean_out, float*
   const float* ar = a + size_t(row) * d;
   float* rr = res + size_t(row) * d;
   bf16* hr = h + size_t(row) * d;
-  float fa = ca ? *ca : 1.f;
-  float fb = cdiv ? 1.f / *cdiv : 1.f;
+  const float fa = ca ? *ca : 1.f;
+  const float fb = cdiv ? 1.f / *cdiv : 1.f;
+  const bool write_res = b != nullptr || rr != ar || fa != 1.f;
   float sum = 0.f;
-  if (b) {
-    const float* br = b + size_t(row) * d;
-    for (int c = lane; c < d; c += kWarp) {
-      float v = fa * ar[c] + (br[c] + (bias ? bias[c] : 0.f)) * fb;
-      rr[c] = v;
-      sum += v;
+  for (int c = lane * VEC; c < d; c += kWarp * VEC) {
+    float x[VEC];
+    load_f<VEC>(ar + c, x);
+    if (b) {
+      float y[VEC];
+      load_f<VEC>(b + size_t(row) * d + c, y);
+#pragma unroll
+      for (int e = 0; e < VEC; ++e) x[e] = fa * x[e] + (y[e] + (bias ? bias[c + e] : 0.f)) * fb;
+    } else {
+#pragma unroll
+      for (int e = 0; e < VEC; ++e) x[e] *= fa;
     }
-  } else {
-    for (int c = lane; c < d; c += kWarp) {
-      float v = fa * ar[c];
-      if (rr != ar || fa != 1.f) rr[c] = v;
-      sum += v;
-    }
+    if (write_res) store_f<VEC>(rr + c, x);
+#pragma unroll
+    for (int e = 0; e < VEC; ++e) sum += x[e];
   }
   if (!ln_w) {
-    for (int c = lane; c < d; c += kWarp) hr[c] = __float2bfloat16(rr[c]);
+    for (int c = lane * VEC; c < d; c += kWarp * VEC) {
+      float x[VEC];
+      load_f<VEC>(rr + c, x);
+      store_bf_n<VEC>(hr + c, x);
+    }
     return;
   }
-  float mean = warp_sum(sum) / d;
+  const float mean = warp_sum(sum) / d;
   float var = 0.f;
-  for (int c = lane; c < d; c += kWarp) {
-    float t = rr[c] - mean;
-    var += t * t;
+  for (int c = lane * VEC; c < d; c += kWarp * VEC) {
+    float x[VEC];
+    load_f<VEC>(rr + c, x);
+#pragma unroll
+    for (int e = 0; e < VEC; ++e) var += (x[e] - mean) * (x[e] - mean);
   }
   var = warp_sum(var) / d;
-  float rstd = rsqrtf(var + 1e-5f);
-  for (int c = lane; c < d; c += kWarp)
-    hr[c] = __float2bfloat16((rr[c] - mean) * rstd * ln_w[c] + ln_b[c]);
+  const float rstd = rsqrtf(var + 1e-5f);
+  for (int c = lane * VEC; c < d; c += kWarp * VEC) {
+    float x[VEC];
+    load_f<VEC>(rr + c, x);
+#pragma unroll
+    for (int e = 0; e < VEC; ++e) x[e] = (x[e] - mean) * rstd * ln_w[c + e] + ln_b[c + e];
+    store_bf_n<VEC>(hr + c, x);
+  }
   if (lane == 0) {
     mean_out[row] = mean;
     rstd_out[row] = rstd;
@@ -170,32 +218,47 @@ constexpr int kNormBlocks = 1024;
 
 // Each warp handles rows, keeping its dln partials in its own shared-memory slot; the block's
 // warps are then added in order and written to scratch[blockIdx][2d].
+template <int VEC>
 __global__ void k_norm_bwd(float* dres, const float* dh, const float* x, const float* mean_in,
                            const float* rstd_in, const float* w, float* scratch, int N, int d) {
   extern __shared__ float sm[];  // [kNormWarps][2d]
   int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
   float* mine = sm + size_t(warp) * 2 * d;
   for (int c = lane; c < 2 * d; c += kWarp) mine[c] = 0.f;
+  __syncwarp();
   for (int row = blockIdx.x * kNormWarps + warp; row < N; row += gridDim.x * kNormWarps) {
     const float* dr = dh + size_t(row) * d;
     const float* xr = x + size_t(row) * d;
     float* out = dres + size_t(row) * d;
-    float mean = mean_in[row], rstd = rstd_in[row];
+    const float mean = mean_in[row], rstd = rstd_in[row];
     float s1 = 0.f, s2 = 0.f;
-    for (int c = lane; c < d; c += kWarp) {
-      float xn = (xr[c] - mean) * rstd;
-      float g = dr[c] * w[c];
-      s1 += g;
-      s2 += g * xn;
-      mine[c] += dr[c] * xn;
-      mine[d + c] += dr[c];
+    for (int c = lane * VEC; c < d; c += kWarp * VEC) {
+      float g[VEC], xv[VEC];
+      load_f<VEC>(dr + c, g);
+      load_f<VEC>(xr + c, xv);
+#pragma unroll
+      for (int e = 0; e < VEC; ++e) {
+        float xn = (xv[e] - mean) * rstd;
+        float gw = g[e] * w[c + e];
+        s1 += gw;
+        s2 += gw * xn;
+        mine[c + e] += g[e] * xn;
+        mine[d + c + e] += g[e];
+      }
     }
     s1 = warp_sum(s1) / d;
     s2 = warp_sum(s2) / d;
-    for (int c = lane; c < d; c += kWarp) {
-      float xn = (xr[c] - mean) * rstd;
-      float g = dr[c] * w[c];
-      out[c] += rstd * (g - s1 - xn * s2);
+    for (int c = lane * VEC; c < d; c += kWarp * VEC) {
+      float g[VEC], xv[VEC], o[VEC];
+      load_f<VEC>(dr + c, g);
+      load_f<VEC>(xr + c, xv);
+      load_f<VEC>(out + c, o);
+#pragma unroll
+      for (int e = 0; e < VEC; ++e) {
+        float xn = (xv[e] - mean) * rstd;
+        o[e] += rstd * (g[e] * w[c + e] - s1 - xn * s2);
+      }
+      store_f<VEC>(out + c, o);
     }
   }
   __syncthreads();
@@ -369,14 +432,12 @@ __global__ void k_temp_grad(float* dtemp, const float* row, int B, int H, int T,
   for (int b = 0; b < B; ++b) acc += row[(size_t(b) * H + hh) * T + i];
   dtemp[hh * ctx + i] += acc;
 }
-__global__ void k_theta_grad(float* dtheta, const float* gE, int B, int H, int T, float factor) {
+// Stage 1 sums over the batch (like k_temp_grad), stage 2 over query positions.
+__global__ void k_theta_grad(float* dtheta, const float* perpos, int T, float factor) {
   __shared__ float sm[256];
   int hh = blockIdx.x;
   float acc = 0.f;
-  for (int idx = threadIdx.x; idx < B * T; idx += blockDim.x) {
-    int b = idx / T, i = idx % T;
-    acc += gE[(size_t(b) * H + hh) * T + i];
-  }
+  for (int i = threadIdx.x; i < T; i += blockDim.x) acc += perpos[size_t(hh) * T + i];
   sm[threadIdx.x] = acc;
   __syncthreads();
   for (int s = blockDim.x / 2; s > 0; s >>= 1) {
@@ -507,6 +568,33 @@ __global__ void k_colsum_partial(float* scratch, const bf16* in, int N, int C) {
     scratch[size_t(blockIdx.y) * C + c] = s;
   }
 }
+// C % 8 == 0: each thread sums 8 adjacent columns with 16-byte loads; block (32, 8) covers
+// 256 columns x kColRows rows.
+__global__ void k_colsum_partial8(float* scratch, const bf16* in, int N, int C) {
+  __shared__ float sm[8][32 * 8 + 1];
+  int c0 = (blockIdx.x * 32 + threadIdx.x) * 8;
+  int r0 = blockIdx.y * kColRows;
+  int r1 = min(N, r0 + kColRows);
+  float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+  if (c0 < C)
+    for (int r = r0 + threadIdx.y; r < r1; r += 8) {
+      float x[8];
+      load_bf<8>(in + size_t(r) * C + c0, x);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) acc[e] += x[e];
+    }
+#pragma unroll
+  for (int e = 0; e < 8; ++e) sm[threadIdx.y][threadIdx.x * 8 + e] = acc[e];
+  __syncthreads();
+  for (int k = threadIdx.y * 32 + threadIdx.x; k < 256; k += 256) {
+    int c = blockIdx.x * 256 + k;
+    if (c < C) {
+      float t = 0.f;
+      for (int y = 0; y < 8; ++y) t += sm[y][k];
+      scratch[size_t(blockIdx.y) * C + c] = t;
+    }
+  }
+}
 __global__ void k_colsum_final(float* out, const float* scratch, int nchunk, int C) {
   int c = blockIdx.x * blockDim.x + threadIdx.x;
   if (c >= C) return;
@@ -515,25 +603,14 @@ __global__ void k_colsum_final(float* out, const float* scratch, int nchunk, int
   out[c] += s;
 }
 
-__global__ void k_sum(float* out, const float* in, size_t n) {
-  __shared__ float sm[1024];
-  float acc = 0.f;
-  for (size_t i = threadIdx.x; i < n; i += blockDim.x) acc += in[i];
-  sm[threadIdx.x] = acc;
-  __syncthreads();
-  for (int s = blockDim.x / 2; s > 0; s >>= 1) {
-    if (threadIdx.x < s) sm[threadIdx.x] += sm[threadIdx.x + s];
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) *out = sm[0];
-}
-constexpr int kNormPartials = 1024;
-__global__ void k_sumsq_partial(float* scratch, const float* g, size_t n) {
+constexpr int kSumPartials = 256;
+template <bool kSquare>
+__global__ void k_sum_partial(float* scratch, const float* g, size_t n) {
   __shared__ float sm[256];
   float acc = 0.f;
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
        i += size_t(gridDim.x) * blockDim.x)
-    acc += g[i] * g[i];
+    acc += kSquare ? g[i] * g[i] : g[i];
   sm[threadIdx.x] = acc;
   __syncthreads();
   for (int s = blockDim.x / 2; s > 0; s >>= 1) {
@@ -542,6 +619,13 @@ __global__ void k_sumsq_partial(float* scratch, const float* g, size_t n) {
   }
   if (threadIdx.x == 0) scratch[blockIdx.x] = sm[0];
 }
+__global__ void k_sum_final(float* out, const float* scratch, int nblk) {
+  if (threadIdx.x != 0) return;
+  double acc = 0.0;
+  for (int i = 0; i < nblk; ++i) acc += scratch[i];
+  *out = float(acc);
+}
+constexpr int kNormPartials = 1024;
 __global__ void k_norm_final(float* norm_out, float* scale_out, const float* scratch, int nblk,
                              float max_norm) {
   if (threadIdx.x != 0) return;
@@ -608,6 +692,70 @@ __global__ void k_cross_entropy(bf16* logits, float* loss_row, const int32_t* ta
   }
 }
 
+// ldV % 8 == 0: 16-byte loads and stores, one rescale of the running sum per 8 values.
+__global__ void k_cross_entropy8(bf16* logits, float* loss_row, const int32_t* targets, int V,
+                                 int ldV, float dscale, bool want_grad) {
+  __shared__ float s_m[32], s_s[32];
+  __shared__ float s_lse;
+  size_t row = blockIdx.x;
+  bf16* z = logits + row * ldV;
+  float m = -FLT_MAX, s = 0.f;
+  for (int c = threadIdx.x * 8; c < V; c += blockDim.x * 8) {
+    float x[8];
+    load_bf<8>(z + c, x);
+    float m8 = -FLT_MAX;
+#pragma unroll
+    for (int e = 0; e < 8; ++e)
+      if (c + e < V) m8 = fmaxf(m8, x[e]);
+    if (m8 > m) {
+      s *= expf(m - m8);
+      m = m8;
+    }
+#pragma unroll
+    for (int e = 0; e < 8; ++e)
+      if (c + e < V) s += expf(x[e] - m);
+  }
+  for (int o = 16; o > 0; o >>= 1) {
+    float m2 = __shfl_xor_sync(0xffffffffu, m, o);
+    float s2 = __shfl_xor_sync(0xffffffffu, s, o);
+    float mn = fmaxf(m, m2);
+    s = s * expf(m - mn) + s2 * expf(m2 - mn);
+    m = mn;
+  }
+  int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
+  if (lane == 0) {
+    s_m[warp] = m;
+    s_s[warp] = s;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int nw = blockDim.x / kWarp;
+    float M = s_m[0], S = s_s[0];
+    for (int w = 1; w < nw; ++w) {
+      float mn = fmaxf(M, s_m[w]);
+      S = S * expf(M - mn) + s_s[w] * expf(s_m[w] - mn);
+      M = mn;
+    }
+    float lse = M + logf(S);
+    s_lse = lse;
+    loss_row[row] = lse - __bfloat162float(z[targets[row]]);
+  }
+  __syncthreads();
+  if (!want_grad) return;
+  float lse = s_lse;
+  int tg = targets[row];
+  for (int c = threadIdx.x * 8; c < ldV; c += blockDim.x * 8) {
+    float x[8];
+    load_bf<8>(z + c, x);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      int j = c + e;
+      x[e] = j < V ? (expf(x[e] - lse) - (j == tg ? 1.f : 0.f)) * dscale : 0.f;
+    }
+    store_bf<8>(z + c, x);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 __global__ void k_adamw(float* p, bf16* p16, const float* g, float* m, float* v,
                         const uint8_t* mask, size_t n, float lr, float b1, float b2, float eps,
@@ -634,7 +782,9 @@ __global__ void k_adamw(float* p, bf16* p16, const float* g, float* m, float* v,
 void gemm(cublasHandle_t h, cudaStream_t s, bool ta, bool tb, int M, int N, int K, const bf16* A,
           int lda, const bf16* B, int ldb, void* D, cudaDataType dt, int ldd, float alpha,
           float beta, int batch, long long sA, long long sB, long long sD) {
-  AERO_CUBLAS_CHECK(cublasSetStream(h, s));
+  cudaStream_t cur = nullptr;
+  AERO_CUBLAS_CHECK(cublasGetStream(h, &cur));
+  if (cur != s) AERO_CUBLAS_CHECK(cublasSetStream(h, s));  // (this also resets the workspace)
   // Row-major D = op(A) op(B) is column-major D^T = op(B)^T op(A)^T: swap the operands.
   AERO_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
       h, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B,
@@ -673,8 +823,12 @@ void residual_norm_forward(float* res, bf16* h, float* mean, float* rstd, const 
                            const float* ca, const float* b, const float* cdiv, const float* bias,
                            const float* ln_w, const float* ln_b, int N, int d, cudaStream_t s) {
   const int warps = 8;
-  k_residual_norm_fwd<<<(N + warps - 1) / warps, warps * kWarp, 0, s>>>(
-      res, h, mean, rstd, a, ca, b, cdiv, bias, ln_w, ln_b, N, d);
+  if (d % 4 == 0)
+    k_residual_norm_fwd<4><<<(N + warps - 1) / warps, warps * kWarp, 0, s>>>(
+        res, h, mean, rstd, a, ca, b, cdiv, bias, ln_w, ln_b, N, d);
+  else
+    k_residual_norm_fwd<1><<<(N + warps - 1) / warps, warps * kWarp, 0, s>>>(
+        res, h, mean, rstd, a, ca, b, cdiv, bias, ln_w, ln_b, N, d);
   AERO_LAUNCH_CHECK();
 }
 size_t norm_scratch_floats(int N, int d) { return size_t(kNormBlocks) * 2 * d; }
@@ -688,10 +842,16 @@ void norm_backward(float* dres, const float* dh, const float* x, const float* me
   }
   int nblk = kNormBlocks;
   size_t smem = size_t(kNormWarps) * 2 * d * sizeof(float);
-  if (smem > 48 * 1024)
-    AERO_CUDA_CHECK(cudaFuncSetAttribute(k_norm_bwd, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         int(smem)));
-  k_norm_bwd<<<nblk, kNormWarps * kWarp, smem, s>>>(dres, dh, x, mean, rstd, ln_w, scratch, N, d);
+  if (smem > 48 * 1024) {
+    AERO_CUDA_CHECK(cudaFuncSetAttribute(k_norm_bwd<4>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    AERO_CUDA_CHECK(cudaFuncSetAttribute(k_norm_bwd<1>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  }
+  if (d % 4 == 0)
+    k_norm_bwd<4><<<nblk, kNormWarps * kWarp, smem, s>>>(dres, dh, x, mean, rstd, ln_w, scratch, N, d);
+  else
+    k_norm_bwd<1><<<nblk, kNormWarps * kWarp, smem, s>>>(dres, dh, x, mean, rstd, ln_w, scratch, N, d);
   AERO_LAUNCH_CHECK();
   k_partials_to<<<(2 * d + 255) / 256, 256, 0, s>>>(dln_w, dln_b, scratch, nblk, d);
   AERO_LAUNCH_CHECK();
@@ -746,8 +906,11 @@ void temp_grad_reduce(float* dtemp, const float* row, int B, int H, int T, int c
   AERO_LAUNCH_CHECK();
 }
 void theta_grad_reduce(float* dtheta, const float* gE, int B, int H, int T, float factor,
-                       cudaStream_t s) {
-  k_theta_grad<<<H, 256, 0, s>>>(dtheta, gE, B, H, T, factor);
+                       float* scratch, cudaStream_t s) {
+  AERO_CUDA_CHECK(cudaMemsetAsync(scratch, 0, size_t(H) * T * sizeof(float), s));
+  k_temp_grad<<<(H * T + 255) / 256, 256, 0, s>>>(scratch, gE, B, H, T, T);
+  AERO_LAUNCH_CHECK();
+  k_theta_grad<<<H, 256, 0, s>>>(dtheta, scratch, T, factor);
   AERO_LAUNCH_CHECK();
 }
 
@@ -781,19 +944,25 @@ size_t colsum_scratch_floats(int N, int C) {
 }
 void colsum(float* out, const bf16* in, int N, int C, float* scratch, cudaStream_t s) {
   int nchunk = (N + kColRows - 1) / kColRows;
-  dim3 grid((C + 31) / 32, nchunk);
-  k_colsum_partial<<<grid, dim3(32, 8), 0, s>>>(scratch, in, N, C);
+  if (C % 8 == 0) {
+    k_colsum_partial8<<<dim3((C + 255) / 256, nchunk), dim3(32, 8), 0, s>>>(scratch, in, N, C);
+  } else {
+    dim3 grid((C + 31) / 32, nchunk);
+    k_colsum_partial<<<grid, dim3(32, 8), 0, s>>>(scratch, in, N, C);
+  }
   AERO_LAUNCH_CHECK();
   k_colsum_final<<<(C + 255) / 256, 256, 0, s>>>(out, scratch, nchunk, C);
   AERO_LAUNCH_CHECK();
 }
-void sum_f32(float* out, const float* in, size_t n, cudaStream_t s) {
-  k_sum<<<1, 1024, 0, s>>>(out, in, n);
+void sum_f32(float* out, const float* in, size_t n, float* scratch, cudaStream_t s) {
+  k_sum_partial<false><<<kSumPartials, 256, 0, s>>>(scratch, in, n);
+  AERO_LAUNCH_CHECK();
+  k_sum_final<<<1, 32, 0, s>>>(out, scratch, kSumPartials);
   AERO_LAUNCH_CHECK();
 }
 void grad_norm(float* norm_out, float* scale_out, const float* g, size_t n, float max_norm,
                float* scratch, cudaStream_t s) {
-  k_sumsq_partial<<<kNormPartials, 256, 0, s>>>(scratch, g, n);
+  k_sum_partial<true><<<kNormPartials, 256, 0, s>>>(scratch, g, n);
   AERO_LAUNCH_CHECK();
   k_norm_final<<<1, 32, 0, s>>>(norm_out, scale_out, scratch, kNormPartials, max_norm);
   AERO_LAUNCH_CHECK();
@@ -802,7 +971,10 @@ void grad_norm(float* norm_out, float* scale_out, const float* g, size_t n, floa
 void cross_entropy_forward_backward(bf16* logits, float* loss_row, const int32_t* targets, int N,
                                     int V, int ldV, float dscale, bool want_grad,
                                     cudaStream_t s) {
-  k_cross_entropy<<<N, 1024, 0, s>>>(logits, loss_row, targets, V, ldV, dscale, want_grad);
+  if (ldV % 8 == 0)
+    k_cross_entropy8<<<N, 512, 0, s>>>(logits, loss_row, targets, V, ldV, dscale, want_grad);
+  else
+    k_cross_entropy<<<N, 1024, 0, s>>>(logits, loss_row, targets, V, ldV, dscale, want_grad);
   AERO_LAUNCH_CHECK();
 }
 

@@ -103,8 +103,9 @@ void attn_softmax_backward(const AttnSoftmaxBwdArgs& a, cudaStream_t s);
 void temp_grad_reduce(float* dtemp, const float* row, int B, int H, int T, int ctx,
                       cudaStream_t s);
 // dtheta[h] += factor * sum_{b,i} gE[(b*H+h)*T+i]
+// scratch >= H*T floats.
 void theta_grad_reduce(float* dtheta, const float* gE, int B, int H, int T, float factor,
-                       cudaStream_t s);
+                       float* scratch, cudaStream_t s);
 
 // ---- FFN ----
 // pre += bias (in place, bias may be null); out = act(pre)
@@ -124,8 +125,8 @@ void ffn_scale_backward(bf16* dm, float* dres, const float* xhat, const float* m
 // out[c] += scale * sum_n in[n*C + c]; scratch >= colsum_scratch_floats(N, C).
 void colsum(float* out, const bf16* in, int N, int C, float* scratch, cudaStream_t s);
 size_t colsum_scratch_floats(int N, int C);
-// *out = sum in[0..n) (one block, fixed order)
-void sum_f32(float* out, const float* in, size_t n, cudaStream_t s);
+// *out = sum in[0..n) (block partials, then a fixed-order sum); scratch >= 256 floats.
+void sum_f32(float* out, const float* in, size_t n, float* scratch, cudaStream_t s);
 // out = sqrt(sum x^2) over n; clip (if max_norm > 0): *scale_out = min(1, max_norm/(norm+1e-6))
 // scratch >= 1024 floats.
 void grad_norm(float* norm_out, float* scale_out, const float* g, size_t n, float max_norm,

@@ -54,8 +54,8 @@ void test_gemm(cublasHandle_t h, Rng& r) {
       }
 }
 
-void test_residual_norm(Rng& r) {
-  const int N = 37, d = 83;
+void test_residual_norm(Rng& r, int d) {
+  const int N = 37;
   for (int variant = 0; variant < 3; ++variant) {
     // 0: LN of a alone (in place); 1: res = beta*a + (b+bias)/alpha then LN; 2: same, no LN
     auto a = rand_f(r, size_t(N) * d, 1.5), b = rand_f(r, size_t(N) * d);
@@ -90,14 +90,14 @@ void test_residual_norm(Rng& r) {
         rh[i] = ln ? (rres[i] - mean) / std::sqrt(var + 1e-5) * w[c] + lb[c] : rres[i];
       }
     }
-    std::string nm = "residual_norm_forward variant " + std::to_string(variant) + " (N=37, d=83)";
+    std::string nm = "residual_norm_forward variant " + std::to_string(variant) + " (N=37, d=" + std::to_string(d) + ")";
     C.close(nm + " residual", to_d(variant == 0 ? dA.down() : dRes.down()), rres, 1e-6);
     C.close(nm + " output", to_d(dH.down()), rh, 6e-3);
   }
 }
 
-void test_norm_backward(Rng& r) {
-  const int N = 301, d = 83;  // N > rows per block * blocks? (4 warps x 256 blocks = 1024): also test big
+void test_norm_backward(Rng& r, int d) {
+  const int N = 301;  // N > rows per block * blocks? (4 warps x 256 blocks = 1024): also test big
   for (int big = 0; big < 2; ++big) {
     int n = big ? 2500 : N;
     auto x = rand_f(r, size_t(n) * d, 2.0), dh = rand_f(r, size_t(n) * d);
@@ -135,7 +135,7 @@ void test_norm_backward(Rng& r) {
         rres[i * d + c] += rstd[i] * (g - s1 - xn * s2);
       }
     }
-    std::string nm = "norm_backward N=" + std::to_string(n) + " d=83";
+    std::string nm = "norm_backward N=" + std::to_string(n) + " d=" + std::to_string(d);
     C.close(nm + " dx", to_d(dRes.down()), rres, 1e-5);
     C.close(nm + " dweight", to_d(dDw.down()), rdw, 1e-5);
     C.close(nm + " dbias", to_d(dDb.down()), rdb, 1e-5);
@@ -349,7 +349,8 @@ void test_attn_softmax(Rng& r, int B, int H, int T, TempParam tp, bool reg) {
   if (reg) {
     // dL/dtheta[h] = -lnT * sum gE: against finite differences of the penalty in theta
     DevBuf<float> dTh(std::vector<float>(H, 0.f));
-    theta_grad_reduce(dTh.p, dGE.p, B, H, T, float(-lnT), S);
+    DevBuf<float> thScr(size_t(H) * T);
+    theta_grad_reduce(dTh.p, dGE.p, B, H, T, float(-lnT), thScr.p, S);
     auto gth = to_d(dTh.down());
     std::vector<double> f3;
     for (int hh = 0; hh < H; ++hh) {
@@ -425,7 +426,22 @@ void test_ffn_scale(Rng& r) {
   C.close("ffn_scale_backward dbeta", to_d(gB.down()), {rb}, 1e-5);
 }
 
+void test_colsum(Rng& r, int N, int Cc) {
+  auto x = rand_bf(r, size_t(N) * Cc);
+  auto o0 = rand_f(r, Cc);
+  DevBuf<bf16> dx(to_bf16(x));
+  DevBuf<float> out(o0), scr(colsum_scratch_floats(N, Cc));
+  colsum(out.p, dx.p, N, Cc, scr.p, S);
+  std::vector<double> ref(o0.begin(), o0.end());
+  for (int n = 0; n < N; ++n)
+    for (int c = 0; c < Cc; ++c) ref[c] += x[size_t(n) * Cc + c];
+  C.close("colsum N=" + std::to_string(N) + " C=" + std::to_string(Cc) + " (accumulating)",
+          to_d(out.down()), ref, 1e-6);
+}
+
 void test_reductions(Rng& r) {
+  test_colsum(r, 1000, 264);  // 16-byte vector path, C not a multiple of 256
+  test_colsum(r, 77, 8);
   const int N = 1000, Cc = 77;
   auto x = rand_bf(r, size_t(N) * Cc);
   auto o0 = rand_f(r, Cc);
@@ -439,7 +455,7 @@ void test_reductions(Rng& r) {
 
   auto y = rand_f(r, 100003);
   DevBuf<float> dy(y), s1(1), nrm(1), sc(1), scr2(4096);
-  sum_f32(s1.p, dy.p, y.size(), S);
+  sum_f32(s1.p, dy.p, y.size(), scr2.p, S);
   double rs = 0, rq = 0;
   for (float v : y) {
     rs += v;
@@ -453,8 +469,8 @@ void test_reductions(Rng& r) {
   C.close("grad_norm no clip when under max", to_d(sc.down()), {1.0}, 0.0);
 }
 
-void test_cross_entropy(Rng& r) {
-  const int N = 7, V = 1001, ldV = 1024;
+void test_cross_entropy(Rng& r, int ldV) {
+  const int N = 7, V = 1001;
   std::vector<float> lg(size_t(N) * ldV, 0.f);
   auto rnd = rand_bf(r, lg.size(), 3.0);
   for (int n = 0; n < N; ++n)
@@ -478,7 +494,7 @@ void test_cross_entropy(Rng& r) {
     for (int j = 0; j < V; ++j)
       rg[n * ldV + j] = (std::exp(lg[n * ldV + j] - lse) - (j == tg[n])) * dscale;
   }
-  C.close("cross_entropy N=7 V=1001 ldV=1024 loss", to_d(loss.down()), rl, 1e-5);
+  C.close("cross_entropy N=7 V=1001 ldV=" + std::to_string(ldV) + " loss", to_d(loss.down()), rl, 1e-5);
   C.close("cross_entropy dlogits (padding zeroed)", to_d(dL.down()), rg, 6e-3);
 }
 
@@ -558,8 +574,10 @@ int main() {
     AERO_CUBLAS_CHECK(cublasCreate(&h));
     Rng r(20261128);
     test_gemm(h, r);
-    test_residual_norm(r);
-    test_norm_backward(r);
+    test_residual_norm(r, 83);
+    test_residual_norm(r, 100);  // float4 path, d not a multiple of 128
+    test_norm_backward(r, 83);
+    test_norm_backward(r, 100);
     test_layouts(r, 5);
     test_layouts(r, 8);  // 16-byte vector path
     test_attn_softmax(r, 2, 3, 37, TempParam::exp, true);
@@ -571,7 +589,8 @@ int main() {
     test_act(r, 136);  // 16-byte vector path
     test_ffn_scale(r);
     test_reductions(r);
-    test_cross_entropy(r);
+    test_cross_entropy(r, 1024);  // 16-byte vector path
+    test_cross_entropy(r, 1003);
     test_embedding(r);
     test_adamw(r);
     AERO_CUDA_CHECK(cudaDeviceSynchronize());
