@@ -117,41 +117,7 @@ __global__ void k_embed_bwd_wpe(float* dwpe, const float* dout, int B, int T, in
 }
 
 // ---------------------------------------------------------------------------------------------
-template <int VEC>
-__device__ __forceinline__ void load_f(const float* p, float (&x)[VEC]) {
-  if constexpr (VEC == 4) {
-    float4 u = *reinterpret_cast<const float4*>(p);
-    x[0] = u.x, x[1] = u.y, x[2] = u.z, x[3] = u.w;
-  } else {
-#pragma unroll
-    for (int k = 0; k < VEC; ++k) x[k] = p[k];
-  }
-}
-template <int VEC>
-__device__ __forceinline__ void store_f(float* p, const float (&x)[VEC]) {
-  if constexpr (VEC == 4) {
-    *reinterpret_cast<float4*>(p) = make_float4(x[0], x[1], x[2], x[3]);
-  } else {
-#pragma unroll
-    for (int k = 0; k < VEC; ++k) p[k] = x[k];
-  }
-}
-template <int VEC>
-__device__ __forceinline__ void store_bf_n(bf16* p, const float (&x)[VEC]) {
-  if constexpr (VEC == 4) {
-    __nv_bfloat162 lo = __floats2bfloat162_rn(x[0], x[1]), hi = __floats2bfloat162_rn(x[2], x[3]);
-    uint2 u;
-    u.x = *reinterpret_cast<unsigned*>(&lo);
-    u.y = *reinterpret_cast<unsigned*>(&hi);
-    *reinterpret_cast<uint2*>(p) = u;
-  } else {
-#pragma unroll
-    for (int k = 0; k < VEC; ++k) p[k] = __float2bfloat16(x[k]);
-  }
-}
-
-// One warp per row; VEC = 4 (d % 4 == 0) moves 16 bytes of fp32 per access.
-template <int VEC>
+// One warp per row.
 __global__ void k_residual_norm_fwd(float* res, bf16* h, float* mean_out, float* rstd_out,
                                     const float* a, const float* ca, const float* b,
                                     const float* cdiv, const float* bias, const float* ln_w,
@@ -162,51 +128,37 @@ __global__ void k_residual_norm_fwd(float* res, bf16* h, float* mean_out, float*
   const float* ar = a + size_t(row) * d;
   float* rr = res + size_t(row) * d;
   bf16* hr = h + size_t(row) * d;
-  const float fa = ca ? *ca : 1.f;
-  const float fb = cdiv ? 1.f / *cdiv : 1.f;
-  const bool write_res = b != nullptr || rr != ar || fa != 1.f;
+  float fa = ca ? *ca : 1.f;
+  float fb = cdiv ? 1.f / *cdiv : 1.f;
   float sum = 0.f;
-  for (int c = lane * VEC; c < d; c += kWarp * VEC) {
-    float x[VEC];
-    load_f<VEC>(ar + c, x);
-    if (b) {
-      float y[VEC];
-      load_f<VEC>(b + size_t(row) * d + c, y);
-#pragma unroll
-      for (int e = 0; e < VEC; ++e) x[e] = fa * x[e] + (y[e] + (bias ? bias[c + e] : 0.f)) * fb;
-    } else {
-#pragma unroll
-      for (int e = 0; e < VEC; ++e) x[e] *= fa;
+  if (b) {
+    const float* br = b + size_t(row) * d;
+    for (int c = lane; c < d; c += kWarp) {
+      float v = fa * ar[c] + (br[c] + (bias ? bias[c] : 0.f)) * fb;
+      rr[c] = v;
+      sum += v;
     }
-    if (write_res) store_f<VEC>(rr + c, x);
-#pragma unroll
-    for (int e = 0; e < VEC; ++e) sum += x[e];
+  } else {
+    for (int c = lane; c < d; c += kWarp) {
+      float v = fa * ar[c];
+      if (rr != ar || fa != 1.f) rr[c] = v;
+      sum += v;
+    }
   }
   if (!ln_w) {
-    for (int c = lane * VEC; c < d; c += kWarp * VEC) {
-      float x[VEC];
-      load_f<VEC>(rr + c, x);
-      store_bf_n<VEC>(hr + c, x);
-    }
+    for (int c = lane; c < d; c += kWarp) hr[c] = __float2bfloat16(rr[c]);
     return;
   }
-  const float mean = warp_sum(sum) / d;
+  float mean = warp_sum(sum) / d;
   float var = 0.f;
-  for (int c = lane * VEC; c < d; c += kWarp * VEC) {
-    float x[VEC];
-    load_f<VEC>(rr + c, x);
-#pragma unroll
-    for (int e = 0; e < VEC; ++e) var += (x[e] - mean) * (x[e] - mean);
+  for (int c = lane; c < d; c += kWarp) {
+    float t = rr[c] - mean;
+    var += t * t;
   }
   var = warp_sum(var) / d;
-  const float rstd = rsqrtf(var + 1e-5f);
-  for (int c = lane * VEC; c < d; c += kWarp * VEC) {
-    float x[VEC];
-    load_f<VEC>(rr + c, x);
-#pragma unroll
-    for (int e = 0; e < VEC; ++e) x[e] = (x[e] - mean) * rstd * ln_w[c + e] + ln_b[c + e];
-    store_bf_n<VEC>(hr + c, x);
-  }
+  float rstd = rsqrtf(var + 1e-5f);
+  for (int c = lane; c < d; c += kWarp)
+    hr[c] = __float2bfloat16((rr[c] - mean) * rstd * ln_w[c] + ln_b[c]);
   if (lane == 0) {
     mean_out[row] = mean;
     rstd_out[row] = rstd;
@@ -218,47 +170,32 @@ constexpr int kNormBlocks = 1024;
 
 // Each warp handles rows, keeping its dln partials in its own shared-memory slot; the block's
 // warps are then added in order and written to scratch[blockIdx][2d].
-template <int VEC>
 __global__ void k_norm_bwd(float* dres, const float* dh, const float* x, const float* mean_in,
                            const float* rstd_in, const float* w, float* scratch, int N, int d) {
   extern __shared__ float sm[];  // [kNormWarps][2d]
   int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
   float* mine = sm + size_t(warp) * 2 * d;
   for (int c = lane; c < 2 * d; c += kWarp) mine[c] = 0.f;
-  __syncwarp();
   for (int row = blockIdx.x * kNormWarps + warp; row < N; row += gridDim.x * kNormWarps) {
     const float* dr = dh + size_t(row) * d;
     const float* xr = x + size_t(row) * d;
     float* out = dres + size_t(row) * d;
-    const float mean = mean_in[row], rstd = rstd_in[row];
+    float mean = mean_in[row], rstd = rstd_in[row];
     float s1 = 0.f, s2 = 0.f;
-    for (int c = lane * VEC; c < d; c += kWarp * VEC) {
-      float g[VEC], xv[VEC];
-      load_f<VEC>(dr + c, g);
-      load_f<VEC>(xr + c, xv);
-#pragma unroll
-      for (int e = 0; e < VEC; ++e) {
-        float xn = (xv[e] - mean) * rstd;
-        float gw = g[e] * w[c + e];
-        s1 += gw;
-        s2 += gw * xn;
-        mine[c + e] += g[e] * xn;
-        mine[d + c + e] += g[e];
-      }
+    for (int c = lane; c < d; c += kWarp) {
+      float xn = (xr[c] - mean) * rstd;
+      float g = dr[c] * w[c];
+      s1 += g;
+      s2 += g * xn;
+      mine[c] += dr[c] * xn;
+      mine[d + c] += dr[c];
     }
     s1 = warp_sum(s1) / d;
     s2 = warp_sum(s2) / d;
-    for (int c = lane * VEC; c < d; c += kWarp * VEC) {
-      float g[VEC], xv[VEC], o[VEC];
-      load_f<VEC>(dr + c, g);
-      load_f<VEC>(xr + c, xv);
-      load_f<VEC>(out + c, o);
-#pragma unroll
-      for (int e = 0; e < VEC; ++e) {
-        float xn = (xv[e] - mean) * rstd;
-        o[e] += rstd * (g[e] * w[c + e] - s1 - xn * s2);
-      }
-      store_f<VEC>(out + c, o);
+    for (int c = lane; c < d; c += kWarp) {
+      float xn = (xr[c] - mean) * rstd;
+      float g = dr[c] * w[c];
+      out[c] += rstd * (g - s1 - xn * s2);
     }
   }
   __syncthreads();
@@ -823,12 +760,8 @@ void residual_norm_forward(float* res, bf16* h, float* mean, float* rstd, const 
                            const float* ca, const float* b, const float* cdiv, const float* bias,
                            const float* ln_w, const float* ln_b, int N, int d, cudaStream_t s) {
   const int warps = 8;
-  if (d % 4 == 0)
-    k_residual_norm_fwd<4><<<(N + warps - 1) / warps, warps * kWarp, 0, s>>>(
-        res, h, mean, rstd, a, ca, b, cdiv, bias, ln_w, ln_b, N, d);
-  else
-    k_residual_norm_fwd<1><<<(N + warps - 1) / warps, warps * kWarp, 0, s>>>(
-        res, h, mean, rstd, a, ca, b, cdiv, bias, ln_w, ln_b, N, d);
+  k_residual_norm_fwd<<<(N + warps - 1) / warps, warps * kWarp, 0, s>>>(
+      res, h, mean, rstd, a, ca, b, cdiv, bias, ln_w, ln_b, N, d);
   AERO_LAUNCH_CHECK();
 }
 size_t norm_scratch_floats(int N, int d) { return size_t(kNormBlocks) * 2 * d; }
@@ -842,16 +775,10 @@ void norm_backward(float* dres, const float* dh, const float* x, const float* me
   }
   int nblk = kNormBlocks;
   size_t smem = size_t(kNormWarps) * 2 * d * sizeof(float);
-  if (smem > 48 * 1024) {
-    AERO_CUDA_CHECK(cudaFuncSetAttribute(k_norm_bwd<4>,
-                                         cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    AERO_CUDA_CHECK(cudaFuncSetAttribute(k_norm_bwd<1>,
-                                         cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-  }
-  if (d % 4 == 0)
-    k_norm_bwd<4><<<nblk, kNormWarps * kWarp, smem, s>>>(dres, dh, x, mean, rstd, ln_w, scratch, N, d);
-  else
-    k_norm_bwd<1><<<nblk, kNormWarps * kWarp, smem, s>>>(dres, dh, x, mean, rstd, ln_w, scratch, N, d);
+  if (smem > 48 * 1024)
+    AERO_CUDA_CHECK(cudaFuncSetAttribute(k_norm_bwd, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         int(smem)));
+  k_norm_bwd<<<nblk, kNormWarps * kWarp, smem, s>>>(dres, dh, x, mean, rstd, ln_w, scratch, N, d);
   AERO_LAUNCH_CHECK();
   k_partials_to<<<(2 * d + 255) / 256, 256, 0, s>>>(dln_w, dln_b, scratch, nblk, d);
   AERO_LAUNCH_CHECK();
