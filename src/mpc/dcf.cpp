@@ -91,7 +91,7 @@ void dcf_eval(int party, const DcfKeys& k, std::span<const u64> x, std::span<u64
   const u64 om = ring_mask(k.p.out_bits);
   AERO_CHECK(x.size() == n && out.size() == n * m, "dcf_eval: ", n, " keys need ", n,
              " inputs and ", n * m, " outputs, got ", x.size(), " and ", out.size());
-  constexpr size_t L = 8;  // instances evaluated in lockstep to fill the AES pipeline
+  constexpr size_t L = 16;  // instances in lockstep: 32 blocks per AES call fill the VAES pipeline
   const size_t chunks = (n + L - 1) / L;
 #pragma omp parallel for schedule(static)
   for (size_t c = 0; c < chunks; ++c) {

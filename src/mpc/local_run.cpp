@@ -5,6 +5,8 @@
 #include <exception>
 #include <thread>
 
+#include <time.h>
+
 namespace aero::mpc {
 
 LocalRunResult run_local(const DealerProgram& program, const std::function<void(Party&)>& body,
@@ -39,9 +41,16 @@ LocalRunResult run_local(const DealerProgram& program, const std::function<void(
     }
     secs[p] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   };
+  auto cpu = [] {
+    timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+  };
+  const double cpu0 = cpu();
   std::thread t1(run, 1);
   run(0);
   t1.join();
+  res.online_cpu_s = cpu() - cpu0;
   // The first failure is the cause; the other party's is its consequence (peer closed).
   if (err[0] || err[1]) {
     const int first = !err[1] ? 0 : !err[0] ? 1 : (err_order[0] < err_order[1] ? 0 : 1);

@@ -21,6 +21,8 @@ struct LocalRunResult {
   size_t key_bytes[2] = {0, 0};
   double keygen_s = 0;
   double online_s = 0;     // wall time of the slower party
+  double online_cpu_s = 0; // CPU time of the process during the online phase (both parties;
+                           // robust to other load on the machine)
   u64 rounds() const { return std::max(meter[0].total().rounds, meter[1].total().rounds); }
   // Online bytes, both directions together (counted at party 0's socket).
   u64 online_bytes() const { return meter[0].total().bytes_sent + meter[0].total().bytes_recv; }

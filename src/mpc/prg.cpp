@@ -42,6 +42,22 @@ void Aes128::set_key(Block key) {
 void Aes128::encrypt(const Block* in, Block* out, size_t n) const {
   const __m128i* rk = reinterpret_cast<const __m128i*>(rk_);
   size_t i = 0;
+#if defined(__VAES__) && defined(__AVX512F__)
+  // VAES: four blocks per instruction, eight registers in flight (32 blocks per step).
+  if (n >= 32) {
+    __m512i k[11];
+    for (int r = 0; r < 11; ++r) k[r] = _mm512_broadcast_i32x4(rk[r]);
+    for (; i + 32 <= n; i += 32) {
+      __m512i b[8];
+      for (int j = 0; j < 8; ++j)
+        b[j] = _mm512_xor_si512(_mm512_loadu_si512(reinterpret_cast<const void*>(in + i + 4 * j)), k[0]);
+      for (int r = 1; r < 10; ++r)
+        for (int j = 0; j < 8; ++j) b[j] = _mm512_aesenc_epi128(b[j], k[r]);
+      for (int j = 0; j < 8; ++j)
+        _mm512_storeu_si512(reinterpret_cast<void*>(out + i + 4 * j), _mm512_aesenclast_epi128(b[j], k[10]));
+    }
+  }
+#endif
   // Eight blocks at a time keep the AES unit's pipeline full.
   for (; i + 8 <= n; i += 8) {
     __m128i b[8];

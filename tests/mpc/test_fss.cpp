@@ -31,7 +31,7 @@ TEST(MpcFss, DcfAllInputWidths) {
     for (int payload : {1, 2}) {
       const int ob = n % 3 == 0 ? 64 : (n % 3 == 1 ? 1 + n / 2 : 37);
       DcfParams p{n, ob, payload};
-      const size_t keys = 9;  // awkward: one full lockstep group of 8 plus one
+      const size_t keys = 3;  // x 7 probes = 21: one full lockstep group of 16 plus 5
       std::vector<u64> alpha(keys), beta(keys * payload);
       for (auto& a : alpha) a = rng.next_u64() & ring_mask(n);
       alpha[0] = 0;
