@@ -6,6 +6,7 @@
 //
 // Per (batch row, head) the score, softmax and value products are GEMMs that read q, k, v in
 // place from the packed qkv buffer (leading dimension 3C): no copies, one task per head.
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -13,6 +14,13 @@
 #include "model/layers.h"
 
 namespace aero::model {
+
+namespace {
+// Causal block size: score and value products run over row blocks of this many queries, each
+// against only the keys up to its last row, so about half of the T x T work above the
+// diagonal is skipped for long sequences (at T = 128: 62.5% of the full products).
+constexpr int kCausalBlock = 32;
+}  // namespace
 
 template <typename T>
 void rotary_apply(T* qkv, const T* cos, const T* sin, int B, int Tn, int C, int H, int R,
@@ -49,7 +57,10 @@ void attention_forward(T* out, T* probs, const T* qkv, const T* scale, int scale
     const T* K = Q + C;
     const T* V = Q + 2 * C;
     T* P = probs + size_t(bh) * Tn * Tn;
-    gemm<T>(false, true, Tn, Tn, D, T(1), Q, ld, K, ld, T(0), P, Tn);
+    for (int r0 = 0; r0 < Tn; r0 += kCausalBlock) {
+      int r1 = std::min(Tn, r0 + kCausalBlock);
+      gemm<T>(false, true, r1 - r0, r1, D, T(1), Q + size_t(r0) * ld, ld, K, ld, T(0), P + size_t(r0) * Tn, Tn);
+    }
     const T* sc = scale + size_t(h) * scale_ld;
     for (int i = 0; i < Tn; i++) {
       T* row = P + size_t(i) * Tn;
@@ -79,7 +90,11 @@ void attention_forward(T* out, T* probs, const T* qkv, const T* scale, int scale
         ent->coef[size_t(bh) * Tn + i] = coef;
       }
     }
-    gemm<T>(false, false, Tn, D, Tn, T(1), P, Tn, V, ld, T(0), out + size_t(b) * Tn * C + h * D, C);
+    T* Y = out + size_t(b) * Tn * C + h * D;
+    for (int r0 = 0; r0 < Tn; r0 += kCausalBlock) {
+      int r1 = std::min(Tn, r0 + kCausalBlock);
+      gemm<T>(false, false, r1 - r0, D, r1, T(1), P + size_t(r0) * Tn, Tn, V, ld, T(0), Y + size_t(r0) * C, C);
+    }
   }
   if (ent) ent->penalty = penalty;
 }
@@ -108,8 +123,14 @@ void attention_backward(T* dqkv, T* dscale, T* dtheta, const T* dout, const T* q
       const T* P = probs + size_t(bh) * Tn * Tn;
       const T* dY = dout + size_t(b) * Tn * C + h * D;
       const T* sc = scale + size_t(h) * scale_ld;
-      gemm<T>(false, true, Tn, Tn, D, T(1), dY, C, V, ld, T(0), dP.data(), Tn);
-      if (dscale) gemm<T>(false, true, Tn, Tn, D, T(1), Q, ld, K, ld, T(0), R.data(), Tn);
+      for (int r0 = 0; r0 < Tn; r0 += kCausalBlock) {
+        int r1 = std::min(Tn, r0 + kCausalBlock);
+        gemm<T>(false, true, r1 - r0, r1, D, T(1), dY + size_t(r0) * C, C, V, ld, T(0),
+                dP.data() + size_t(r0) * Tn, Tn);
+        if (dscale)
+          gemm<T>(false, true, r1 - r0, r1, D, T(1), Q + size_t(r0) * ld, ld, K, ld, T(0),
+                  R.data() + size_t(r0) * Tn, Tn);
+      }
       for (int i = 0; i < Tn; i++) {
         const T* p = P + size_t(i) * Tn;
         T* d = dP.data() + size_t(i) * Tn;
@@ -136,9 +157,18 @@ void attention_backward(T* dqkv, T* dscale, T* dtheta, const T* dout, const T* q
         const T s = sc[i];
         for (int j = 0; j <= i; j++) d[j] *= s;
       }
-      gemm<T>(false, false, Tn, D, Tn, T(1), dP.data(), Tn, K, ld, T(0), dQ, ld);
-      gemm<T>(true, false, Tn, D, Tn, T(1), dP.data(), Tn, Q, ld, T(0), dK, ld);
-      gemm<T>(true, false, Tn, D, Tn, T(1), P, Tn, dY, C, T(0), dV, ld);
+      // dQ = dS K by row blocks (keys up to the block's last row); dK = dS^T Q and
+      // dV = P^T dY by column blocks (queries from the block's first column on).
+      const T* dS = dP.data();
+      for (int r0 = 0; r0 < Tn; r0 += kCausalBlock) {
+        int r1 = std::min(Tn, r0 + kCausalBlock);
+        gemm<T>(false, false, r1 - r0, D, r1, T(1), dS + size_t(r0) * Tn, Tn, K, ld, T(0),
+                dQ + size_t(r0) * ld, ld);
+        gemm<T>(true, false, r1 - r0, D, Tn - r0, T(1), dS + size_t(r0) * Tn + r0, Tn,
+                Q + size_t(r0) * ld, ld, T(0), dK + size_t(r0) * ld, ld);
+        gemm<T>(true, false, r1 - r0, D, Tn - r0, T(1), P + size_t(r0) * Tn + r0, Tn,
+                dY + size_t(r0) * C, C, T(0), dV + size_t(r0) * ld, ld);
+      }
     }
   }
   if (ent && dtheta) {

@@ -88,10 +88,12 @@ TEST(Model, CausalMasking) {
 TEST(Model, FloatMatchesDouble) {
   for (const auto& v : kVariants) {
     SCOPED_TRACE(v.dump());
-    ModelConfig c = cfg_of(v);
-    const int B = 3, T = 13;
-    Model mf(c, B, 19);
-    BasicModel<double> md(c, B, 19);
+    json pv = v;
+    pv["context"] = 48;  // T = 45 spans two causal blocks
+    ModelConfig c = cfg_of(pv);
+    const int B = 3, T = 45;
+    Model mf(c, B, 48);
+    BasicModel<double> md(c, B, 48);
     md.init_weights(5);
     md.set_spectral_norm_frozen(true);
     mf.set_spectral_norm_frozen(true);
@@ -283,13 +285,14 @@ TEST(Layers, SpectralNormPowerIteration) {
 
 // The batched per-head attention against a plain triple loop, awkward sizes.
 TEST(Layers, AttentionMatchesNaive) {
-  const int B = 2, T = 7, H = 3, C = 15, D = 5;
+  // T = 71 spans three causal blocks (32 + 32 + 7).
+  const int B = 2, T = 71, H = 3, C = 15, D = 5;
   aero::Rng rng(8);
-  std::vector<double> qkv(B * T * 3 * C), scale(H * 9);
+  std::vector<double> qkv(B * T * 3 * C), scale(H * 80);
   for (auto& x : qkv) x = rng.normal();
   for (auto& x : scale) x = 0.2 + rng.uniform();
   std::vector<double> out(B * T * C), probs(B * H * T * T);
-  attention_forward<double>(out.data(), probs.data(), qkv.data(), scale.data(), 9, B, T, C, H, nullptr);
+  attention_forward<double>(out.data(), probs.data(), qkv.data(), scale.data(), 80, B, T, C, H, nullptr);
   for (int b = 0; b < B; b++)
     for (int h = 0; h < H; h++)
       for (int i = 0; i < T; i++) {
@@ -299,7 +302,7 @@ TEST(Layers, AttentionMatchesNaive) {
           double dot = 0;
           for (int d = 0; d < D; d++)
             dot += qkv[(b * T + i) * 3 * C + h * D + d] * qkv[(b * T + j) * 3 * C + C + h * D + d];
-          s[j] = dot * scale[h * 9 + i];
+          s[j] = dot * scale[h * 80 + i];
           m = std::max(m, s[j]);
         }
         for (int j = 0; j <= i; j++) z += std::exp(s[j] - m);
