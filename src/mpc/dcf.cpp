@@ -116,17 +116,13 @@ void dcf_eval(int party, const DcfKeys& k, std::span<const u64> x, std::span<u64
       for (size_t l = 0; l < cnt; ++l) {
         const size_t i = i0 + l;
         const u64 b = bit_at(xi[l], nb, j);
-        Block ns = clear_lsb(hs[2 * l]);
-        int nt = lsb(hs[2 * l]);
-        if (t[l]) {
-          ns ^= k.scw[i * nb + j];
-          nt ^= int((k.tcw[i * nb + j] >> b) & 1);
-          for (int q = 0; q < m; ++q) v[l][q] += elem(hs[2 * l + 1], q) + k.vcw[(i * nb + j) * m + q];
-        } else {
-          for (int q = 0; q < m; ++q) v[l][q] += elem(hs[2 * l + 1], q);
-        }
-        s[l] = ns;
-        t[l] = nt;
+        // Branch-free correction (the control bit is unpredictable): cm = all ones iff t.
+        const u64 cm = u64(0) - u64(t[l]);
+        const Block scw = k.scw[i * nb + j];
+        s[l] = clear_lsb(hs[2 * l]) ^ Block{scw.lo & cm, scw.hi & cm};
+        for (int q = 0; q < m; ++q)
+          v[l][q] += elem(hs[2 * l + 1], q) + (k.vcw[(i * nb + j) * m + q] & cm);
+        t[l] = lsb(hs[2 * l]) ^ (int((k.tcw[i * nb + j] >> b) & 1) & t[l]);
       }
     }
     for (size_t l = 0; l < cnt; ++l) in[l] = tweak(s[l], kConvert);

@@ -129,27 +129,27 @@ void dpf_eval_all(int party, const DpfKeys& k, size_t i, std::span<u64> out) {
       }
       fixed_key_hash(in.data(), h.data(), 2 * (end - beg));
       for (size_t q = end; q-- > beg;) {
-        const int tq = t[q];
-        Block l = clear_lsb(h[2 * (q - beg)]), r = clear_lsb(h[2 * (q - beg) + 1]);
-        int lt = lsb(h[2 * (q - beg)]), rt = lsb(h[2 * (q - beg) + 1]);
-        if (tq) {
-          l ^= scw;
-          r ^= scw;
-          lt ^= tl;
-          rt ^= tr;
-        }
-        s[2 * q] = l;
-        s[2 * q + 1] = r;
-        t[2 * q] = uint8_t(lt);
-        t[2 * q + 1] = uint8_t(rt);
+        // Branch-free correction: cm is all ones when the parent's control bit is set.
+        const u64 cm = u64(0) - u64(t[q]);
+        const Block c{scw.lo & cm, scw.hi & cm};
+        const Block hl = h[2 * (q - beg)], hr = h[2 * (q - beg) + 1];
+        s[2 * q] = clear_lsb(hl) ^ c;
+        s[2 * q + 1] = clear_lsb(hr) ^ c;
+        t[2 * q] = uint8_t(lsb(hl) ^ (tl & int(cm)));
+        t[2 * q + 1] = uint8_t(lsb(hr) ^ (tr & int(cm)));
       }
       end = beg;
     }
   }
   for (size_t q = 0; q < dom; ++q) s[q] = tweak(s[q], kConvert);
-  fixed_key_hash(s.data(), s.data(), dom);
+  // Convert(s) = H(s ^ 4), low 64 bits; hashed in chunks through the scratch buffer.
   const u64 om = ring_mask(k.p.out_bits), sign = party ? u64(-1) : 1, f = k.fcw[i];
-  for (size_t q = 0; q < dom; ++q) out[q] = (sign * (s[q].lo + (t[q] ? f : 0))) & om;
+  for (size_t q0 = 0; q0 < dom; q0 += h.size()) {
+    const size_t cnt = std::min(h.size(), dom - q0);
+    fixed_key_hash(s.data() + q0, h.data(), cnt);
+    for (size_t q = 0; q < cnt; ++q)
+      out[q0 + q] = (sign * (h[q].lo + (f & (u64(0) - u64(t[q0 + q]))))) & om;
+  }
 }
 
 size_t dpf_key_bytes(const DpfParams& p, size_t n, int party) {

@@ -139,10 +139,16 @@ const Aes128& fixed_aes() {
 }  // namespace
 
 void fixed_key_hash(const Block* in, Block* out, size_t n) {
+  const Aes128& aes = fixed_aes();
+  if (in + n <= out || out + n <= in) {  // disjoint: encrypt straight into out
+    aes.encrypt(in, out, n);
+    for (size_t i = 0; i < n; ++i) out[i] ^= in[i];
+    return;
+  }
   Block tmp[64];
   for (size_t i = 0; i < n; i += 64) {
     size_t k = std::min<size_t>(64, n - i);
-    fixed_aes().encrypt(in + i, tmp, k);
+    aes.encrypt(in + i, tmp, k);
     for (size_t j = 0; j < k; ++j) out[i + j] = tmp[j] ^ in[i + j];
   }
 }
