@@ -14,7 +14,12 @@ inline float fast_expf(float x0) {
   // Clamp for the arithmetic, then restore IEEE behaviour at the ends: NaN stays NaN (the
   // model's NaN detection depends on it), large x gives inf, very negative x gives 0.
   float x = x0 < -87.0f ? -87.0f : (x0 > 88.3f ? 88.3f : x0);
-  float n = std::floor(x * 1.44269504088896341f + 0.5f);
+  // n = round(x / ln2) by the 1.5 * 2^23 shifter (no float->int conversion, which would keep
+  // GCC from vectorizing under -ftrapping-math); its integer sits in the low mantissa bits.
+  const float shifter = 12582912.0f;
+  float t = x * 1.44269504088896341f + shifter;
+  float n = t - shifter;
+  int32_t ni = std::bit_cast<int32_t>(t) - std::bit_cast<int32_t>(shifter);
   float r = x - n * 0.693145751953125f;  // ln2 split in two for exact n*ln2_hi
   r = r - n * 1.428606765330187045e-06f;
   float p = 1.0f / 720;
@@ -24,8 +29,7 @@ inline float fast_expf(float x0) {
   p = p * r + 0.5f;
   p = p * r + 1.0f;
   p = p * r + 1.0f;
-  int32_t e = (int32_t(n) + 127) << 23;
-  float res = p * std::bit_cast<float>(e);
+  float res = p * std::bit_cast<float>((ni + 127) << 23);
   res = x0 > 88.3f ? INFINITY : res;
   res = x0 < -87.0f ? 0.0f : res;
   return x0 != x0 ? x0 : res;
