@@ -30,6 +30,7 @@ std::string gpu_unsupported(const ModelConfig& c) {
   if (c.weight_norm.any()) return no("model.weight_norm");
   if (c.spectral_norm.any()) return no("model.spectral_norm");
   if (c.ffn_act == Activation::learnable_leaky_relu) return no("model.ffn_act=learnable_leaky_relu");
+  if (c.ffn_act == Activation::gelu_exact) return no("model.ffn_act=gelu_exact");
   if (!c.tie_embeddings) return no("model.tie_embeddings=false");
   if (!c.bias) return no("model.bias=false");
   if (c.parallel_residual) return no("model.parallel_residual");
@@ -70,6 +71,67 @@ struct LayerActs {
   float* m = nullptr;
 };
 }  // namespace
+
+GpuLayout gpu_param_layout(const ModelConfig& cfg) {
+  GpuLayout lay;
+  const int L = cfg.n_layer, H = cfg.n_head, d = cfg.d_model, dff = cfg.d_ff;
+  auto add = [&](const std::string& name, std::vector<int64_t> shape, bool decay) {
+    GpuParam q;
+    q.name = name;
+    q.shape = shape;
+    q.size = 1;
+    for (auto s : shape) q.size *= size_t(s);
+    // 64-element (128-byte bf16) alignment of every tensor: cuBLAS's fast kernels need 16-byte
+    // aligned operands; the gaps stay zero (never written, no gradient, no decay).
+    lay.size = (lay.size + 63) / 64 * 64;
+    q.offset = lay.size;
+    q.decay = decay;
+    lay.size += q.size;
+    lay.params.push_back(q);
+  };
+  // Blocks first, then [ln_f, theta, wte, wpe]: each block is one contiguous range, so data
+  // parallel can all-reduce it as soon as its backward is done; the tail goes last.
+  for (int l = 0; l < L; ++l) {
+    std::string b = "blocks." + std::to_string(l) + ".";
+    if (cfg.norm == Norm::layernorm) {
+      add(b + "ln1.weight", {d}, false);
+      add(b + "ln1.bias", {d}, false);
+    }
+    add(b + "attn.qkv.weight", {3 * d, d}, true);
+    add(b + "attn.qkv.bias", {3 * d}, false);
+    add(b + "attn.proj.weight", {d, d}, true);
+    add(b + "attn.proj.bias", {d}, false);
+    if (cfg.temperature) add(b + "attn.temp", {H, cfg.context}, false);
+    if (cfg.has_ffn(l)) {
+      if (cfg.norm == Norm::layernorm) {
+        add(b + "ln2.weight", {d}, false);
+        add(b + "ln2.bias", {d}, false);
+      }
+      if (cfg.ffn_kind == FfnKind::standard) {
+        add(b + "ffn.fc.weight", {dff, d}, true);
+        add(b + "ffn.fc.bias", {dff}, false);
+        add(b + "ffn.proj.weight", {d, dff}, true);
+        add(b + "ffn.proj.bias", {d}, false);
+      } else {
+        add(b + "ffn.fused.weight", {d, d}, true);
+        add(b + "ffn.fused.bias", {d}, false);
+      }
+      if (cfg.ffn_scaling) {
+        add(b + "ffn_scale.alpha", {1}, false);
+        add(b + "ffn_scale.beta", {1}, false);
+      }
+    }
+  }
+  if (cfg.final_norm) {
+    add("ln_f.weight", {d}, false);
+    add("ln_f.bias", {d}, false);
+  }
+  if (cfg.entropy_reg.enabled) add("entropy_theta", {L, H}, false);
+  add("wte", {cfg.vocab_size, d}, true);
+  add("wpe", {cfg.context, d}, true);
+  lay.size = (lay.size + 63) / 64 * 64;
+  return lay;
+}
 
 struct GpuModel::Impl {
   ModelConfig cfg;
@@ -150,67 +212,50 @@ struct GpuModel::Impl {
   float* G_(size_t off) const { return off == kNone ? nullptr : g + off; }
   bf16* W_(size_t off) const { return off == kNone ? nullptr : p16 + off; }
 
-  size_t add(const std::string& name, std::vector<int64_t> shape, bool decay) {
-    GpuParam q;
-    q.name = name;
-    q.shape = shape;
-    q.size = 1;
-    for (auto s : shape) q.size *= size_t(s);
-    // 64-element (128-byte bf16) alignment of every tensor: cuBLAS's fast kernels need 16-byte
-    // aligned operands; the gaps stay zero (never written, no gradient, no decay).
-    n = (n + 63) / 64 * 64;
-    q.offset = n;
-    q.decay = decay;
-    n += q.size;
-    params.push_back(q);
-    return q.offset;
-  }
-
   void layout() {
+    GpuLayout lay = gpu_param_layout(cfg);
+    params = lay.params;
+    n = lay.size;
+    auto off = [&](const std::string& nm) {
+      for (auto& q : params)
+        if (q.name == nm) return q.offset;
+      return kNone;
+    };
     lo.resize(L);
     for (int l = 0; l < L; ++l) {
       auto& o_ = lo[l];
-      o_.begin = n;
       std::string b = "blocks." + std::to_string(l) + ".";
-      if (cfg.norm == Norm::layernorm) {
-        o_.ln1w = add(b + "ln1.weight", {d}, false);
-        o_.ln1b = add(b + "ln1.bias", {d}, false);
-      }
-      o_.qkvw = add(b + "attn.qkv.weight", {3 * d, d}, true);
-      o_.qkvb = add(b + "attn.qkv.bias", {3 * d}, false);
-      o_.projw = add(b + "attn.proj.weight", {d, d}, true);
-      o_.projb = add(b + "attn.proj.bias", {d}, false);
-      if (cfg.temperature) o_.temp = add(b + "attn.temp", {H, cfg.context}, false);
-      if (cfg.has_ffn(l)) {
-        if (cfg.norm == Norm::layernorm) {
-          o_.ln2w = add(b + "ln2.weight", {d}, false);
-          o_.ln2b = add(b + "ln2.bias", {d}, false);
+      o_.ln1w = off(b + "ln1.weight");
+      o_.ln1b = off(b + "ln1.bias");
+      o_.qkvw = off(b + "attn.qkv.weight");
+      o_.qkvb = off(b + "attn.qkv.bias");
+      o_.projw = off(b + "attn.proj.weight");
+      o_.projb = off(b + "attn.proj.bias");
+      o_.temp = off(b + "attn.temp");
+      o_.ln2w = off(b + "ln2.weight");
+      o_.ln2b = off(b + "ln2.bias");
+      o_.fcw = off(b + "ffn.fc.weight");
+      o_.fcb = off(b + "ffn.fc.bias");
+      o_.fprojw = off(b + "ffn.proj.weight");
+      o_.fprojb = off(b + "ffn.proj.bias");
+      o_.fusedw = off(b + "ffn.fused.weight");
+      o_.fusedb = off(b + "ffn.fused.bias");
+      o_.alpha = off(b + "ffn_scale.alpha");
+      o_.beta = off(b + "ffn_scale.beta");
+      // the layer's contiguous arena range (its NCCL bucket)
+      o_.begin = n, o_.end = 0;
+      for (auto& q : params)
+        if (q.name.compare(0, b.size(), b) == 0) {
+          o_.begin = std::min(o_.begin, q.offset);
+          o_.end = std::max(o_.end, q.offset + q.size);
         }
-        if (cfg.ffn_kind == FfnKind::standard) {
-          o_.fcw = add(b + "ffn.fc.weight", {dff, d}, true);
-          o_.fcb = add(b + "ffn.fc.bias", {dff}, false);
-          o_.fprojw = add(b + "ffn.proj.weight", {d, dff}, true);
-          o_.fprojb = add(b + "ffn.proj.bias", {d}, false);
-        } else {
-          o_.fusedw = add(b + "ffn.fused.weight", {d, d}, true);
-          o_.fusedb = add(b + "ffn.fused.bias", {d}, false);
-        }
-        if (cfg.ffn_scaling) {
-          o_.alpha = add(b + "ffn_scale.alpha", {1}, false);
-          o_.beta = add(b + "ffn_scale.beta", {1}, false);
-        }
-      }
-      o_.end = n;
     }
-    tail_begin = n;
-    if (cfg.final_norm) {
-      lnfw = add("ln_f.weight", {d}, false);
-      lnfb = add("ln_f.bias", {d}, false);
-    }
-    if (cfg.entropy_reg.enabled) theta = add("entropy_theta", {L, H}, false);
-    wte = add("wte", {V, d}, true);
-    wpe = add("wpe", {cfg.context, d}, true);
-    n = (n + 63) / 64 * 64;
+    lnfw = off("ln_f.weight");
+    lnfb = off("ln_f.bias");
+    theta = off("entropy_theta");
+    wte = off("wte");
+    wpe = off("wpe");
+    tail_begin = lo[L - 1].end;  // [ln_f, theta, wte, wpe] follow the blocks
   }
 
   void allocate() {

@@ -29,6 +29,14 @@ struct GpuStats {
   double ce = 0, ent_reg = 0, loss = 0;
 };
 
+// The GPU arena's parameter layout for cfg (names and shapes of docs/config.md, offsets with
+// 64-element alignment, decay group). Pure host code: needs no GPU.
+struct GpuLayout {
+  std::vector<GpuParam> params;
+  size_t size = 0;  // arena elements, gaps included
+};
+GpuLayout gpu_param_layout(const model::ModelConfig& cfg);
+
 // "" when the GPU path supports every switch of cfg; else "not supported on GPU yet: <switch>".
 std::string gpu_unsupported(const model::ModelConfig& cfg);
 
