@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <optional>
 
 namespace aero::mpc {
 
@@ -88,7 +89,22 @@ std::vector<u64> Dealer::random(size_t n, int w) {
   return v;
 }
 
+void Dealer::flush() {
+  if (!sink_) return;
+  for (int p = 0; p < 2; ++p)
+    if (!out_[p].bytes().empty()) {
+      sink_(p, out_[p].bytes());
+      out_[p].bytes().clear();
+    }
+}
+
 void Dealer::begin(const char* gate, u64 count) {
+  if (sink_)
+    for (int p = 0; p < 2; ++p)
+      if (out_[p].bytes().size() >= chunk_) {
+        sink_(p, out_[p].bytes());
+        out_[p].bytes().clear();
+      }
   u64 m = (u64(gate_hash(gate)) << 32) | (count & 0xffffffffu);
   out_[0].put_u64(m);
   out_[1].put_u64(m);
@@ -125,16 +141,16 @@ KeyReader LocalDealer::obtain(int party, const DealerProgram& program) {
 
 KeyReader RemoteDealer::obtain(int party, const DealerProgram&) {
   OpScope scope(ch_, "keys");
-  auto head = ch_.recv(16);
-  u64 who, total;
+  auto head = ch_.recv(8);
+  u64 who;
   std::memcpy(&who, head.data(), 8);
-  std::memcpy(&total, head.data() + 8, 8);
   AERO_CHECK(who == u64(party), "dealer sent keys for party ", who, " to party ", party,
              " (roles swapped?)");
+  // Chunks as the dealer generates them; an empty frame ends the stream.
   std::vector<uint8_t> bytes;
-  bytes.reserve(total);
-  while (bytes.size() < total) {
-    auto chunk = ch_.recv(std::min<u64>(kChunk, total - bytes.size()));
+  for (;;) {
+    auto chunk = ch_.recv();
+    if (chunk.empty()) break;
     bytes.insert(bytes.end(), chunk.begin(), chunk.end());
   }
   return KeyReader(party, std::move(bytes));
@@ -142,17 +158,18 @@ KeyReader RemoteDealer::obtain(int party, const DealerProgram&) {
 
 void serve_keys(Channel& to_party0, Channel& to_party1, const DealerProgram& program,
                 Block seed) {
-  Dealer d(seed);
-  program(d);
   Channel* chs[2] = {&to_party0, &to_party1};
+  std::optional<OpScope> scopes[2];
   for (int p = 0; p < 2; ++p) {
-    OpScope scope(*chs[p], "keys");
-    std::vector<uint8_t> bytes = d.take(p);
-    u64 head[2] = {u64(p), bytes.size()};
-    chs[p]->send({reinterpret_cast<const uint8_t*>(head), 16});
-    for (size_t off = 0; off < bytes.size(); off += kChunk)
-      chs[p]->send({bytes.data() + off, std::min(kChunk, bytes.size() - off)});
+    scopes[p].emplace(*chs[p], "keys");
+    const u64 who = u64(p);
+    chs[p]->send({reinterpret_cast<const uint8_t*>(&who), 8});
   }
+  Dealer d(seed);
+  d.set_sink([&](int p, std::vector<uint8_t>& b) { chs[p]->send(b); }, kChunk);
+  program(d);
+  d.flush();
+  for (int p = 0; p < 2; ++p) chs[p]->send(std::span<const uint8_t>());
 }
 
 }  // namespace aero::mpc

@@ -82,10 +82,21 @@ class Dealer {
     out_[1].put_bytes(b);
   }
   std::vector<uint8_t> take(int party) { return std::move(out_[party].bytes()); }
+  // Streaming: when set, every `begin` hands a party's buffered bytes to sink(party, bytes)
+  // once they exceed `chunk` bytes (serve_keys sends them while the program still runs, so
+  // the dealer holds one chunk and the parties never wait for the whole program).
+  void set_sink(std::function<void(int, std::vector<uint8_t>&)> sink, size_t chunk) {
+    sink_ = std::move(sink);
+    chunk_ = chunk;
+  }
+  // Hands whatever is buffered to the sink.
+  void flush();
 
  private:
   Prg rng_, p0_;
   KeyWriter out_[2];
+  std::function<void(int, std::vector<uint8_t>&)> sink_;
+  size_t chunk_ = 0;
 };
 
 using DealerProgram = std::function<void(Dealer&)>;
