@@ -171,7 +171,7 @@ const std::vector<Column>& columns() {
 // One row of cells; `csv` chooses raw numbers (FLOPs as plain counts) over the table's
 // formatted ones (FLOPs in billions).
 std::vector<std::string> cells(const RunSummary& r, bool csv) {
-  auto flops = [&](double f) { return csv ? num(f, 0) : format_gflops(f); };
+  auto flops = [&](double f) { return csv ? num(f, 0) : format_flops(f); };
   std::string notes = r.stopped;
   if (r.nan_heads) notes += (notes.empty() ? "" : "; ") + std::to_string(r.nan_heads) + " NaN heads";
   if (r.pi && !r.pi->scope.empty()) notes += (notes.empty() ? "" : "; ") + std::string("PI scope ") + r.pi->scope;
@@ -219,7 +219,7 @@ std::string compare_markdown(const std::vector<RunSummary>& runs) {
     }
     o << "\n";
   }
-  o << "\nFLOPs: one forward over T tokens, FLOPs = 2 x MACs, embedding and LM head excluded (B = 1e9). "
+  o << "\nFLOPs: one forward over T tokens, FLOPs = 2 x MACs, embedding and LM head excluded (B = 1e9, M = 1e6). "
        "Entropy bins relative to the largest head entropy of each run's last evaluation. "
        "PI columns from RUN_DIR/pi.json (online traffic, both directions).\n";
   return o.str();
@@ -238,6 +238,10 @@ std::string compare_csv(const std::vector<RunSummary>& runs) {
   return o.str();
 }
 
+namespace {
+std::string label(const RunSummary& r) { return r.name == r.arch ? r.name : r.name + " (" + r.arch + ")"; }
+}  // namespace
+
 std::vector<std::string> plot_compare(const std::vector<RunSummary>& runs, const std::vector<RunMetrics>& metrics,
                                       const std::string& out_dir, bool png) {
   AERO_CHECK(runs.size() == metrics.size(), "plot_compare: ", runs.size(), " runs but ", metrics.size(),
@@ -250,7 +254,7 @@ std::vector<std::string> plot_compare(const std::vector<RunSummary>& runs, const
   c.y_label = "perplexity";
   double lo = INFINITY, hi = 0;
   for (size_t i = 0; i < runs.size(); ++i) {
-    c.series.push_back({runs[i].name + " (" + runs[i].arch + ")", metrics[i].eval_step, metrics[i].val_ppl, "", false,
+    c.series.push_back({label(runs[i]), metrics[i].eval_step, metrics[i].val_ppl, "", false,
                         metrics[i].eval_step.size() <= 30});
     for (double p : metrics[i].val_ppl)
       if (std::isfinite(p) && p > 0) lo = std::min(lo, p), hi = std::max(hi, p);
@@ -266,7 +270,7 @@ std::vector<std::string> plot_compare(const std::vector<RunSummary>& runs, const
   b.y_label = "heads (%)";
   for (auto& l : bin_labels()) b.categories.push_back(l);
   for (auto& r : runs) {
-    BarSeries s{r.name + " (" + r.arch + ")", {}, ""};
+    BarSeries s{label(r), {}, ""};
     for (double v : r.bins) s.values.push_back(100 * v);
     b.series.push_back(s);
   }

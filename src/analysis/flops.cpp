@@ -92,6 +92,16 @@ std::string format_gflops(double flops) {
   return buf;
 }
 
+std::string format_flops(double flops) {
+  if (std::fabs(flops) < 0.1e9 && flops != 0) {
+    char buf[32];
+    if (std::fabs(flops) >= 1e6) std::snprintf(buf, sizeof buf, "%.2fM", flops / 1e6);
+    else std::snprintf(buf, sizeof buf, "%.0f", flops);
+    return buf;
+  }
+  return format_gflops(flops);
+}
+
 nlohmann::json to_json(const FlopsReport& r) {
   nlohmann::json inv = nlohmann::json::array();
   for (auto& op : r.inventory)
@@ -121,15 +131,15 @@ std::string format_report(const FlopsReport& r) {
   std::ostringstream o;
   char buf[160];
   auto row = [&](const char* what, double v, const std::string& extra = "") {
-    std::snprintf(buf, sizeof buf, "  %-28s %12s  %s\n", what, format_gflops(v).c_str(), extra.c_str());
+    std::snprintf(buf, sizeof buf, "  %-28s %12s  %s\n", what, format_flops(v).c_str(), extra.c_str());
     o << buf;
   };
-  o << "FLOPs of one forward over T=" << r.T << " tokens (FLOPs = 2 x MACs; B = 1e9)\n";
+  o << "FLOPs of one forward over T=" << r.T << " tokens (FLOPs = 2 x MACs; B = 1e9, M = 1e6)\n";
   row("FFN", r.ffn_flops,
       r.ffn_kind + ", " + std::to_string(r.ffn_layers) + " of " + std::to_string(r.n_layer) + " layers");
   row("attention", r.attn_flops,
-      "8Td^2 " + format_gflops(r.attn_linear_flops_per_layer * r.n_layer) + " + 3T^2d " +
-          format_gflops(r.attn_score_flops_per_layer * r.n_layer));
+      "8Td^2 " + format_flops(r.attn_linear_flops_per_layer * r.n_layer) + " + 3T^2d " +
+          format_flops(r.attn_score_flops_per_layer * r.n_layer));
   row("FFN + attention", r.total_flops);
   row("embedding (one-hot x table)", r.embed_flops, "not in the totals");
   row("LM head, all positions", r.lm_head_flops, "not in the totals");

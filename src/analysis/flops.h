@@ -54,6 +54,8 @@ FlopsReport compute_flops(const model::ModelConfig& cfg, int T = 0);
 std::string inventory_string(const std::vector<NonlinearOp>& ops);
 // Billions with two decimals, as in the paper's tables: 14495514624 -> "14.50B".
 std::string format_gflops(double flops);
+// format_gflops for 0.1B and more, else millions ("3.15M") or a plain count.
+std::string format_flops(double flops);
 nlohmann::json to_json(const FlopsReport& r);
 // A human-readable table of the report (what `aero flops` prints without --json).
 std::string format_report(const FlopsReport& r);

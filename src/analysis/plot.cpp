@@ -98,7 +98,7 @@ Axis make_axis(double lo, double hi, bool log, int target) {
       h += 0.5;
     }
     double fl = std::floor(l), ch = std::ceil(h);
-    if (h - l > 1.5) {  // decades
+    if (h - l > 2) {  // decades
       a.lo = std::pow(10, fl);
       a.hi = std::pow(10, ch);
       int step = static_cast<int>(std::ceil((ch - fl) / 8));

@@ -70,7 +70,8 @@ aero::cli::Registrar reg("entropy", [](CLI::App& app) {
     std::string run = wp.parent_path().filename() == "ckpt" ? wp.parent_path().parent_path().filename().string()
                                                              : wp.stem().string();
     std::string arch = aero::analysis::architecture_name(c.model);
-    std::string name = a->name.empty() ? run + " " + arch + ", step " + std::to_string(lm.step) : a->name;
+    std::string name = a->name.empty() ? (run == arch ? run : run + " " + arch) + ", step " + std::to_string(lm.step)
+                                        : a->name;
 
     nlohmann::json j = aero::analysis::to_json(r.summary);
     j["checkpoint"] = lm.path;

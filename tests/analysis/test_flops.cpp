@@ -29,6 +29,9 @@ TEST(Flops, Gpt2L12T128) {
   expect_billions(base.attn_flops, 7.70, 2, "attention");
   EXPECT_EQ(format_gflops(base.ffn_flops), "14.50B");
   EXPECT_EQ(format_gflops(base.attn_flops), "7.70B");
+  EXPECT_EQ(format_flops(base.attn_flops), "7.70B");
+  EXPECT_EQ(format_flops(3.146e6), "3.15M");
+  EXPECT_EQ(format_flops(512), "512");
   // exact closed forms: 12 x 16 x 128 x 768^2 and 12 x (8 x 128 x 768^2 + 3 x 128^2 x 768)
   EXPECT_DOUBLE_EQ(base.ffn_flops, 12.0 * 16 * 128 * 768 * 768);
   EXPECT_DOUBLE_EQ(base.attn_flops, 12.0 * (8.0 * 128 * 768 * 768 + 3.0 * 128 * 128 * 768));
