@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "core/error.h"
@@ -140,6 +141,23 @@ TEST(Gpt2Tokenizer, RoundTripRealFilesAndCacheAgreesWithPlainBpe) {
     ++files;
   }
   EXPECT_EQ(files, 5);
+}
+
+TEST(Gpt2Tokenizer, HashIsTheDocumentedOne) {
+  // docs/formats.md documents GPT-2's hash; shards written earlier carry it, so a change of
+  // the hash function would orphan them.
+  EXPECT_EQ(gpt2().hash(), 0xbd6033949ec1ca1dULL);
+}
+
+TEST(Gpt2Tokenizer, RoundTripSharedBooksWhenPresent) {
+  const std::string path = kSrc + "/../shared/data/books/valid-00.jsonl.xz";
+  if (!fs::exists(path)) GTEST_SKIP() << "no " << path << " (../shared is not on CI machines)";
+  std::string all = aero::read_xz_file(path);
+  size_t e = all.find('\n');
+  std::string text = nlohmann::json::parse(all.substr(0, e)).at("text").get<std::string>();
+  auto ids = gpt2().encode(text);
+  EXPECT_EQ(gpt2().decode(ids), text);
+  EXPECT_GT(text.size(), 3 * ids.size());  // English prose: over 3 characters per token
 }
 
 TEST(Gpt2Tokenizer, HfJsonRoundTripKeepsEncodingAndHash) {
