@@ -107,15 +107,15 @@ CostExec::T CostExec::attn_softmax_v(const T& z, const T& qkv, int H) {
     // winner (dealer-assisted product, one opening); ceil(log2 T) levels.
     int levels = ceil_log2(Tn);
     depth = charge("softmax.max", depth, H * (P - Tn), 2.0 * w_.score, levels,
-                   dcf_key_bytes(w_.score, 1) + 2.0 * w_.score / 8.0, 0, 2.0 * w_.score);
+                   dcf_key_bytes(cw(w_.score), 1) + 2.0 * w_.score / 8.0, 0, 2.0 * cw(w_.score));
   }
   // exp: truncate-reduce of (m - z) (or H - z) to the LUT step, clip (DCF), open the index;
   // DPF lookup (full-domain evaluation), open exp value.
   int clips = s_.softmax == SoftmaxVariant::exact_max ? 1 : 2;
   depth = charge("softmax.exp", depth, H * P, 2.0 * (eb + eo), 2,
-                 dcf_key_bytes(w_.score - eb, eb) + clips * dcf_key_bytes(w_.score, 1) + dpf_key_bytes(eb, eo) +
+                 dcf_key_bytes(cw(w_.score - eb), eb) + clips * dcf_key_bytes(cw(w_.score), 1) + dpf_key_bytes(eb, eo) +
                      (eb + 2.0 * eo) / 8.0,
-                 0, 2.0 * w_.score * (1 + clips) + std::ldexp(1.0, eb));
+                 0, 2.0 * cw(w_.score) * (1 + clips) + std::ldexp(1.0, eb));
   // 1/sum per row by the normalized LUT: open the sum, one-hot of its MSB (w DCFs), open the
   // (exponent, mantissa) index, DPF lookup, open 1/sum.
   int ws = eo + ceil_log2(Tn) + 1, wi = s_.inv_frac() + 1, idx = s_.inv_mantissa + ceil_log2(ws);
@@ -162,14 +162,14 @@ CostExec::T CostExec::activation(const T& x, model::Activation act, double) {
   if (act == model::Activation::gelu) {
     int b = s_.gelu_lut_bits;
     y.depth = charge("gelu", x.depth, e, 2.0 * (b + w_.act), 2,
-                     dcf_key_bytes(aw, w_.act) + 2 * dcf_key_bytes(aw, 1) + dcf_key_bytes(s_.f, b) +
+                     dcf_key_bytes(cw(aw), w_.act) + 2 * dcf_key_bytes(cw(aw), 1) + dcf_key_bytes(s_.f, b) +
                          dpf_key_bytes(b, w_.act) + (b + 2.0 * w_.act) / 8.0,
-                     0, 2.0 * aw * 3 + std::ldexp(1.0, b));
+                     0, 2.0 * cw(aw) * 3 + std::ldexp(1.0, b));
   } else if (act != model::Activation::identity) {
     int extra = act == model::Activation::relu ? 0 : 1;
     y.depth = charge(act == model::Activation::relu ? "relu" : "leaky_relu", x.depth, e, 2.0 * (1 + w_.act), 2,
-                     (2 + extra) * dcf_key_bytes(aw, w_.act) + dcf_key_bytes(s_.f, 1) + (1 + 2.0 * w_.act) / 8.0, 0,
-                     2.0 * aw * (2 + extra));
+                     (2 + extra) * dcf_key_bytes(cw(aw), w_.act) + dcf_key_bytes(s_.f, 1) + (1 + 2.0 * w_.act) / 8.0, 0,
+                     2.0 * cw(aw) * (2 + extra));
   }
   return y;
 }
@@ -208,7 +208,7 @@ CostExec::T CostExec::lm_head(const T& x0, const PiModel& m) {
     double depth = charge("lm_head", x.depth, R * V, 2.0 * aw, 1, 2.0 * aw / 8.0, 3.0 * R * d * V);
     int levels = ceil_log2(V), wi = ceil_log2(V);
     depth = charge("argmax", depth, R * (V - 1), 2.0 * (aw + wi), levels,
-                   dcf_key_bytes(aw, 1) + 2.0 * (aw + wi) / 8.0, 0, 2.0 * aw);
+                   dcf_key_bytes(cw(aw), 1) + 2.0 * (aw + wi) / 8.0, 0, 2.0 * cw(aw));
     y.depth = charge("argmax", depth, R, double(wi), 1, 0);
   }
   return y;

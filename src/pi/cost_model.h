@@ -17,6 +17,7 @@
 // Truncation: faithful (default; bit-exact with FixedExec: one round, DCF(s) key) or
 // stochastic (src/mpc trunc_free: free, no round, +-1 ulp per truncation).
 #pragma once
+#include <algorithm>
 #include <map>
 #include <string>
 #include <vector>
@@ -33,6 +34,7 @@ struct WireWidths {
   int act = 37;    // LN outputs, q/k/v, activations, attention outputs (feed products)
   int score = 40;  // q.k at scale 2f before the per-row constant
   int lut_out = 17;  // exp values (<= 1 at scale 16)
+  int cmp = 20;      // stochastic mode: comparisons on a free-truncated, width-reduced input
 };
 
 struct OpCost {
@@ -78,6 +80,9 @@ class CostExec {
   double charge(const std::string& op, double depth, double elems, double open_bits_per_elem,
                 double rounds, double key_bytes_per_elem, double macs = 0, double fss_per_elem = 0);
   T settle(const T& x, int width, const char* why);  // truncation gate for a pending acc
+  // Input width of a comparison DCF: full in faithful mode; reduced (SIGMA's trick: drop the
+  // low bits by free stochastic truncation, the high bits by mod) in stochastic mode.
+  int cw(int full) const { return stochastic_ ? std::min(full, w_.cmp) : full; }
   FxSpec s_;
   WireWidths w_;
   bool reveal_logits_;

@@ -79,6 +79,7 @@ struct InvPowLut {
   int in_frac, out_frac, mantissa;
   InvPowLut(double p, int in_frac, int out_frac, int mantissa);
   int64_t eval(int64_t v) const;  // v <= 0 is treated as the smallest positive input (1)
+  const std::vector<int64_t>& table() const { return table_; }  // [e * 2^mantissa + j]
  private:
   std::vector<int64_t> table_;    // [64][2^mantissa]
 };

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "mpc/linear.h"
 #include "pi/executors.h"
 
 namespace aero::pi {
@@ -15,15 +16,13 @@ namespace aero::pi {
 MachineRates measure_machine_rates() {
   using clk = std::chrono::steady_clock;
   MachineRates r;
-  {  // int64 GEMM as the fixed-point executor runs it: 128 x 768 by 768 x 768.
-    const int T = 128, d = 768;
-    PiLinear L{d, d, std::vector<double>(size_t(d) * d, 0.01), {}};
-    FixedExec xe;
-    auto x = xe.input(std::vector<double>(size_t(T) * d, 0.5), T, d);
-    xe.linear(x, L, "warm");
+  {  // Z_2^64 GEMM as the secure executor runs it (mpc::gemm_acc): 128 x 768 by 768 x 768.
+    const size_t T = 128, d = 768;
+    std::vector<mpc::u64> a(T * d, 3), b(d * d, 5), c(T * d, 0);
+    mpc::gemm_acc({T, d, d}, a.data(), b.data(), c.data());
     auto t0 = clk::now();
     int reps = 3;
-    for (int i = 0; i < reps; ++i) xe.linear(x, L, "bench");
+    for (int i = 0; i < reps; ++i) mpc::gemm_acc({T, d, d}, a.data(), b.data(), c.data());
     double s = std::chrono::duration<double>(clk::now() - t0).count();
     r.gemm_macs_per_s = double(reps) * T * d * d / s;
   }

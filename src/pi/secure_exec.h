@@ -15,7 +15,20 @@
 //   leaky relu  drelu, public slope product, faithful trunc, select: 3 rounds.
 //   add         local (x^ + y^, r_x + r_y).
 //   residual    FFN scaling: public constants (local), faithful trunc by f: 1 round.
-// Not yet: layernorm, rotary, attention (scores, softmax, E V), embedding, LM head.
+//   rotary      public cos/sin (local), faithful trunc: 1 round.
+//   attention   per head matmul_ss (Q K^T, full T x T), widen to 64 bits, public per-row
+//               constant, faithful trunc; exact-max tournament (drelu + select per level) or
+//               clipped; exp index (trunc, clamp by drelu/select), DPF table at 64 bits;
+//               row sums (local); 1/sum by the normalized LUT; matmul_ss E V (64 bits);
+//               (E V) x (1/sum) by mul; faithful trunc to 40 bits.
+//   layernorm   widen to 64 bits; x^2 and (sum x)^2 by one mul; rsqrt by the normalized LUT;
+//               (d x - sum x) x r by mul; public gain (local); faithful trunc; public bias.
+//   normalized LUT (1/x, 1/sqrt x): 63 DReLUs [v >= 2^e] -> one-hot of the MSB; one mul per
+//               e normalizes v to bit 63; faithful trunc to the mantissa; 14-bit DPF table on
+//               (e, mantissa). 4 rounds.
+//   embedding   the client inputs its one-hot rows; matmul_w with the masked table; the server
+//               inputs its positions table. lm_head: matmul_w (tied table), trunc; revealed.
+// Per-head products run one after another (H rounds; a batched matmul_ss would make it 1).
 #pragma once
 #include <string>
 #include <vector>
@@ -50,13 +63,26 @@ class SecureExec {
   T activation(const T& x, model::Activation act, double slope);
   T add(const T& a, const T& b, const char* tag);
   T residual(const T& xh, const T& f, double beta, double inv_alpha);
+  T rotary(const T& qkv, const PiModel& m);
+  T attn_logits(const T& qkv, const PiBlock& b, int H);
+  T attn_softmax_v(const T& z, const T& qkv, int H);
+  T layernorm(const T& x, const PiNorm& n, const char* tag);
+  T embed(const std::vector<int32_t>& ids, const PiModel& m);
+  T last_row(const T& x);
+  T lm_head(const T& x, const PiModel& m);
 
  private:
   bool dealer() const { return d_ != nullptr; }
-  std::vector<mpc::u64> trunc(const std::vector<mpc::u64>& x, int shift);
-  std::vector<mpc::u64> drelu(const std::vector<mpc::u64>& x);
-  std::vector<mpc::u64> select(const std::vector<mpc::u64>& b, const std::vector<mpc::u64>& x,
-                               const std::vector<mpc::u64>& y);
+  using V = std::vector<mpc::u64>;
+  V trunc(const V& x, int shift, int in_w = kWidth, int out_w = kWidth);
+  V drelu(const V& x, int w = kWidth);
+  V select(const V& b, const V& x, const V& y, int w = kWidth);
+  V mul(const V& a, const V& b, int w);
+  V lut(const V& idx, int in_bits, int out_bits, const std::vector<int64_t>& table);
+  V plus_const(const V& x, int64_t c, int w) const;  // x + public c
+  V invpow(const V& v, const InvPowLut& lut, int out_w);  // normalized LUT on a 64-bit wire
+  // Server-weight product X (M x K) W (K x N), W given row-major [K, N] at the right scale.
+  V matmul_server(const V& x, size_t M, size_t K, size_t N, const std::vector<int64_t>& w_kn, int w);
   std::vector<mpc::u64> constant(size_t n, int64_t c) const;  // public constant wire
   mpc::Dealer* d_;
   mpc::Party* p_;
@@ -64,6 +90,8 @@ class SecureExec {
   mpc::Block seed_;
   uint64_t tensor_id_ = 0;
   GeluLut gelu_;
+  ExpLut exp_;
+  InvPowLut inv_, rsqrt_;
 };
 
 }  // namespace aero::pi

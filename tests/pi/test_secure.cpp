@@ -54,3 +54,55 @@ TEST(PiSecure, FfnBlockEqualsFixedPointSimulation) {
     EXPECT_GT(res.rounds(), 2u);
   }
 }
+
+// Whole models, SIGMA's scope (blocks on an embedded input) and full scope (embedding, blocks,
+// final norm, LM head on the last position): secure output == fixed-point simulation, exactly.
+TEST(PiSecure, BlocksAndFullScopeEqualFixedPoint) {
+  struct C {
+    const char* rung;
+    std::vector<std::string> sets;
+    SoftmaxVariant sm;
+  };
+  const std::vector<C> cases = {
+      {"SM+LN+G", {}, SoftmaxVariant::exact_max},
+      {"SM(t)+ScFuFFN", {}, SoftmaxVariant::exact_max},
+      {"SM+LN+R", {}, SoftmaxVariant::clipped},
+      {"SM+G", {"model.family=pythia", "model.rotary_pct=0.5"}, SoftmaxVariant::exact_max},
+  };
+  for (const auto& c : cases) {
+    std::vector<std::string> sets = {"model.n_layer=2", "model.n_head=2", "model.d_model=8", "model.context=6",
+                                     "model.vocab_size=13", "model.d_ff=16"};
+    sets.insert(sets.end(), c.sets.begin(), c.sets.end());
+    auto cfg = model::build_run_config("", "tiny", c.rung, sets).model;
+    auto m = PiModel::random(cfg, 31);
+    FxSpec spec;
+    spec.softmax = c.sm;
+    const int T = 5, d = cfg.d_model;
+    Rng rng(8);
+    std::vector<double> x0(size_t(T) * d);
+    for (auto& v : x0) v = rng.normal();
+    std::vector<int32_t> ids(T);
+    for (auto& t : ids) t = int32_t(rng.below(cfg.vocab_size));
+    for (bool full : {false, true}) {
+      FixedExec xe(spec);
+      auto want = full ? xe.output(full_forward(xe, m, ids, false)) : xe.output(blocks_forward(xe, m, xe.input(x0, T, d)));
+      const mpc::Block seed{0x55, 0x66};
+      std::vector<double> got;
+      auto program = [&](mpc::Dealer& dl) {
+        SecureExec ex(&dl, nullptr, spec, seed);
+        auto y = full ? full_forward(ex, m, ids, false) : blocks_forward(ex, m, ex.input_client({}, T, d));
+        ex.output_client(y);
+      };
+      mpc::run_local(program, [&](mpc::Party& p) {
+        SecureExec ex(nullptr, &p, spec, seed);
+        bool cl = p.id == mpc::kClient;
+        auto y = full ? full_forward(ex, m, cl ? ids : std::vector<int32_t>(T, 0), false)
+                      : blocks_forward(ex, m, ex.input_client(cl ? x0 : std::vector<double>{}, T, d));
+        auto out = ex.output_client(y);
+        if (cl) got = out;
+      });
+      ASSERT_EQ(got.size(), want.size()) << c.rung;
+      for (size_t k = 0; k < want.size(); ++k) ASSERT_EQ(got[k], want[k]) << c.rung << (full ? " full" : " blocks") << " element " << k;
+    }
+  }
+}
