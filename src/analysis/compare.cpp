@@ -16,7 +16,7 @@ namespace aero::analysis {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-PiCost read_pi_cost(const std::string& path) {
+PiCost read_pi_cost(const std::string& path, const std::string& network) {
   json j;
   try {
     j = json::parse(read_file(path));
@@ -25,25 +25,53 @@ PiCost read_pi_cost(const std::string& path) {
   }
   AERO_CHECK(j.is_object(), path, ": expected a JSON object with online_bytes, rounds, latency_s, ...");
   PiCost c;
-  auto number = [&](const char* key, double& out) {
-    if (!j.contains(key) || j[key].is_null()) return;
-    AERO_CHECK(j[key].is_number(), path, ": \"", key, "\" must be a number (got ", j[key].dump(), ")");
-    out = j[key].get<double>();
-    AERO_CHECK(out >= 0, path, ": \"", key, "\" must not be negative (got ", out, ")");
+  // The first of `keys` present: a number (>= 0), else an error naming the key.
+  auto number = [&](std::initializer_list<const char*> keys, double& out) {
+    for (const char* key : keys) {
+      if (!j.contains(key) || j[key].is_null()) continue;
+      AERO_CHECK(j[key].is_number(), path, ": \"", key, "\" must be a number (got ", j[key].dump(), ")");
+      out = j[key].get<double>();
+      AERO_CHECK(out >= 0, path, ": \"", key, "\" must not be negative (got ", out, ")");
+      return;
+    }
   };
   auto text = [&](const char* key, std::string& out) {
     if (!j.contains(key) || j[key].is_null()) return;
     AERO_CHECK(j[key].is_string(), path, ": \"", key, "\" must be a string (got ", j[key].dump(), ")");
     out = j[key].get<std::string>();
   };
-  number("online_bytes", c.online_bytes);
-  number("rounds", c.rounds);
-  number("latency_s", c.latency_s);
-  number("offline_bytes", c.offline_bytes);
-  number("keygen_s", c.keygen_s);
-  number("tokens", c.tokens);
+  number({"online_bytes"}, c.online_bytes);
+  number({"rounds"}, c.rounds);
+  number({"offline_bytes", "key_bytes_per_party"}, c.offline_bytes);
+  number({"keygen_s", "keygen_s_estimate"}, c.keygen_s);
+  number({"tokens", "context"}, c.tokens);
   text("network", c.network);
   text("scope", c.scope);
+  text("source", c.source);
+  // latency_s: seconds, or {network profile: seconds} (aero pi bench). From an object take
+  // `network` (the caller's, else the file's), else the paper's WAN profile, else the first.
+  if (j.contains("latency_s") && j["latency_s"].is_object() && !j["latency_s"].empty()) {
+    const json& lat = j["latency_s"];
+    std::string want = !network.empty() ? network : c.network;
+    std::string pick;
+    if (!want.empty()) {
+      AERO_CHECK(lat.contains(want), path, ": \"latency_s\" has no network profile '", want, "' (has: ",
+                 [&] {
+                   std::string all;
+                   for (auto& [k, v] : lat.items()) all += (all.empty() ? "" : ", ") + k;
+                   return all;
+                 }(),
+                 ")");
+      pick = want;
+    } else {
+      pick = lat.contains("wan-100m-80ms") ? "wan-100m-80ms" : lat.begin().key();
+    }
+    AERO_CHECK(lat[pick].is_number(), path, ": \"latency_s\".\"", pick, "\" must be a number");
+    c.latency_s = lat[pick].get<double>();
+    c.network = pick;
+  } else {
+    number({"latency_s"}, c.latency_s);
+  }
   return c;
 }
 
@@ -90,7 +118,7 @@ std::string architecture_name(const model::ModelConfig& c) {
   return s;
 }
 
-RunSummary summarize_run(const std::string& run_dir) {
+RunSummary summarize_run(const std::string& run_dir, const std::string& pi_network) {
   RunSummary r;
   r.run_dir = run_dir;
   r.name = fs::path(run_dir).lexically_normal().filename().string();
@@ -128,7 +156,7 @@ RunSummary summarize_run(const std::string& run_dir) {
                   (mt.events.back().second.empty() ? "" : ": " + mt.events.back().second);
   }
   std::string pi_path = (fs::path(run_dir) / "pi.json").string();
-  if (fs::exists(pi_path)) r.pi = read_pi_cost(pi_path);
+  if (fs::exists(pi_path)) r.pi = read_pi_cost(pi_path, pi_network);
   return r;
 }
 
@@ -175,6 +203,7 @@ std::vector<std::string> cells(const RunSummary& r, bool csv) {
   std::string notes = r.stopped;
   if (r.nan_heads) notes += (notes.empty() ? "" : "; ") + std::to_string(r.nan_heads) + " NaN heads";
   if (r.pi && !r.pi->scope.empty()) notes += (notes.empty() ? "" : "; ") + std::string("PI scope ") + r.pi->scope;
+  if (r.pi && !r.pi->source.empty()) notes += (notes.empty() ? "" : "; ") + std::string("PI ") + r.pi->source;
   return {r.name,
           r.arch,
           r.shape,

@@ -12,6 +12,10 @@
 //   network        string  e.g. "lan", "wan 100Mbit/s 80ms"
 //   scope          string  "blocks" (embedded input, no LM head) or "full"
 //   tokens         number  sequence length the measurement used
+//   source         string  how the numbers were obtained (e.g. "socket measurement", "cost-model")
+// The output of `aero pi bench` is accepted too: latency_s may be an object {profile: seconds}
+// (one profile is chosen, see read_pi_cost), key_bytes_per_party stands for offline_bytes,
+// keygen_s_estimate for keygen_s, context for tokens.
 #pragma once
 #include <array>
 #include <cmath>
@@ -29,10 +33,12 @@ namespace aero::analysis {
 
 struct PiCost {
   double online_bytes = NAN, rounds = NAN, latency_s = NAN, offline_bytes = NAN, keygen_s = NAN, tokens = NAN;
-  std::string network, scope;
+  std::string network, scope, source;
 };
 // Reads a pi.json; a known key with the wrong type is an error naming the file and key.
-PiCost read_pi_cost(const std::string& path);
+// When latency_s is an object of network profiles, `network` (else the file's "network",
+// else "wan-100m-80ms", the paper's WAN, else the first profile) picks the one reported.
+PiCost read_pi_cost(const std::string& path, const std::string& network = "");
 
 struct RunSummary {
   std::string run_dir, name;  // name: the directory's base name
@@ -58,7 +64,7 @@ model::RunConfig read_run_config(const std::string& path);
 std::string architecture_name(const model::ModelConfig& c);
 
 // Reads RUN_DIR/config.json (required), RUN_DIR/metrics.jsonl and RUN_DIR/pi.json (optional).
-RunSummary summarize_run(const std::string& run_dir);
+RunSummary summarize_run(const std::string& run_dir, const std::string& pi_network = "");
 
 std::string compare_markdown(const std::vector<RunSummary>& runs);
 std::string compare_csv(const std::vector<RunSummary>& runs);

@@ -16,7 +16,7 @@ aero::cli::Registrar reg("compare", [](CLI::App& app) {
   auto* sub = app.add_subcommand("compare", "Compare training runs: perplexity, nonlinear ops, FLOPs, PI cost");
   struct Args {
     std::vector<std::string> runs;
-    std::string out, csv, md;
+    std::string out, csv, md, network;
     bool csv_stdout = false, no_png = false;
   };
   auto a = std::make_shared<Args>();
@@ -26,11 +26,13 @@ aero::cli::Registrar reg("compare", [](CLI::App& app) {
   sub->add_option("--out", a->out,
                   "Directory for compare.md, compare.csv and the plots compare_ppl, compare_entropy_bins");
   sub->add_flag("--no-png", a->no_png, "With --out: SVG plots only");
+  sub->add_option("--pi-network", a->network,
+                  "Network profile to report when pi.json lists latency per profile (default wan-100m-80ms)");
   sub->callback([a] {
     std::vector<aero::analysis::RunSummary> runs;
     std::vector<aero::analysis::RunMetrics> metrics;
     for (auto& d : a->runs) {
-      runs.push_back(aero::analysis::summarize_run(d));
+      runs.push_back(aero::analysis::summarize_run(d, a->network));
       if (!a->out.empty())
         metrics.push_back(fs::exists(fs::path(d) / "metrics.jsonl") ? aero::analysis::read_metrics(d)
                                                                     : aero::analysis::RunMetrics{});

@@ -260,3 +260,27 @@ TEST(Compare, BadInputsNameTheFile) {
   fs::create_directories(t.path + "/empty");
   EXPECT_THROW(summarize_run(t.path + "/empty"), aero::Error);
 }
+
+TEST(Compare, ReadsTheCostModelFormatWithLatencyPerNetwork) {
+  TempDir t("pi_bench");
+  std::string p = t.path + "/pi.json";
+  aero::write_file_atomic(p, R"({"source": "cost-model", "scope": "blocks", "context": 128,
+    "online_bytes": 4.0e8, "rounds": 300, "key_bytes_per_party": 1.5e10, "keygen_s_estimate": 12.5,
+    "latency_s": {"lan-10g": 0.8, "wan-100m-80ms": 29.5}, "ops": {"gelu": {"rounds": 2}}})");
+  auto c = read_pi_cost(p);
+  EXPECT_DOUBLE_EQ(c.latency_s, 29.5);  // the paper's WAN by default
+  EXPECT_EQ(c.network, "wan-100m-80ms");
+  EXPECT_DOUBLE_EQ(c.offline_bytes, 1.5e10);
+  EXPECT_DOUBLE_EQ(c.keygen_s, 12.5);
+  EXPECT_DOUBLE_EQ(c.tokens, 128);
+  EXPECT_EQ(c.source, "cost-model");
+  auto lan = read_pi_cost(p, "lan-10g");
+  EXPECT_DOUBLE_EQ(lan.latency_s, 0.8);
+  EXPECT_EQ(lan.network, "lan-10g");
+  try {
+    read_pi_cost(p, "wan-1m");
+    FAIL();
+  } catch (const aero::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("lan-10g, wan-100m-80ms"), std::string::npos) << e.what();
+  }
+}
