@@ -866,31 +866,42 @@ void GpuModel::set_data_parallel(void* nccl_comm, int world_size) {
 }
 
 // ---- checkpoints ----------------------------------------------------------------------------
-namespace {
-void save_arena(const std::vector<GpuParam>& ps, const std::vector<float>& h,
-                const std::string& prefix, SafeTensors& st) {
+SafeTensors arena_to_safetensors(const std::vector<GpuParam>& ps, const std::vector<float>& arena,
+                                 const std::string& prefix) {
+  SafeTensors st;
   for (auto& q : ps)
-    st.tensors[prefix + q.name] = StTensor::from_f32(h.data() + q.offset, q.shape);
+    st.tensors[prefix + q.name] = StTensor::from_f32(arena.data() + q.offset, q.shape);
+  return st;
 }
-void load_arena(const std::vector<GpuParam>& ps, std::vector<float>& h, const std::string& prefix,
-                const SafeTensors& st, const std::string& path) {
+void arena_from_safetensors(const std::vector<GpuParam>& ps, std::vector<float>& arena,
+                            const std::string& prefix, const SafeTensors& st,
+                            const std::string& path) {
   for (auto& q : ps) {
     const StTensor& t = st.at(prefix + q.name);
     if (t.shape != q.shape)
       fail(path + ": tensor '" + prefix + q.name + "' has the wrong shape for this model");
     auto v = t.to_f32(prefix + q.name);
-    std::copy(v.begin(), v.end(), h.begin() + q.offset);
+    std::copy(v.begin(), v.end(), arena.begin() + q.offset);
   }
 }
-}  // namespace
-
-void GpuModel::save_weights(const std::string& path,
-                            std::map<std::string, std::string> metadata) const {
-  SafeTensors st;
-  save_arena(impl_->params, weights(), "", st);
+void write_weights_file(const std::string& path, const std::vector<GpuParam>& ps,
+                        const std::vector<float>& arena,
+                        std::map<std::string, std::string> metadata) {
+  SafeTensors st = arena_to_safetensors(ps, arena, "");
   st.metadata = std::move(metadata);
   st.metadata["format"] = "aero-ckpt-1";
   st.save(path);
+}
+std::vector<float> read_weights_file(const std::string& path, const GpuLayout& lay) {
+  SafeTensors st = SafeTensors::load(path);
+  std::vector<float> h(lay.size, 0.f);
+  arena_from_safetensors(lay.params, h, "", st, path);
+  return h;
+}
+
+void GpuModel::save_weights(const std::string& path,
+                            std::map<std::string, std::string> metadata) const {
+  write_weights_file(path, impl_->params, weights(), std::move(metadata));
 }
 void GpuModel::save_optimizer_state(const std::string& path,
                                     std::map<std::string, std::string> metadata) const {
@@ -899,24 +910,22 @@ void GpuModel::save_optimizer_state(const std::string& path,
   std::vector<float> h1(m.n), h2(m.n);
   AERO_CUDA_CHECK(cudaMemcpy(h1.data(), m.mom1, m.n * 4, cudaMemcpyDeviceToHost));
   AERO_CUDA_CHECK(cudaMemcpy(h2.data(), m.mom2, m.n * 4, cudaMemcpyDeviceToHost));
-  SafeTensors st;
-  save_arena(m.params, h1, "m.", st);
-  save_arena(m.params, h2, "v.", st);
+  SafeTensors st = arena_to_safetensors(m.params, h1, "m.");
+  SafeTensors s2 = arena_to_safetensors(m.params, h2, "v.");
+  st.tensors.merge(s2.tensors);
   st.metadata = std::move(metadata);
   st.save(path);
 }
 void GpuModel::load_weights(const std::string& path) {
-  SafeTensors st = SafeTensors::load(path);
-  std::vector<float> h(impl_->n);
-  load_arena(impl_->params, h, "", st, path);
-  set_weights(h);
+  GpuLayout lay{impl_->params, impl_->n};
+  set_weights(read_weights_file(path, lay));
 }
 std::map<std::string, std::string> GpuModel::load_optimizer_state(const std::string& path) {
   auto& m = *impl_;
   SafeTensors st = SafeTensors::load(path);
-  std::vector<float> h1(m.n), h2(m.n);
-  load_arena(m.params, h1, "m.", st, path);
-  load_arena(m.params, h2, "v.", st, path);
+  std::vector<float> h1(m.n, 0.f), h2(m.n, 0.f);
+  arena_from_safetensors(m.params, h1, "m.", st, path);
+  arena_from_safetensors(m.params, h2, "v.", st, path);
   synchronize();
   AERO_CUDA_CHECK(cudaMemcpyAsync(m.mom1, h1.data(), m.n * 4, cudaMemcpyHostToDevice, m.stream));
   AERO_CUDA_CHECK(cudaMemcpyAsync(m.mom2, h2.data(), m.n * 4, cudaMemcpyHostToDevice, m.stream));

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "core/safetensors.h"
 #include "model/config.h"
 
 namespace aero::cuda {
@@ -36,6 +37,21 @@ struct GpuLayout {
   size_t size = 0;  // arena elements, gaps included
 };
 GpuLayout gpu_param_layout(const model::ModelConfig& cfg);
+
+// Host side of the checkpoints (no GPU needed): the arena's tensors as safetensors entries
+// (prefix + NAME, F32, docs/config.md names) and back (names and shapes must match; extra
+// tensors in the file are ignored). write_weights_file adds __metadata__.format "aero-ckpt-1";
+// for aero::train::load_model to read a GPU checkpoint, pass "aero_config" (the run config
+// JSON) and "step" in metadata, as the CPU trainer writes them.
+SafeTensors arena_to_safetensors(const std::vector<GpuParam>& ps, const std::vector<float>& arena,
+                                 const std::string& prefix);
+void arena_from_safetensors(const std::vector<GpuParam>& ps, std::vector<float>& arena,
+                            const std::string& prefix, const SafeTensors& st,
+                            const std::string& path);
+void write_weights_file(const std::string& path, const std::vector<GpuParam>& ps,
+                        const std::vector<float>& arena,
+                        std::map<std::string, std::string> metadata);
+std::vector<float> read_weights_file(const std::string& path, const GpuLayout& lay);
 
 // "" when the GPU path supports every switch of cfg; else "not supported on GPU yet: <switch>".
 std::string gpu_unsupported(const model::ModelConfig& cfg);

@@ -4,14 +4,17 @@
 // differences of the oracle). With test_gpu_model (GPU vs oracle) this ties the GPU backend to
 // the CPU model. Built with -DAERO_CUDA=ON (needs no GPU to run).
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
+#include <filesystem>
 #include <map>
 
 #include "core/rng.h"
 #include "cpu_reference.h"
 #include "model/model.h"
 #include "tiny_configs.h"
+#include "train/checkpoint.h"
 
 using namespace aero::cuda;
 using namespace aero::cuda::test;
@@ -97,6 +100,46 @@ TEST(GpuReference, LossAndGradientsMatchCpuModel) {
           << c.name << ": gradient of " << p.name << " (|fd| " << std::sqrt(den) << ")";
     }
   }
+}
+
+// Checkpoints move both ways: the CPU trainer's file read into the GPU arena, and a file in the
+// GPU backend's format (write_weights_file, as GpuModel::save_weights writes it) loaded by
+// aero::train::load_model, bit-exactly.
+TEST(GpuReference, CheckpointsMoveBetweenCpuAndGpu) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("aero_gpu_ckpt_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  for (auto& c : cases()) {
+    aero::model::RunConfig rc;
+    rc.model = c.cfg;
+    rc.train.seq_len = c.cfg.context;
+    aero::model::Model m(c.cfg, 2, 8);
+    m.init_weights(23);
+    const std::string cpu_file = (dir / "cpu.safetensors").string();
+    aero::train::save_checkpoint(cpu_file, m, rc, 5);
+    GpuLayout lay = gpu_param_layout(c.cfg);
+    std::vector<float> arena = read_weights_file(cpu_file, lay);
+    for (auto& p : lay.params) {
+      auto* q = m.find_param(p.name);
+      ASSERT_NE(q, nullptr);
+      EXPECT_TRUE(std::equal(q->data, q->data + q->size, arena.begin() + p.offset))
+          << c.name << ": CPU -> GPU " << p.name;
+    }
+    for (auto& x : arena) x = 0.5f * x + 0.25f;
+    const std::string gpu_file = (dir / "gpu.safetensors").string();
+    write_weights_file(gpu_file, lay.params, arena,
+                       {{"aero_config", aero::model::to_json(rc).dump()}, {"step", "9"}});
+    auto loaded = aero::train::load_model(gpu_file, 2, 8);
+    EXPECT_EQ(loaded.step, 9);
+    EXPECT_EQ(loaded.config.model, c.cfg);
+    for (auto& p : lay.params) {
+      auto* q = loaded.model->find_param(p.name);
+      ASSERT_NE(q, nullptr);
+      EXPECT_TRUE(std::equal(q->data, q->data + q->size, arena.begin() + p.offset))
+          << c.name << ": GPU -> CPU " << p.name;
+    }
+  }
+  fs::remove_all(dir);
 }
 
 }  // namespace
