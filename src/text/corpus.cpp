@@ -428,7 +428,7 @@ json build_code_corpus(const CodeCorpusOptions& opt) {
         s.cache_base = tok_cache + "/" + fs::path(s.root).filename().string();
       }
       sources.push_back(std::move(s));
-      prog.update(double(i + 1), s.package);
+      prog.update(double(i + 1), opt.packages[i]);
     }
     prog.finish();
   }
@@ -436,7 +436,7 @@ json build_code_corpus(const CodeCorpusOptions& opt) {
   // 2. Clean + tokenize each source not already done (resume), all threads per source.
   uint64_t todo_bytes = 0;
   for (const Source& s : sources)
-    if (!s.missing && !(file_exists(s.cache_base + ".json") && !s.cache_base.empty())) todo_bytes += s.bytes;
+    if (!s.missing && (s.cache_base.empty() || !file_exists(s.cache_base + ".json"))) todo_bytes += s.bytes;
   std::vector<Tokenized> in_memory(sources.size());
   {
     Progress prog("clean+tokenize", double(todo_bytes) / 1e6, "MB");
