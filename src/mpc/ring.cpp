@@ -9,7 +9,7 @@ void pack_bits(std::span<const u64> in, int w, std::span<uint8_t> out) {
   AERO_CHECK(out.size() == packed_bytes(in.size(), w), "pack_bits: output holds ", out.size(),
              " bytes, expected ", packed_bytes(in.size(), w));
   if (w == 64) {
-    std::memcpy(out.data(), in.data(), in.size() * 8);
+    if (!in.empty()) std::memcpy(out.data(), in.data(), in.size() * 8);
     return;
   }
   const u64 m = ring_mask(w);
@@ -45,7 +45,7 @@ void unpack_bits(std::span<const uint8_t> in, int w, std::span<u64> out) {
   AERO_CHECK(in.size() == packed_bytes(out.size(), w), "unpack_bits: input holds ", in.size(),
              " bytes, expected ", packed_bytes(out.size(), w));
   if (w == 64) {
-    std::memcpy(out.data(), in.data(), out.size() * 8);
+    if (!out.empty()) std::memcpy(out.data(), in.data(), out.size() * 8);
     return;
   }
   const u64 m = ring_mask(w);

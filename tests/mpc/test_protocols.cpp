@@ -83,7 +83,12 @@ TEST(MpcProtocols, StochasticTruncationIsFloorOrFloorPlusOneAndUnbiased) {
     const size_t n = 4001;
     std::vector<u64> x(n);
     // Same low fraction for all (0.25 ulp of the output): the rounding-up rate must be 1/4.
-    for (auto& v : x) v = mod_w(((rng.next_u64() >> (64 - c.n + c.s + 1)) << c.s) + (u64(1) << c.s) / 4, c.n);
+    // High part: random n - s bits (positive and negative values).
+    const int hb = c.n - c.s;
+    for (auto& v : x) {
+      const u64 hi = rng.next_u64() >> (64 - hb);
+      v = mod_w((hi << c.s) + (u64(1) << c.s) / 4, c.n);
+    }
     TruncSpec spec{c.n, c.s, c.out, false};
     LocalRunResult res;
     auto y = run_gate(x, c.n, c.out,
