@@ -2,6 +2,7 @@
 // from the attention probabilities agree with the model's own head_entropy(), softmax rows
 // sum to one, and a non-finite weight is counted as NaN heads instead of aborting.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
 #include <random>
@@ -26,9 +27,19 @@ text::TokenDataset random_tokens(size_t n, uint32_t vocab, uint32_t seed) {
   for (auto& x : t) x = rng() % vocab;
   return text::TokenDataset::from_tokens(t, vocab, 0);
 }
+// The model is tiny: one thread avoids OpenMP barrier waits on a loaded machine (seconds).
+class EntropyModel : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    threads_ = omp_get_max_threads();
+    omp_set_num_threads(1);
+  }
+  void TearDown() override { omp_set_num_threads(threads_); }
+  int threads_ = 1;
+};
 }  // namespace
 
-TEST(EntropyModel, AgreesWithTheModelsHeadEntropy) {
+TEST_F(EntropyModel, AgreesWithTheModelsHeadEntropy) {
   auto cfg = small();
   model::Model m(cfg.model, 3, 16);
   m.init_weights(7);
@@ -62,7 +73,7 @@ TEST(EntropyModel, AgreesWithTheModelsHeadEntropy) {
   EXPECT_EQ(all.summary.samples, 10);
 }
 
-TEST(EntropyModel, NonFiniteWeightsAreCountedNotFatal) {
+TEST_F(EntropyModel, NonFiniteWeightsAreCountedNotFatal) {
   auto cfg = small({"model.norm=none", "model.ffn_act=identity"});
   model::Model m(cfg.model, 2, 16);
   m.init_weights(7);
