@@ -1,0 +1,279 @@
+#include "ladder/reproduce.h"
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <sstream>
+
+#include "analysis/compare.h"
+#include "analysis/entropy.h"
+#include "analysis/entropy_eval.h"
+#include "analysis/flops.h"
+#include "analysis/run_metrics.h"
+#include "core/error.h"
+#include "core/files.h"
+#include "model/config.h"
+#include "pi/pi_bench.h"
+#include "train/checkpoint.h"
+#include "train/data_source.h"
+#include "train/evaluate.h"
+#include "train/trainer.h"
+
+namespace aero::ladder {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+std::vector<std::string> default_rungs(int n_layer) {
+  const std::string k = "-k" + std::to_string(std::max(1, n_layer / 2));
+  return {"SM+LN+G",    "SM+LN+R",           "SM+G", "SM+R", "SM+ScFFN", "SM+ScFuFFN",
+          "SM+ScFuFFN" + k, "EReg(SM(t)+ScFuFFN)", "EReg(SM(t)+ScFuFFN)" + k};
+}
+
+std::string rung_slug(const std::string& rung) {
+  std::string s;
+  for (char c : rung) {
+    bool keep = std::isalnum(static_cast<unsigned char>(c));
+    if (keep)
+      s += c;
+    else if (!s.empty() && s.back() != '_')
+      s += '_';
+  }
+  while (!s.empty() && s.back() == '_') s.pop_back();
+  return s;
+}
+
+namespace {
+
+json finite_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
+
+// Private-inference cost of a model shape: measured 2PC (loopback TCP, random weights) when
+// layers != 0, and the analytic cost model at the same shape and at GPT-2 small's shape
+// (L12 H12 d768 T128: the paper's table) for comparison with the paper.
+json measure_pi(const model::ModelConfig& mc, int layers, const pi::MachineRates& rates) {
+  json out;
+  pi::BenchOptions bo;
+  bo.scope = pi::Scope::blocks;
+  out["cost_model"] = pi::bench_cost(mc, bo, rates);
+  model::ModelConfig g = mc;
+  g.n_layer = 12;
+  g.n_head = 12;
+  g.d_model = 768;
+  g.d_ff = 3072;
+  g.context = 128;
+  if (g.ffn_layers >= 0) g.ffn_layers = std::max(1, mc.ffn_layers * 12 / std::max(1, mc.n_layer));
+  out["gpt2_small_shape"] = pi::bench_cost(g, bo, rates);
+  if (layers != 0) out["measured"] = pi::bench_measured(mc, bo, layers < 0 ? mc.n_layer : std::min(layers, mc.n_layer));
+  return out;
+}
+
+json run_rung(const LadderOptions& o, const std::string& rung, const pi::MachineRates& rates) {
+  const std::string dir = (fs::path(o.out_dir) / rung_slug(rung)).string();
+  const std::string done = dir + "/rung.json";
+  if (file_exists(done)) {
+    std::fprintf(stderr, "[reproduce] %s: done earlier (%s), skipped\n", rung.c_str(), done.c_str());
+    return json::parse(read_file(done));
+  }
+  model::RunConfig cfg = model::build_run_config("", o.preset, rung, o.sets);
+  train::TrainOptions topt;
+  topt.out_dir = dir;
+  topt.progress = o.progress;
+  std::unique_ptr<train::Trainer> tr;
+  if (file_exists(dir + "/ckpt/latest")) {
+    std::fprintf(stderr, "[reproduce] %s: resuming %s\n", rung.c_str(), dir.c_str());
+    tr = train::Trainer::resume(dir, topt);
+  } else {
+    std::fprintf(stderr, "[reproduce] %s: training (%d steps) in %s\n", rung.c_str(), cfg.train.steps, dir.c_str());
+    topt.overwrite = true;  // a directory without a checkpoint holds nothing worth keeping
+    tr = std::make_unique<train::Trainer>(cfg, topt);
+  }
+  train::TrainSummary ts = tr->run();
+  cfg = tr->config();
+
+  json r;
+  r["rung"] = rung;
+  r["architecture"] = analysis::architecture_name(cfg.model);
+  r["run_dir"] = dir;
+  r["steps"] = tr->steps_done();
+  r["diverged"] = ts.diverged;
+  r["nonfinite"] = ts.nonfinite;
+
+  // Perplexity over the whole validation split (full chunks), unless training diverged.
+  double ppl = NAN, ce = NAN;
+  const int T = cfg.train.seq_len, B = cfg.train.batch_size;
+  text::TokenDataset valid = train::open_split(cfg, cfg.data.valid_split);
+  if (!ts.diverged) {
+    train::EvalResult ev = train::evaluate(tr->model(), valid, T, B, 0, false);
+    ce = ev.ce;
+    ppl = ev.ppl;
+    r["valid_tokens"] = ev.tokens;
+  }
+  r["val_loss"] = finite_or_null(ce);
+  r["ppl"] = finite_or_null(ppl);
+
+  // Head entropy on a validation sample, with the paper's bins and figures.
+  analysis::EntropyMeasurement em = analysis::measure_entropy(tr->model(), valid, T, B, o.entropy_batches, false);
+  json ej = analysis::to_json(em.summary);
+  write_file_atomic(dir + "/entropy.json", ej.dump(2) + "\n");
+  analysis::plot_entropy(em.summary, dir + "/plots", rung, o.png);
+  r["entropy"] = {{"overload_fraction", em.summary.overload_fraction},
+                  {"collapse_fraction", em.summary.collapse_fraction},
+                  {"bin_fractions", em.summary.bin_fractions},
+                  {"nan_heads", em.summary.nan_heads}};
+  analysis::plot_run(analysis::read_metrics(dir), dir + "/plots", rung, T, o.png);
+
+  // FLOPs and nonlinear operators at the trained shape.
+  analysis::FlopsReport fl = analysis::compute_flops(cfg.model, T);
+  r["flops"] = analysis::to_json(fl);
+
+  // Private inference.
+  std::fprintf(stderr, "[reproduce] %s: private inference cost\n", rung.c_str());
+  json pij = measure_pi(cfg.model, o.pi_layers, rates);
+  r["pi"] = pij;
+  const json& src = pij.contains("measured") ? pij["measured"] : pij["cost_model"];
+  json pi_file = {{"online_bytes", src["online_bytes"]}, {"rounds", src["rounds"]},
+                  {"latency_s", src["latency_s"]}, {"offline_bytes", src["key_bytes_per_party"]},
+                  {"scope", "blocks"}, {"tokens", T},
+                  {"source", src.value("source", std::string("measured"))}};
+  write_file_atomic(dir + "/pi.json", pi_file.dump(2) + "\n");
+  write_file_atomic(done, r.dump(2) + "\n");
+  return r;
+}
+
+double num(const json& j, const char* k) {
+  return j.contains(k) && j[k].is_number() ? j[k].get<double>() : NAN;
+}
+
+std::string fmt(double v, const char* f) {
+  if (!std::isfinite(v)) return "NaN";
+  char b[64];
+  std::snprintf(b, sizeof b, f, v);
+  return b;
+}
+
+std::string fmt_bytes(double b) {
+  if (!std::isfinite(b)) return "-";
+  if (b >= (1 << 30)) return fmt(b / double(1 << 30), "%.3f GiB");
+  if (b >= (1 << 20)) return fmt(b / double(1 << 20), "%.1f MiB");
+  return fmt(b / 1024.0, "%.1f KiB");
+}
+
+// latency_s is an object of network profiles; the paper's WAN is wan-100m-80ms.
+double latency(const json& pi, const char* profile) {
+  if (!pi.contains("latency_s") || !pi["latency_s"].is_object()) return NAN;
+  const json& l = pi["latency_s"];
+  return l.contains(profile) && l[profile].is_number() ? l[profile].get<double>() : NAN;
+}
+
+const json& pi_primary(const json& r) {
+  return r["pi"].contains("measured") ? r["pi"]["measured"] : r["pi"]["cost_model"];
+}
+
+}  // namespace
+
+std::string results_markdown(const json& res) {
+  std::ostringstream os;
+  const json& rungs = res["rungs"];
+  os << "| network | PPL | nonlinear ops | FFN FLOPs | attn FLOPs | comm | rounds | lat LAN (s) | lat WAN (s) "
+        "| comm saving | lat saving | overload | collapse |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+  double base_b = NAN, base_l = NAN;
+  for (const auto& r : rungs)
+    if (r["rung"] == "SM+LN+G") {
+      base_b = num(pi_primary(r), "online_bytes");
+      base_l = latency(pi_primary(r), "wan-100m-80ms");
+    }
+  for (const auto& r : rungs) {
+    const json& p = pi_primary(r);
+    double b = num(p, "online_bytes"), lw = latency(p, "wan-100m-80ms"), ll = latency(p, "lan-10g");
+    os << "| " << r["rung"].get<std::string>() << " | " << fmt(num(r, "ppl"), "%.3f") << " | "
+       << r["flops"].value("inventory", std::string("")) << " | "
+       << analysis::format_flops(num(r["flops"], "ffn_flops")) << " | "
+       << analysis::format_flops(num(r["flops"], "attn_flops")) << " | " << fmt_bytes(b) << " | "
+       << fmt(num(p, "rounds"), "%.0f") << " | " << fmt(ll, "%.3f") << " | " << fmt(lw, "%.2f") << " | "
+       << fmt(base_b / b, "%.2fx") << " | " << fmt(base_l / lw, "%.2fx") << " | "
+       << fmt(100 * num(r["entropy"], "overload_fraction"), "%.0f%%") << " | "
+       << fmt(100 * num(r["entropy"], "collapse_fraction"), "%.0f%%") << " |\n";
+  }
+  // The same rungs' private-inference cost at GPT-2 small's shape (the paper's table).
+  os << "\nPrivate-inference cost of each rung at GPT-2 small's shape (L=12, H=12, d=768, T=128, "
+        "12 blocks on embedded input; cost model of this engine's protocols):\n\n"
+        "| network | comm | rounds | keys/party | lat 1 Gbit/s (s) | lat WAN 100 Mbit/s 80 ms (s) | comm saving |\n"
+        "|---|---|---|---|---|---|---|\n";
+  double g_base = NAN;
+  for (const auto& r : rungs)
+    if (r["rung"] == "SM+LN+G") g_base = num(r["pi"]["gpt2_small_shape"], "online_bytes");
+  for (const auto& r : rungs) {
+    const json& g = r["pi"]["gpt2_small_shape"];
+    double b = num(g, "online_bytes");
+    os << "| " << r["rung"].get<std::string>() << " | " << fmt_bytes(b) << " | " << fmt(num(g, "rounds"), "%.0f")
+       << " | " << fmt_bytes(num(g, "key_bytes_per_party")) << " | " << fmt(latency(g, "1g"), "%.3f") << " | "
+       << fmt(latency(g, "wan-100m-80ms"), "%.2f") << " | " << fmt(g_base / b, "%.2fx") << " |\n";
+  }
+  return os.str();
+}
+
+std::string results_csv(const json& res) {
+  std::ostringstream os;
+  os << "rung,architecture,ppl,val_loss,diverged,nonlinear_ops,ffn_flops,attn_flops,online_bytes,rounds,"
+        "key_bytes_per_party,latency_lan_s,latency_1g_s,latency_wan100_s,overload,collapse,"
+        "gpt2s_online_bytes,gpt2s_rounds,gpt2s_latency_wan100_s\n";
+  for (const auto& r : res["rungs"]) {
+    const json& p = pi_primary(r);
+    const json& g = r["pi"]["gpt2_small_shape"];
+    os << '"' << r["rung"].get<std::string>() << "\",\"" << r["architecture"].get<std::string>() << "\","
+       << fmt(num(r, "ppl"), "%.5f") << ',' << fmt(num(r, "val_loss"), "%.5f") << ','
+       << (r["diverged"].get<bool>() ? 1 : 0) << ",\"" << r["flops"].value("inventory", std::string(""))
+       << "\"," << fmt(num(r["flops"], "ffn_flops"), "%.0f") << ',' << fmt(num(r["flops"], "attn_flops"), "%.0f")
+       << ',' << fmt(num(p, "online_bytes"), "%.0f") << ',' << fmt(num(p, "rounds"), "%.0f") << ','
+       << fmt(num(p, "key_bytes_per_party"), "%.0f") << ',' << fmt(latency(p, "lan-10g"), "%.4f") << ','
+       << fmt(latency(p, "1g"), "%.4f") << ',' << fmt(latency(p, "wan-100m-80ms"), "%.4f") << ','
+       << fmt(num(r["entropy"], "overload_fraction"), "%.4f") << ','
+       << fmt(num(r["entropy"], "collapse_fraction"), "%.4f") << ',' << fmt(num(g, "online_bytes"), "%.0f")
+       << ',' << fmt(num(g, "rounds"), "%.0f") << ',' << fmt(latency(g, "wan-100m-80ms"), "%.4f") << '\n';
+  }
+  return os.str();
+}
+
+json reproduce(const LadderOptions& o) {
+  AERO_CHECK(!o.out_dir.empty(), "aero reproduce: --out is required");
+  make_dirs(o.out_dir);
+  model::RunConfig base = model::build_run_config("", o.preset, "", o.sets);
+  std::vector<std::string> rungs = o.rungs.empty() ? default_rungs(base.model.n_layer) : o.rungs;
+  for (const auto& r : rungs) model::build_run_config("", o.preset, r, o.sets);  // validate all first
+  pi::MachineRates rates = pi::measure_machine_rates();
+  json res = {{"preset", o.preset}, {"sets", o.sets}, {"rungs", json::array()},
+              {"base_config", model::to_json(base)}};
+  for (size_t i = 0; i < rungs.size(); ++i) {
+    std::fprintf(stderr, "[reproduce] rung %zu/%zu: %s\n", i + 1, rungs.size(), rungs[i].c_str());
+    res["rungs"].push_back(run_rung(o, rungs[i], rates));
+  }
+  // Figures across rungs and the tables.
+  std::vector<analysis::RunSummary> sums;
+  std::vector<analysis::RunMetrics> mets;
+  for (const auto& r : res["rungs"]) {
+    sums.push_back(analysis::summarize_run(r["run_dir"].get<std::string>()));
+    mets.push_back(analysis::read_metrics(r["run_dir"].get<std::string>()));
+  }
+  auto figs = analysis::plot_compare(sums, mets, o.out_dir + "/figures", o.png);
+  res["figures"] = figs;
+  std::string md = "# AERO ladder: preset `" + o.preset + "`\n\n" +
+                   "Model: " + sums.front().shape + ", data: " +
+                   (base.data.dir.empty() ? std::string("built-in synthetic corpus") : base.data.dir) +
+                   ", " + std::to_string(base.train.steps) + " steps of " +
+                   std::to_string(base.train.batch_size * base.train.grad_accum) + " x " +
+                   std::to_string(base.train.seq_len) + " tokens per rung.\n" +
+                   "PPL: validation perplexity over full chunks. comm/rounds/latency: one private inference "
+                   "of the trained shape (12-block SIGMA scope analogue: all blocks on embedded input), " +
+                   (o.pi_layers != 0 ? "measured over loopback TCP (dealer + 2 parties)"
+                                     : "from the cost model") +
+                   "; latency = compute + bytes/bandwidth + rounds x delay (LAN 10 Gbit/s 0.1 ms, WAN "
+                   "100 Mbit/s 80 ms). Savings are relative to SM+LN+G.\n\n" +
+                   results_markdown(res);
+  write_file_atomic(o.out_dir + "/results.md", md);
+  write_file_atomic(o.out_dir + "/results.csv", results_csv(res));
+  write_file_atomic(o.out_dir + "/results.json", res.dump(2) + "\n");
+  return res;
+}
+
+}  // namespace aero::ladder
