@@ -23,6 +23,31 @@ os.environ.setdefault("RAYON_NUM_THREADS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def gpt2_encoding(gpt2_dir):
+    """tiktoken's gpt2 encoding; offline (no download possible), the same encoding rebuilt from
+    GPT-2's own encoder.json: tiktoken's mergeable ranks for gpt2 are exactly these ids."""
+    import tiktoken
+    try:
+        return tiktoken.get_encoding("gpt2"), "tiktoken.get_encoding('gpt2')"
+    except Exception as e:  # no network and no cached file
+        why = f"{type(e).__name__}"
+    bs = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
+    cs, n = bs[:], 0
+    for b in range(256):  # GPT-2's bytes_to_unicode
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    byte_of = {chr(c): b for b, c in zip(bs, cs)}
+    with open(os.path.join(gpt2_dir, "encoder.json"), encoding="utf-8") as f:
+        encoder = json.load(f)
+    ranks = {bytes(byte_of[ch] for ch in tok): i for tok, i in encoder.items() if tok != "<|endoftext|>"}
+    pat = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+    enc = tiktoken.Encoding(name="gpt2", pat_str=pat, mergeable_ranks=ranks,
+                            special_tokens={"<|endoftext|>": 50256}, explicit_n_vocab=50257)
+    return enc, f"tiktoken.Encoding from {gpt2_dir}/encoder.json (get_encoding failed: {why})"
+
+
 def read_ids(path):
     with open(path) as f:
         return [int(x) for x in f.read().split()]
@@ -46,6 +71,8 @@ def main():
     ap.add_argument("--aero-ids")
     ap.add_argument("--json", help="tokenizer.json (mode hf)")
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--gpt2-dir", default="data/tokenizers/gpt2",
+                    help="encoder.json for tiktoken when it cannot download its gpt2 file")
     a = ap.parse_args()
     with open(a.text, encoding="utf-8") as f:
         text = f.read()
@@ -54,7 +81,9 @@ def main():
     result = {"mode": a.mode, "text": a.text, "bytes": nbytes}
     if a.mode == "tiktoken":
         import tiktoken
-        enc = tiktoken.get_encoding("gpt2")
+        enc, how = gpt2_encoding(a.gpt2_dir)
+        print("tiktoken encoding:", how)
+        result["encoding"] = how
         ids = enc.encode_ordinary(text)  # warm-up (and the ids to compare)
         best_wall = best_cpu = float("inf")
         for _ in range(a.repeat):
