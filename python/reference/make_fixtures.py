@@ -16,6 +16,7 @@ a fresh copy of the same weights through a few AdamW steps on fixed batches, and
   out.logits [B, T, V]; out.ce, out.ent_reg, out.loss [1]
   grad.NAME         d loss / d NAME for every trainable parameter
   out.NAME          buffers after the forward (spectral-norm u after one power iteration)
+  out.attn_probs [L, B, H, T, T]; out.head_entropy [L, H] (mean row entropy, nats)
   train.tokens, train.targets   [S, B, T] I32: the batch of each optimizer step
   train.loss, train.ce, train.ent_reg, train.lr, train.grad_norm   [S], per step (loss of
             the forward before the update, lr used, gradient norm before clipping)
@@ -39,7 +40,7 @@ import st_io  # noqa: E402
 
 B, T, STEPS = 3, 7, 5
 BASE = {"family": "gpt2", "n_layer": 2, "n_head": 2, "d_model": 16, "context": 8,
-        "vocab_size": 23, "d_ff": 32}
+        "vocab_size": 23, "d_ff": 24}
 TRAIN = {"steps": STEPS, "batch_size": B, "seq_len": T, "lr": 1e-2, "min_lr": 1e-3,
          "schedule": "linear", "warmup": 2, "beta1": 0.9, "beta2": 0.95, "eps": 1e-8,
          "weight_decay": 0.1, "grad_clip": 1.0, "seed": 1}
@@ -84,6 +85,9 @@ FIXTURES = {
                              "tie_embeddings": False}, {}),
     "ffn_none_no_final_norm": ("attention-only blocks with LayerNorm, no final norm",
                                {"ffn_kind": "none", "final_norm": False}, {}),
+    "pythia_sm_scffn": ("pythia Softmax-only: rotary on a quarter of d_k, parallel residual "
+                        "with FFN scaling, untied head",
+                        dict(SM, family="pythia", ffn_scaling=True), {}),
     "pythia": ("pythia: rotary on half of d_k, parallel residual, untied head, exact GELU, "
                "cosine schedule",
                {"family": "pythia", "rotary_pct": 0.5, "ffn_act": "gelu_exact"},
@@ -185,6 +189,8 @@ def make_one(name, desc, model_over, train_over, seed):
         out["grad." + n] = f32(t.grad)
     for n, t in model.buffers.items():
         out["out." + n] = f32(t)
+    out["out.attn_probs"] = f32(torch.stack(r["probs"]))  # [L, B, H, T, T]
+    out["out.head_entropy"] = np.array(model.head_entropy(r["probs"]), dtype=np.float32)
     band = ""
     if mcfg["entropy_reg"]["enabled"]:
         er = mcfg["entropy_reg"]

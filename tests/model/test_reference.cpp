@@ -136,6 +136,20 @@ void check_forward_backward(const Fixture& fx, Tol logit_tol, Tol loss_tol, Tol 
                            loss_tol.atol));
   EXPECT_TRUE(close_scalar(n + "loss", s.loss, fx.f64("out.loss")[0], loss_tol.rtol,
                            loss_tol.atol));
+  // Attention probabilities of every layer (after temperature and causal mask) and the mean
+  // head entropy the analysis reports.
+  auto probs = fx.f64("out.attn_probs");
+  const size_t per_layer = size_t(fx.B) * fx.cfg.model.n_head * fx.T * fx.T;
+  std::vector<double> ent_got;
+  for (int l = 0; l < fx.cfg.model.n_layer; l++) {
+    std::vector<double> want(probs.begin() + l * per_layer, probs.begin() + (l + 1) * per_layer);
+    EXPECT_TRUE(close(n + "attention probabilities, layer " + std::to_string(l),
+                      m.attn_probs(l), want, logit_tol.rtol, logit_tol.atol));
+  }
+  for (auto& row : m.head_entropy()) ent_got.insert(ent_got.end(), row.begin(), row.end());
+  auto ent_want = fx.f64("out.head_entropy");
+  ASSERT_EQ(ent_got.size(), ent_want.size()) << n << "head_entropy size";
+  EXPECT_TRUE(close(n + "head entropy", ent_got.data(), ent_want, loss_tol.rtol, loss_tol.atol));
   m.backward();
   int checked = 0;
   for (auto& p : m.params()) {
@@ -224,7 +238,7 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, Reference, ::testing::ValuesIn(fixture_names(
 // The fixtures exist and cover the switches listed in docs/reference.md.
 TEST(ReferenceFixtures, Present) {
   auto names = fixture_names();
-  EXPECT_GE(names.size(), 15u) << "expected the fixtures of python/reference/make_fixtures.py in "
+  EXPECT_GE(names.size(), 16u) << "expected the fixtures of python/reference/make_fixtures.py in "
                                << kFixtureDir;
 }
 
