@@ -24,9 +24,11 @@ void alloc(DcfKeys& k, const DcfParams& p, size_t n) {
 }
 }  // namespace
 
-void dcf_keygen(const DcfParams& p, std::span<const u64> alpha, std::span<const u64> beta,
-                std::span<const Block> seed0, std::span<const Block> seed1, DcfKeys& k0,
-                DcfKeys& k1) {
+namespace {
+// Writes party 0's keys into k0 (its seeds and the correction words both parties share);
+// party 1's keys are the same with seed1 (cleared) as root seeds.
+void keygen_shared(const DcfParams& p, std::span<const u64> alpha, std::span<const u64> beta,
+                   std::span<const Block> seed0, std::span<const Block> seed1, DcfKeys& k0) {
   p.check();
   const size_t n = alpha.size();
   const int nb = p.in_bits, m = p.payload;
@@ -34,55 +36,83 @@ void dcf_keygen(const DcfParams& p, std::span<const u64> alpha, std::span<const 
   AERO_CHECK(beta.size() == n * m && seed0.size() == n && seed1.size() == n,
              "dcf_keygen: ", n, " alphas need ", n * m, " betas and ", n, " seeds per party");
   alloc(k0, p, n);
-  alloc(k1, p, n);
+  // L instances in lockstep: one hash call of 8 L blocks per level feeds the VAES pipeline.
+  constexpr size_t L = 4;
+  const size_t chunks = (n + L - 1) / L;
 #pragma omp parallel for schedule(static)
-  for (size_t i = 0; i < n; ++i) {
-    const u64 a = mod_w(alpha[i], nb);
-    Block s[2] = {clear_lsb(seed0[i]), clear_lsb(seed1[i])};
-    int t[2] = {0, 1};
-    u64 va[2] = {0, 0};
-    k0.seed[i] = s[0];
-    k1.seed[i] = s[1];
+  for (size_t c = 0; c < chunks; ++c) {
+    const size_t i0 = c * L, cnt = std::min(L, n - i0);
+    Block s[L][2];
+    int t[L][2];
+    u64 va[L][2] = {};
+    for (size_t l = 0; l < cnt; ++l) {
+      s[l][0] = clear_lsb(seed0[i0 + l]);
+      s[l][1] = clear_lsb(seed1[i0 + l]);
+      t[l][0] = 0;
+      t[l][1] = 1;
+      k0.seed[i0 + l] = s[l][0];
+    }
+    Block in[8 * L], hs[8 * L];
     for (int j = 0; j < nb; ++j) {
-      const int ab = int(bit_at(a, nb, j));
-      Block in[8], out[8];
-      for (int b = 0; b < 2; ++b)
-        for (int q = 0; q < 4; ++q) in[4 * b + q] = tweak(s[b], u64(q));
-      fixed_key_hash(in, out, 8);
-      // out[4b + 0/1]: left/right child (seed|t); out[4b + 2/3]: left/right value block.
-      const int keep = ab, lose = 1 - ab;
-      const Block scw = clear_lsb(out[lose]) ^ clear_lsb(out[4 + lose]);
-      const int tl = lsb(out[0]) ^ lsb(out[4]) ^ ab ^ 1;
-      const int tr = lsb(out[1]) ^ lsb(out[5]) ^ ab;
-      const u64 sign = t[1] ? u64(-1) : 1;
-      for (int k = 0; k < m; ++k) {
-        const u64 v0l = elem(out[2 + lose], k), v1l = elem(out[6 + lose], k);
-        const u64 v0k = elem(out[2 + keep], k), v1k = elem(out[6 + keep], k);
-        u64 vcw = sign * (v1l - v0l - va[k]);
-        if (lose == 0) vcw += sign * beta[i * m + k];
-        va[k] = va[k] - v1k + v0k + sign * vcw;
-        k0.vcw[(i * nb + j) * m + k] = k1.vcw[(i * nb + j) * m + k] = vcw & om;
-      }
-      k0.scw[i * nb + j] = k1.scw[i * nb + j] = scw;
-      k0.tcw[i * nb + j] = k1.tcw[i * nb + j] = u64(tl | (tr << 1));
-      const int tkeep = keep ? tr : tl;
-      for (int b = 0; b < 2; ++b) {
-        Block ns = clear_lsb(out[4 * b + keep]);
-        int nt = lsb(out[4 * b + keep]);
-        if (t[b]) {
-          ns ^= scw;
-          nt ^= tkeep;
+      for (size_t l = 0; l < cnt; ++l)
+        for (int b = 0; b < 2; ++b)
+          for (int q = 0; q < 4; ++q) in[8 * l + 4 * b + q] = tweak(s[l][b], u64(q));
+      fixed_key_hash(in, hs, 8 * cnt);
+      for (size_t l = 0; l < cnt; ++l) {
+        const size_t i = i0 + l;
+        const Block* out = hs + 8 * l;
+        const int ab = int(bit_at(mod_w(alpha[i], nb), nb, j));
+        // out[4b + 0/1]: left/right child (seed|t); out[4b + 2/3]: left/right value block.
+        const int keep = ab, lose = 1 - ab;
+        const Block scw = clear_lsb(out[lose]) ^ clear_lsb(out[4 + lose]);
+        const int tl = lsb(out[0]) ^ lsb(out[4]) ^ ab ^ 1;
+        const int tr = lsb(out[1]) ^ lsb(out[5]) ^ ab;
+        const u64 sign = t[l][1] ? u64(-1) : 1;
+        for (int k = 0; k < m; ++k) {
+          const u64 v0l = elem(out[2 + lose], k), v1l = elem(out[6 + lose], k);
+          const u64 v0k = elem(out[2 + keep], k), v1k = elem(out[6 + keep], k);
+          u64 vcw = sign * (v1l - v0l - va[l][k]);
+          if (lose == 0) vcw += sign * beta[i * m + k];
+          va[l][k] = va[l][k] - v1k + v0k + sign * vcw;
+          k0.vcw[(i * nb + j) * m + k] = vcw & om;
         }
-        s[b] = ns;
-        t[b] = nt;
+        k0.scw[i * nb + j] = scw;
+        k0.tcw[i * nb + j] = u64(tl | (tr << 1));
+        const int tkeep = keep ? tr : tl;
+        for (int b = 0; b < 2; ++b) {
+          Block ns = clear_lsb(out[4 * b + keep]);
+          int nt = lsb(out[4 * b + keep]);
+          if (t[l][b]) {
+            ns ^= scw;
+            nt ^= tkeep;
+          }
+          s[l][b] = ns;
+          t[l][b] = nt;
+        }
       }
     }
-    Block in[2] = {tweak(s[0], kConvert), tweak(s[1], kConvert)}, cv[2];
-    fixed_key_hash(in, cv, 2);
-    const u64 sign = t[1] ? u64(-1) : 1;
-    for (int k = 0; k < m; ++k)
-      k0.fcw[i * m + k] = k1.fcw[i * m + k] = (sign * (elem(cv[1], k) - elem(cv[0], k) - va[k])) & om;
+    for (size_t l = 0; l < cnt; ++l) {
+      in[2 * l] = tweak(s[l][0], kConvert);
+      in[2 * l + 1] = tweak(s[l][1], kConvert);
+    }
+    fixed_key_hash(in, hs, 2 * cnt);
+    for (size_t l = 0; l < cnt; ++l) {
+      const u64 sign = t[l][1] ? u64(-1) : 1;
+      for (int k = 0; k < m; ++k)
+        k0.fcw[(i0 + l) * m + k] =
+            (sign * (elem(hs[2 * l + 1], k) - elem(hs[2 * l], k) - va[l][k])) & om;
+    }
   }
+}
+
+}  // namespace
+
+void dcf_keygen(const DcfParams& p, std::span<const u64> alpha, std::span<const u64> beta,
+                std::span<const Block> seed0, std::span<const Block> seed1, DcfKeys& k0,
+                DcfKeys& k1) {
+  keygen_shared(p, alpha, beta, seed0, seed1, k0);
+  k1 = k0;
+  for (size_t i = 0; i < k1.n; ++i) k1.seed[i] = clear_lsb(seed1[i]);
 }
 
 void dcf_eval(int party, const DcfKeys& k, std::span<const u64> x, std::span<u64> out) {
@@ -149,8 +179,9 @@ void dcf_deal(Dealer& d, const DcfParams& p, std::span<const u64> alpha,
   d.begin("dcf", n);
   std::vector<Block> s0(n), s1(n);
   d.private_seeds(s0, s1);
-  DcfKeys k0, k1;
-  dcf_keygen(p, alpha, beta, s0, s1, k0, k1);
+  DcfKeys k0;
+  keygen_shared(p, alpha, beta, s0, s1, k0);
+  for (int q = 0; q < 2; ++q) d.key(q).bytes().reserve(d.key(q).bytes().size() + dcf_key_bytes(p, n, q));
   d.put_both({reinterpret_cast<const uint8_t*>(k0.scw.data()), k0.scw.size() * 16});
   auto tb = pack_bits(k0.tcw, 2);
   d.put_both(tb);
