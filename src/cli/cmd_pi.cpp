@@ -21,8 +21,8 @@ aero::cli::Registrar reg_pi("pi", [](CLI::App& app) {
   auto* sub = pi->add_subcommand("bench", "Per-operator cost of one private inference (cost model)");
   struct Args {
     std::string scope = "blocks", softmax = "exact_max", reveal = "token", trunc = "faithful";
-    int context = 0;
-    bool json = false, all_rungs = false;
+    int context = 0, layers = 1;
+    bool json = false, all_rungs = false, measure = false;
   };
   auto a = std::make_shared<Args>();
   auto opts = aero::cli::add_config_options(sub);
@@ -32,6 +32,8 @@ aero::cli::Registrar reg_pi("pi", [](CLI::App& app) {
   sub->add_option("--reveal", a->reveal, "full scope: logits or token (secure argmax)")->capture_default_str();
   sub->add_option("--trunc", a->trunc, "faithful (bit-exact with --pi-sim) or stochastic (free, +-1 ulp)")->capture_default_str();
   sub->add_flag("--all-rungs", a->all_rungs, "One line per AERO rung with savings over SM+LN+G");
+  sub->add_flag("--measure", a->measure, "Run the secure executor for real (loopback TCP) instead of the cost model");
+  sub->add_option("--layers", a->layers, "--measure, blocks scope: blocks actually run (extrapolated to n_layer)")->capture_default_str();
   sub->add_flag("--json", a->json, "Print one JSON object");
   sub->callback([a, opts] {
     aero::pi::BenchOptions o;
@@ -49,6 +51,12 @@ aero::cli::Registrar reg_pi("pi", [](CLI::App& app) {
       if (a->context > 0) c.sets.push_back("model.context=" + std::to_string(a->context));
       return c.build().model;
     };
+    if (a->measure) {
+      auto j = aero::pi::bench_measured(build(""), o, a->layers);
+      j["rung"] = opts->rung.empty() ? "(preset)" : opts->rung;
+      std::printf("%s\n", j.dump(a->json ? -1 : 2).c_str());
+      return;
+    }
     if (!a->all_rungs) {
       auto j = aero::pi::bench_cost(build(""), o, rates);
       j["rung"] = opts->rung.empty() ? "(preset)" : opts->rung;

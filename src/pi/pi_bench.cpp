@@ -8,7 +8,10 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/rng.h"
 #include "mpc/linear.h"
+#include "mpc/local_run.h"
+#include "pi/secure_exec.h"
 #include "pi/executors.h"
 
 namespace aero::pi {
@@ -97,6 +100,59 @@ nlohmann::json bench_cost(const model::ModelConfig& cfg, const BenchOptions& o, 
             {"latency_s", lat},
             {"ops", ops}};
   return j;
+}
+
+nlohmann::json bench_measured(const model::ModelConfig& full_cfg, const BenchOptions& o, int layers) {
+  using nlohmann::json;
+  model::ModelConfig cfg = full_cfg;
+  AERO_CHECK(layers >= 1 && layers <= full_cfg.n_layer, "--layers ", layers, " outside [1, ", full_cfg.n_layer, "]");
+  cfg.n_layer = layers;
+  if (cfg.ffn_layers > layers) cfg.ffn_layers = -1;
+  PiModel m = PiModel::random(cfg, 7);
+  const int T = cfg.context, d = cfg.d_model;
+  Rng rng(3);
+  std::vector<double> x0(size_t(T) * d);
+  for (auto& v : x0) v = rng.normal();
+  std::vector<int32_t> ids(T);
+  for (auto& t : ids) t = int32_t(rng.below(cfg.vocab_size));
+  const mpc::Block seed{0xA5, 0x5A};
+  const bool full = o.scope == Scope::full;
+  auto program = [&](mpc::Dealer& dl) {
+    SecureExec ex(&dl, nullptr, o.spec, seed);
+    ex.output_client(full ? full_forward(ex, m, ids, false) : blocks_forward(ex, m, ex.input_client({}, T, d)));
+  };
+  auto res = mpc::run_local(program, [&](mpc::Party& p) {
+    SecureExec ex(nullptr, &p, o.spec, seed);
+    bool cl = p.id == mpc::kClient;
+    ex.output_client(full ? full_forward(ex, m, cl ? ids : std::vector<int32_t>(T, 0), false)
+                          : blocks_forward(ex, m, ex.input_client(cl ? x0 : std::vector<double>{}, T, d)));
+  }, {.timeout_s = 600});
+  const auto& per = res.meter[0].per_op();
+  double setup_bytes = 0, setup_rounds = 0, setup_s = 0;
+  if (auto it = per.find("weights"); it != per.end())
+    setup_bytes = double(it->second.bytes_sent + it->second.bytes_recv), setup_rounds = double(it->second.rounds),
+    setup_s = it->second.seconds;
+  double online = double(res.online_bytes()) - setup_bytes;
+  double rounds = double(res.rounds()) - setup_rounds;
+  double scale = full ? 1.0 : double(full_cfg.n_layer) / layers;
+  json ops = json::object();
+  for (const auto& [k, v] : per)
+    ops[k] = {{"online_bytes", double(v.bytes_sent + v.bytes_recv)}, {"rounds", v.rounds}, {"seconds", v.seconds}};
+  const double gib = double(1ull << 30);
+  double online_s = res.online_s - setup_s;
+  json lat = json::object();
+  for (const auto& p : net_profiles()) lat[p.name] = latency_s(p, online_s * scale, online * scale, rounds * scale);
+  return {{"source", "measured: 2PC run of src/pi/secure_exec over loopback TCP (src/mpc), random weights"},
+          {"scope", to_string(o.scope)}, {"softmax", to_string(o.spec.softmax)}, {"truncation", "faithful"},
+          {"layers_run", layers}, {"n_layer", full_cfg.n_layer}, {"context", T}, {"d_model", d},
+          {"extrapolated", !full && layers != full_cfg.n_layer},
+          {"measured", {{"online_bytes", online}, {"rounds", rounds}, {"key_bytes_per_party", double(res.key_bytes[1])},
+                        {"keygen_s", res.keygen_s}, {"online_s", online_s}, {"model_setup_bytes", setup_bytes}}},
+          {"online_bytes", online * scale}, {"online_gib", online * scale / gib}, {"rounds", rounds * scale},
+          {"key_bytes_per_party", double(res.key_bytes[1]) * scale},
+          {"key_gib_per_party", double(res.key_bytes[1]) * scale / gib},
+          {"keygen_s", res.keygen_s * scale}, {"online_s", online_s * scale},
+          {"latency_s", lat}, {"ops", ops}};
 }
 
 }  // namespace aero::pi

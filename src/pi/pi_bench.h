@@ -25,4 +25,10 @@ MachineRates measure_machine_rates();
 
 nlohmann::json bench_cost(const model::ModelConfig& cfg, const BenchOptions& o, const MachineRates& rates);
 
+// A real 2PC run of the secure executor (dealer + two parties over loopback TCP, in this
+// process) on random weights with `layers` blocks; per-gate bytes / rounds from the sockets,
+// key bytes, key generation and online time; blocks-scope figures extrapolated linearly to
+// cfg.n_layer blocks (stated in the output). Faithful truncation (bit-exact with --pi-sim).
+nlohmann::json bench_measured(const model::ModelConfig& cfg, const BenchOptions& o, int layers);
+
 }  // namespace aero::pi

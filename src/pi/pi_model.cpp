@@ -1,6 +1,7 @@
 // Folding a trained model into private-inference constants (see pi_model.h).
 #include "pi/pi_model.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -176,7 +177,61 @@ PiModel PiModel::shapes(const ModelConfig& c) {
   return m;
 }
 
-PiModel PiModel::random(const ModelConfig& c, uint64_t seed) {
+PiModel PiModel::random(const ModelConfig& c, uint64_t seed) { return from_tensors(c, random_tensors(c, seed)); }
+
+namespace {
+bool is_public_tensor(const std::string& n) {
+  auto ends = [&](const char* suf) {
+    std::string s(suf);
+    return n.size() >= s.size() && n.compare(n.size() - s.size(), s.size(), s) == 0;
+  };
+  return ends("ln1.weight") || ends("ln1.bias") || ends("ln2.weight") || ends("ln2.bias") || n == "ln_f.weight" ||
+         n == "ln_f.bias" || ends("attn.temp") || ends("ffn_scale.alpha") || ends("ffn_scale.beta") ||
+         ends("ffn.slope") || n == "ffn_slope";
+}
+}  // namespace
+
+void PiModel::export_public(const std::string& checkpoint, const std::string& out_path) {
+  auto st = SafeTensors::load(checkpoint);
+  AERO_CHECK(st.metadata.count("aero_config"), checkpoint, ": no __metadata__.aero_config");
+  SafeTensors pub;
+  pub.metadata["aero_config"] = st.metadata["aero_config"];
+  pub.metadata["format"] = "aero-pi-public-1";
+  for (auto& [n, t] : st.tensors)
+    if (is_public_tensor(n)) pub.tensors[n] = t;
+  pub.save(out_path);
+}
+
+PiModel PiModel::public_model(const std::string& path) {
+  auto pub = SafeTensors::load(path);
+  auto it = pub.metadata.find("aero_config");
+  AERO_CHECK(it != pub.metadata.end(), path, ": no __metadata__.aero_config");
+  auto j = nlohmann::json::parse(it->second);
+  auto cfg = model::model_config_from_json(j.contains("model") ? j["model"] : j, path);
+  auto st = random_tensors(cfg, 0);
+  for (auto& [n, t] : st.tensors) {
+    if (is_public_tensor(n)) {
+      AERO_CHECK(pub.has(n), path, ": public tensor '", n, "' missing");
+      t = pub.at(n);
+    } else {
+      std::fill(t.bytes.begin(), t.bytes.end(), uint8_t(0));
+      if (n.size() > 9 && n.compare(n.size() - 9, 9, ".weight_g") == 0) {  // keep g/||v|| finite
+        std::vector<double> one(t.numel(), 1.0);
+        t = StTensor::from_f64(one.data(), t.shape);
+      }
+    }
+  }
+  // Weight-normalized zero v would divide by zero: use ones (secret anyway, never used by
+  // the client or the dealer).
+  for (auto& [n, t] : st.tensors)
+    if (n.size() > 9 && n.compare(n.size() - 9, 9, ".weight_v") == 0) {
+      std::vector<double> one(t.numel(), 1.0);
+      t = StTensor::from_f64(one.data(), t.shape);
+    }
+  return from_tensors(cfg, st);
+}
+
+SafeTensors PiModel::random_tensors(const ModelConfig& c, uint64_t seed) {
   Rng rng(seed);
   SafeTensors st;
   auto put = [&](const std::string& name, std::vector<int64_t> shape, double mean, double stdv) {
@@ -207,7 +262,6 @@ PiModel PiModel::random(const ModelConfig& c, uint64_t seed) {
   };
   const auto& wn = c.weight_norm;
   const auto& sn = c.spectral_norm;
-  ModelConfig c2 = c;
   for (int l = 0; l < c.n_layer; ++l) {
     std::string p = "blocks." + std::to_string(l) + ".";
     if (c.norm == model::Norm::layernorm) {
@@ -247,7 +301,7 @@ PiModel PiModel::random(const ModelConfig& c, uint64_t seed) {
   }
   if (c.ffn_act == model::Activation::learnable_leaky_relu && c.slope_scope == model::SlopeScope::global)
     put("ffn_slope", {1}, 0.05, 0.01);
-  return from_tensors(c2, st);
+  return st;
 }
 
 }  // namespace aero::pi

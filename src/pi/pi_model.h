@@ -56,6 +56,13 @@ struct PiModel {
   // Random model for tests / cost: weights ~ N(0, 1/in) so activations stay O(1) and every
   // nonlinearity sees a realistic range; gains 1 +- 0.1, biases +-0.1, temperatures around 1.
   static PiModel random(const model::ModelConfig& cfg, uint64_t seed);
+  static SafeTensors random_tensors(const model::ModelConfig& cfg, uint64_t seed);
+  // The public part of a checkpoint (what the client and the dealer need besides shapes): the
+  // folded constants that the executor multiplies as public values (LayerNorm gains/biases,
+  // temperatures, FFN scaling, leaky slopes) and the config. `public_model` rebuilds a model
+  // from it with every secret tensor zero.
+  static void export_public(const std::string& checkpoint, const std::string& out_path);
+  static PiModel public_model(const std::string& public_path);
   static PiModel shapes(const model::ModelConfig& cfg);
 };
 
