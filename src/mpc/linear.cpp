@@ -111,10 +111,11 @@ std::vector<u64> mul_deal(Dealer& d, std::span<const u64> r_a, std::span<const u
   return r_c;
 }
 
-std::vector<u64> mul_eval(Party& p, std::span<const u64> a_hat, std::span<const u64> b_hat, int w) {
+std::vector<u64> mul_eval(Party& p, std::span<const u64> a_hat, std::span<const u64> b_hat, int w,
+                          const char* tag) {
   check_sizes("mul_eval", b_hat.size(), a_hat.size(), "right input");
   const size_t n = a_hat.size();
-  OpScope scope(p.peer, "mul");
+  OpScope scope(p.peer, tag);
   p.keys.begin("mul", n);
   std::vector<u64> ra(n), rb(n), c(n);
   p.keys.share(ra, w);
@@ -145,7 +146,7 @@ std::vector<u64> select_eval(Party& p, std::span<const u64> b_hat, std::span<con
   check_sizes("select_eval", y_hat.size(), b_hat.size(), "y");
   std::vector<u64> d_hat(x_hat.size());
   for (size_t i = 0; i < d_hat.size(); ++i) d_hat[i] = mod_w(x_hat[i] - y_hat[i], w);
-  std::vector<u64> z = mul_eval(p, b_hat, d_hat, w);
+  std::vector<u64> z = mul_eval(p, b_hat, d_hat, w, "select");
   for (size_t i = 0; i < z.size(); ++i) z[i] = mod_w(z[i] + y_hat[i], w);
   return z;
 }

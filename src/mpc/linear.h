@@ -47,7 +47,9 @@ std::vector<u64> matmul_ss_eval(Party& p, const MatShape& s, std::span<const u64
                                 std::span<const u64> b_hat, int w);
 
 std::vector<u64> mul_deal(Dealer& d, std::span<const u64> r_a, std::span<const u64> r_b, int w);
-std::vector<u64> mul_eval(Party& p, std::span<const u64> a_hat, std::span<const u64> b_hat, int w);
+// `tag`: the operator name the traffic is metered under (select passes "select").
+std::vector<u64> mul_eval(Party& p, std::span<const u64> a_hat, std::span<const u64> b_hat, int w,
+                          const char* tag = "mul");
 
 // b must be a masked 0/1 value of width w (e.g. drelu's output with out_bits = w).
 std::vector<u64> select_deal(Dealer& d, std::span<const u64> r_b, std::span<const u64> r_x,
