@@ -25,8 +25,11 @@ aero::cli::Registrar reg_tokenize("tokenize", [](CLI::App& app) {
   auto* sub = app.add_subcommand("tokenize", "Encode stdin to token ids (or decode ids with --decode)");
   auto tok = std::make_shared<std::string>("gpt2");
   auto decode = std::make_shared<bool>(false);
+  auto special = std::make_shared<bool>(false);
   sub->add_option("--tokenizer", *tok, "gpt2, a tokenizer.json, or a directory with either");
   sub->add_flag("--decode", *decode, "Read space-separated ids, write the text");
+  sub->add_flag("--special", *special,
+                "Read <|endoftext|> in the input as the end-of-text token (default: plain text)");
   sub->callback([=] {
     auto t = aero::text::Tokenizer::load(*tok);
     std::string in = read_stdin();
@@ -45,7 +48,21 @@ aero::cli::Registrar reg_tokenize("tokenize", [](CLI::App& app) {
       std::fwrite(text.data(), 1, text.size(), stdout);
       return;
     }
-    std::vector<uint32_t> ids = t->encode(in);
+    std::vector<uint32_t> ids;
+    if (*special) {
+      const std::string eot = "<|endoftext|>";
+      size_t pos = 0;
+      for (;;) {
+        size_t e = in.find(eot, pos);
+        auto part = t->encode(std::string_view(in).substr(pos, e == std::string::npos ? e : e - pos));
+        ids.insert(ids.end(), part.begin(), part.end());
+        if (e == std::string::npos) break;
+        ids.push_back(t->eot_id());
+        pos = e + eot.size();
+      }
+    } else {
+      ids = t->encode(in);
+    }
     std::string out;
     out.reserve(ids.size() * 6);
     for (size_t i = 0; i < ids.size(); ++i) {
