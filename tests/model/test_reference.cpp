@@ -235,6 +235,45 @@ TEST_P(Reference, AdamWSteps) {
 INSTANTIATE_TEST_SUITE_P(Fixtures, Reference, ::testing::ValuesIn(fixture_names()),
                          [](const auto& info) { return info.param; });
 
+// The committed fixtures are what the committed script makes, and the oracle's own
+// self-checks pass. Needs Debian's python3-torch (/usr/bin/python3); skipped without it.
+bool have_reference_python() {
+  return std::system("/usr/bin/python3 -c 'import torch, numpy' >/dev/null 2>&1") == 0;
+}
+
+TEST(ReferenceScripts, FixturesMatchTheirGenerator) {
+  if (!have_reference_python()) GTEST_SKIP() << "/usr/bin/python3 with torch not available";
+  const std::string out = std::string(AERO_BINARY_DIR) + "/reference_regen";
+  const std::vector<std::string> names = {"gpt2_baseline", "ereg_exp", "pythia"};
+  std::string cmd = "/usr/bin/python3 " + std::string(AERO_SOURCE_DIR) +
+                    "/python/reference/make_fixtures.py --out " + out + " --only";
+  for (auto& n : names) cmd += " " + n;
+  ASSERT_EQ(std::system((cmd + " >/dev/null").c_str()), 0) << cmd;
+  for (auto& n : names) {
+    SafeTensors fresh = SafeTensors::load(out + "/" + n + ".safetensors");
+    Fixture fx(n);
+    EXPECT_EQ(fresh.metadata.at("aero_config"), fx.st.metadata.at("aero_config")) << n;
+    ASSERT_EQ(fresh.tensors.size(), fx.st.tensors.size()) << n;
+    for (auto& [key, t] : fx.st.tensors) {
+      ASSERT_TRUE(fresh.has(key)) << n << ": regenerated fixture lacks " << key;
+      if (t.dtype == aero::DType::I32) {
+        EXPECT_EQ(fresh.at(key).bytes, t.bytes) << n << ": " << key;
+        continue;
+      }
+      auto got = fresh.at(key).to_f64(key);
+      EXPECT_TRUE(close(n + ": regenerated " + key, got.data(), fx.f64(key), 1e-6, 1e-9));
+    }
+  }
+}
+
+TEST(ReferenceScripts, OracleSelfChecks) {
+  if (!have_reference_python()) GTEST_SKIP() << "/usr/bin/python3 with torch not available";
+  std::string cmd = "/usr/bin/python3 " + std::string(AERO_SOURCE_DIR) +
+                    "/python/reference/check_ref.py";
+  EXPECT_EQ(std::system((cmd + " >/dev/null").c_str()), 0)
+      << "the reference's self-checks failed; run " << cmd;
+}
+
 // The fixtures exist and cover the switches listed in docs/reference.md.
 TEST(ReferenceFixtures, Present) {
   auto names = fixture_names();
