@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <sstream>
@@ -23,10 +24,11 @@ struct Result {
   int status = -1;
   std::string out;
 };
-// Runs `aero ARGS` (stderr folded into stdout), returns its exit status and output.
+// Runs `aero ARGS` (stderr folded into stdout unless ARGS redirects it), returns its exit
+// status and output.
 Result run_aero(const std::string& args) {
   Result r;
-  std::string cmd = "'" + kAero + "' " + args + " 2>&1";
+  std::string cmd = "OMP_NUM_THREADS=1 '" + kAero + "' " + args + (args.find("2>") == std::string::npos ? " 2>&1" : "");
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return r;
   char buf[4096];
@@ -114,4 +116,46 @@ TEST_F(Cli, PlotAndCompare) {
   auto missing = run_aero("plot '" + dir_ + "/none'");
   EXPECT_EQ(missing.status, 1);
   EXPECT_NE(missing.out.find("run directory not found"), std::string::npos) << missing.out;
+}
+
+#include "model/model.h"
+#include "train/checkpoint.h"
+
+TEST_F(Cli, EntropyOfACheckpoint) {
+  auto cfg = aero::model::build_run_config(
+      "", "tiny", "SM",
+      {"model.n_layer=2", "model.n_head=2", "model.d_model=16", "model.context=16", "model.vocab_size=64",
+       "train.batch_size=2"});
+  aero::model::Model m(cfg.model, 2, 16);
+  m.init_weights(5);
+  std::string run = dir_ + "/run";
+  fs::create_directories(run + "/ckpt");
+  std::string w = aero::train::checkpoint_path(run, 30);
+  aero::train::save_checkpoint(w, m, cfg, 30);
+  aero::write_file_atomic(run + "/ckpt/latest", fs::path(w).filename().string() + "\n");
+
+  auto r = run_aero("entropy '" + w + "' --batches 2 --json --no-png 2>/dev/null");
+  ASSERT_EQ(r.status, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["n_layer"], 2);
+  EXPECT_EQ(j["n_head"], 2);
+  EXPECT_EQ(j["samples"], 4);  // 2 forwards of 2 sequences
+  EXPECT_EQ(j["step"], 30);
+  EXPECT_EQ(j["architecture"], "SM");
+  EXPECT_EQ(j["data"], "synthetic");
+  EXPECT_NEAR(j["max_theoretical"].get<double>(), std::lgamma(17.0) / 16, 1e-12);
+  int64_t binned = 0;
+  for (auto& b : j["bins"]) binned += b["count"].get<int64_t>();
+  EXPECT_EQ(binned + j["nan_heads"].get<int64_t>(), 4);
+  std::string out = run + "/entropy/step-000030";
+  EXPECT_TRUE(fs::exists(out + "/entropy.json"));
+  EXPECT_TRUE(fs::exists(out + "/entropy.txt"));
+  EXPECT_TRUE(fs::exists(out + "/entropy_heatmap.svg"));
+  EXPECT_TRUE(fs::exists(out + "/entropy_bins.svg"));
+
+  // a run directory means its latest checkpoint; the table names the bins
+  auto t = run_aero("entropy '" + run + "' --batches 1 --no-png --out '" + dir_ + "/e' 2>/dev/null");
+  ASSERT_EQ(t.status, 0) << t.out;
+  EXPECT_NE(t.out.find("[3Max/4, Max]"), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("ln(T!)/T = 1.917"), std::string::npos) << t.out;  // ln(16!)/16
 }
