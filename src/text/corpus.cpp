@@ -313,9 +313,7 @@ bool load_tokenized(const Source& s, const Tokenizer& tok, Tokenized& t) {
       t.files.push_back(f);
     }
     t.tokens.resize(shard->size());
-    std::vector<int32_t> tmp(shard->size());
-    if (!tmp.empty()) shard->copy(0, tmp.size(), tmp.data());
-    for (size_t i = 0; i < tmp.size(); ++i) t.tokens[i] = uint32_t(tmp[i]);
+    for (uint64_t i = 0; i < shard->size(); ++i) t.tokens[i] = (*shard)[i];
     return true;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "data: ignoring the cached tokens %s.* (%s); redoing them\n", s.cache_base.c_str(), e.what());
