@@ -59,7 +59,7 @@ TEST(MpcFss, DcfAllInputWidths) {
               << "n=" << n << " payload=" << payload << " x=" << X[i] << " alpha=" << A[i];
         }
       // A single key's share alone is not the answer (it is pseudo-random).
-      if (ob >= 32) EXPECT_NE(y0[0], X[0] < A[0] ? B[0] : 0);
+      if (ob >= 32) { EXPECT_NE(y0[0], X[0] < A[0] ? B[0] : 0); }
     }
   }
 }

@@ -100,7 +100,7 @@ TEST(MpcProtocols, StochasticTruncationIsFloorOrFloorPlusOneAndUnbiased) {
       ASSERT_TRUE(y[i] == fl || y[i] == mod_w(fl + 1, c.out)) << "n=" << c.n << " x=" << x[i];
       up += y[i] != fl;
     }
-    if (c.s >= 2) EXPECT_NEAR(double(up) / n, 0.25, 0.04) << "n=" << c.n << " s=" << c.s;
+    if (c.s >= 2) { EXPECT_NEAR(double(up) / n, 0.25, 0.04) << "n=" << c.n << " s=" << c.s; }
     if (spec.is_free()) {
       // Free truncate-reduce: no bytes beyond input and output, and no key for it.
       EXPECT_EQ(res.meter[0].per_op().count("trunc"), 0u);
