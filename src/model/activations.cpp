@@ -16,27 +16,27 @@ void activation_forward(T* out, const T* inp, size_t n, Act act, T slope) {
   const long N = long(n);
   switch (act) {
     case Act::gelu:
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd if(N >= omp_min_work) schedule(static)
       for (long i = 0; i < N; i++) {
         T x = inp[i];
         out[i] = T(0.5) * x * (T(1) + vtanh(T(kGeluC) * (x + T(0.044715) * x * x * x)));
       }
       break;
     case Act::gelu_exact:
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for if(N >= omp_min_work) schedule(static)
       for (long i = 0; i < N; i++) out[i] = T(0.5) * inp[i] * (T(1) + std::erf(inp[i] * T(M_SQRT1_2)));
       break;
     case Act::relu:
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for if(N >= omp_min_work) schedule(static)
       for (long i = 0; i < N; i++) out[i] = inp[i] > 0 ? inp[i] : T(0);
       break;
     case Act::leaky:
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for if(N >= omp_min_work) schedule(static)
       for (long i = 0; i < N; i++) out[i] = inp[i] > 0 ? inp[i] : slope * inp[i];
       break;
     case Act::identity:
       if (out != inp)
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for if(N >= omp_min_work) schedule(static)
         for (long i = 0; i < N; i++) out[i] = inp[i];
       break;
   }
@@ -48,7 +48,7 @@ void activation_backward(T* dinp, const T* dout, const T* inp, size_t n, Act act
   const long N = long(n);
   switch (act) {
     case Act::gelu:
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd if(N >= omp_min_work) schedule(static)
       for (long i = 0; i < N; i++) {
         T x = inp[i];
         T u = T(kGeluC) * (x + T(0.044715) * x * x * x);
@@ -60,7 +60,7 @@ void activation_backward(T* dinp, const T* dout, const T* inp, size_t n, Act act
       break;
     case Act::gelu_exact:
       // d/dx x Phi(x) = Phi(x) + x phi(x)
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for if(N >= omp_min_work) schedule(static)
       for (long i = 0; i < N; i++) {
         T x = inp[i];
         T cdf = T(0.5) * (T(1) + std::erf(x * T(M_SQRT1_2)));
@@ -69,12 +69,12 @@ void activation_backward(T* dinp, const T* dout, const T* inp, size_t n, Act act
       }
       break;
     case Act::relu:
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for if(N >= omp_min_work) schedule(static)
       for (long i = 0; i < N; i++) dinp[i] = inp[i] > 0 ? dout[i] : T(0);
       break;
     case Act::leaky: {
       T ds = 0;
-#pragma omp parallel for reduction(+ : ds) schedule(static)
+#pragma omp parallel for if(N >= omp_min_work) reduction(+ : ds) schedule(static)
       for (long i = 0; i < N; i++) {
         T x = inp[i], d = dout[i];  // read before writing: dinp may alias dout
         if (x > 0) {
@@ -89,7 +89,7 @@ void activation_backward(T* dinp, const T* dout, const T* inp, size_t n, Act act
     }
     case Act::identity:
       if (dinp != dout)
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for if(N >= omp_min_work) schedule(static)
         for (long i = 0; i < N; i++) dinp[i] = dout[i];
       break;
   }

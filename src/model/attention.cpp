@@ -27,7 +27,7 @@ void rotary_apply(T* qkv, const T* cos, const T* sin, int B, int Tn, int C, int 
                   bool inverse) {
   const int D = C / H, half = R / 2;
   const T sgn = inverse ? T(-1) : T(1);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for if(size_t(B) * Tn * C >= size_t(omp_min_work)) schedule(static)
   for (int n = 0; n < B * Tn; n++) {
     const int t = n % Tn;
     const T* cs = cos + size_t(t) * half;
@@ -50,7 +50,7 @@ void attention_forward(T* out, T* probs, const T* qkv, const T* scale, int scale
                        int Tn, int C, int H, EntropyRegArgs<T>* ent) {
   const int D = C / H, ld = 3 * C;
   double penalty = 0;
-#pragma omp parallel for reduction(+ : penalty) schedule(static)
+#pragma omp parallel for if(size_t(B) * H * Tn * Tn * D >= size_t(omp_min_work)) reduction(+ : penalty) schedule(static)
   for (int bh = 0; bh < B * H; bh++) {
     const int b = bh / H, h = bh % H;
     const T* Q = qkv + size_t(b) * Tn * ld + h * D;
@@ -104,7 +104,7 @@ void attention_backward(T* dqkv, T* dscale, T* dtheta, const T* dout, const T* q
                         const T* probs, const T* scale, int scale_ld, int B, int Tn, int C,
                         int H, const EntropyRegArgs<T>* ent) {
   const int D = C / H, ld = 3 * C;
-#pragma omp parallel
+#pragma omp parallel if(size_t(B) * H * Tn * Tn * D >= size_t(omp_min_work))
   {
     // Per-thread scratch: dP (turned into dS in place) and, for the temperature gradient,
     // the raw scores q.k recomputed by one GEMM rather than stored for every layer.

@@ -12,7 +12,7 @@ double crossentropy_forward(T* lse, const T* logits, const int32_t* targets, int
                             int* count) {
   double loss = 0;
   int cnt = 0;
-#pragma omp parallel for reduction(+ : loss, cnt) schedule(static)
+#pragma omp parallel for if(size_t(N) * V >= size_t(omp_min_work)) reduction(+ : loss, cnt) schedule(static)
   for (int n = 0; n < N; n++) {
     const T* z = logits + size_t(n) * V;
     T m = z[0];
@@ -35,7 +35,7 @@ double crossentropy_forward(T* lse, const T* logits, const int32_t* targets, int
 template <typename T>
 void crossentropy_backward(T* logits, const T* lse, const int32_t* targets, int N, int V,
                            T scale) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for if(size_t(N) * V >= size_t(omp_min_work)) schedule(static)
   for (int n = 0; n < N; n++) {
     T* z = logits + size_t(n) * V;
     if (targets[n] < 0) {

@@ -9,7 +9,7 @@ namespace aero::model {
 template <typename T>
 void embedding_forward(T* out, const int32_t* tokens, const T* wte, const T* wpe, int B, int Tn,
                        int C, int V) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for if(size_t(B) * Tn * C >= size_t(omp_min_work)) schedule(static)
   for (int n = 0; n < B * Tn; n++) {
     const T* e = wte + size_t(tokens[n]) * C;
     T* o = out + size_t(n) * C;
@@ -27,7 +27,7 @@ void embedding_backward(T* dwte, T* dwpe, const T* dout, const int32_t* tokens, 
                         int C) {
   constexpr int kSlice = 16;
   int nslice = (C + kSlice - 1) / kSlice;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for if(size_t(B) * Tn * C >= size_t(omp_min_work)) schedule(static)
   for (int s = 0; s < nslice; s++) {
     int c0 = s * kSlice, c1 = std::min(C, c0 + kSlice);
     for (int n = 0; n < B * Tn; n++) {

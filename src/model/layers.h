@@ -11,6 +11,11 @@
 
 namespace aero::model {
 
+// Loops with less work than this (elements touched) run on the calling thread: waking the
+// thread team costs more than the loop for tiny models, B=1 generation and the tests.
+// Tests set it to 0 to run every threaded path on small inputs.
+inline long omp_min_work = 1L << 15;
+
 // C[m x n] = alpha op(A) op(B) + beta C through the BLAS (sgemm / dgemm), row-major.
 template <typename T>
 void gemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, const T* B,

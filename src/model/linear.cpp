@@ -29,7 +29,7 @@ template <typename T>
 void linear_forward(T* out, const T* inp, const T* W, const T* bias, int N, int I, int O) {
   // Bias first, then one GEMM with beta = 1: no second pass over the output.
   if (bias) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for if(size_t(N) * O >= size_t(omp_min_work)) schedule(static)
     for (int n = 0; n < N; n++) std::copy(bias, bias + O, out + size_t(n) * O);
   }
   gemm<T>(false, true, N, O, I, T(1), inp, I, W, I, bias ? T(1) : T(0), out, O);
@@ -44,7 +44,7 @@ void linear_backward(T* dinp, T* dW, T* dbias, const T* dout, const T* inp, cons
     // Column sums: each thread owns a block of columns and streams over the rows.
     constexpr int kBlock = 64;
     int nblk = (O + kBlock - 1) / kBlock;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for if(size_t(N) * O >= size_t(omp_min_work)) schedule(static)
     for (int blk = 0; blk < nblk; blk++) {
       int o0 = blk * kBlock, o1 = std::min(O, o0 + kBlock);
       T acc[kBlock] = {};
@@ -59,7 +59,7 @@ void linear_backward(T* dinp, T* dW, T* dbias, const T* dout, const T* inp, cons
 
 template <typename T>
 void weight_norm_forward(T* w_eff, T* norms, const T* g, const T* v, int O, int I, int r0, int r1) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for if(size_t(O) * I >= size_t(omp_min_work)) schedule(static)
   for (int o = 0; o < O; o++) {
     const T* vr = v + size_t(o) * I;
     T* wr = w_eff + size_t(o) * I;
@@ -81,7 +81,7 @@ template <typename T>
 void weight_norm_backward(T* dg, T* dv, const T* dw_eff, const T* g, const T* v,
                           const T* norms, int O, int I, int r0, int r1) {
   // w = g v/|v|: dg = G.v/|v|; dv = (g/|v|) (G - (G.v/|v|^2) v).
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for if(size_t(O) * I >= size_t(omp_min_work)) schedule(static)
   for (int o = 0; o < O; o++) {
     const T* vr = v + size_t(o) * I;
     const T* G = dw_eff + size_t(o) * I;
@@ -129,7 +129,7 @@ T spectral_norm_forward(T* w_eff, T* u, T* v_out, const T* W, int h, int I, bool
   T sigma = 0;
   for (int r = 0; r < h; r++) sigma += u[r] * Wv[r];
   T inv = T(1) / sigma;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for if(size_t(h) * I >= size_t(omp_min_work)) schedule(static)
   for (int r = 0; r < h; r++)
     for (int i = 0; i < I; i++) w_eff[size_t(r) * I + i] = W[size_t(r) * I + i] * inv;
   return sigma;
@@ -139,14 +139,14 @@ template <typename T>
 void spectral_norm_backward(T* dW, const T* dw_eff, const T* W, const T* u, const T* v, T sigma,
                             int h, int I) {
   T gw = 0;
-#pragma omp parallel for reduction(+ : gw) schedule(static)
+#pragma omp parallel for if(size_t(h) * I >= size_t(omp_min_work)) reduction(+ : gw) schedule(static)
   for (int r = 0; r < h; r++) {
     T acc = 0;
     for (int i = 0; i < I; i++) acc += dw_eff[size_t(r) * I + i] * W[size_t(r) * I + i];
     gw += acc;
   }
   T inv = T(1) / sigma, c = gw / (sigma * sigma);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for if(size_t(h) * I >= size_t(omp_min_work)) schedule(static)
   for (int r = 0; r < h; r++)
     for (int i = 0; i < I; i++)
       dW[size_t(r) * I + i] += dw_eff[size_t(r) * I + i] * inv - c * u[r] * v[i];

@@ -28,7 +28,7 @@ enum class Init { normal, zero, one, constant, wn_g, sn_u };
 template <typename T>
 bool all_finite(const T* p, size_t n) {
   bool ok = true;
-#pragma omp parallel for reduction(&& : ok) schedule(static)
+#pragma omp parallel for if(n >= size_t(omp_min_work)) reduction(&& : ok) schedule(static)
   for (long i = 0; i < long(n); i++) ok = ok && std::isfinite(p[i]);
   return ok;
 }
@@ -423,7 +423,7 @@ struct BasicModel<T>::Impl {
       // x_hat = x + attn_proj(att): bias rows + copy of x, then one GEMM accumulating.
       {
         const T* pb = Ly.proj.b >= 0 ? P(Ly.proj.b) : nullptr;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for if(n * C >= size_t(omp_min_work)) schedule(static)
         for (long r = 0; r < long(n); r++) {
           T* o = xh + size_t(r) * C;
           const T* xi = x + size_t(r) * C;
@@ -460,7 +460,7 @@ struct BasicModel<T>::Impl {
       }
       const T beta = Ly.beta >= 0 ? P(Ly.beta)[0] : T(1);
       const T inv_alpha = Ly.alpha >= 0 ? T(1) / P(Ly.alpha)[0] : T(1);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for if(n * C >= size_t(omp_min_work)) schedule(static)
       for (long i = 0; i < long(n * C); i++) out[i] = beta * xh[i] + inv_alpha * fo[i];
     }
     T* h = res_at(L);
@@ -525,7 +525,7 @@ struct BasicModel<T>::Impl {
           const T alpha = P(Ly.alpha)[0], beta = P(Ly.beta)[0];
           const T* fo = lay(ffn_out, l, NC);
           T db = 0, da = 0;
-#pragma omp parallel for reduction(+ : db, da) schedule(static)
+#pragma omp parallel for if(n * C >= size_t(omp_min_work)) reduction(+ : db, da) schedule(static)
           for (long i = 0; i < long(n * C); i++) {
             db += dr[i] * xh[i];
             da += dr[i] * fo[i];
@@ -764,7 +764,7 @@ std::vector<std::vector<double>> BasicModel<T>::head_entropy() const {
   for (int l = 0; l < I.L; l++) {
     const T* pr = attn_probs(l);
     std::vector<double> acc(size_t(B) * H, 0.0);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for if(size_t(B) * H * Tn * Tn >= size_t(omp_min_work)) schedule(static)
     for (int bh = 0; bh < B * H; bh++) {
       double s = 0;
       for (int i = 0; i < Tn; i++) {

@@ -9,7 +9,7 @@ namespace aero::model {
 template <typename T>
 void layernorm_forward(T* out, T* mean, T* rstd, const T* inp, const T* w, const T* b, int N,
                        int C) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for if(size_t(N) * C >= size_t(omp_min_work)) schedule(static)
   for (int n = 0; n < N; n++) {
     const T* x = inp + size_t(n) * C;
     T m = 0;
@@ -31,7 +31,7 @@ void layernorm_backward(T* dinp, T* dw, T* db, const T* dout, const T* inp, cons
                         const T* mean, const T* rstd, int N, int C) {
   // Input gradient per row in parallel; the gain/bias gradients are column sums, reduced per
   // thread and then added (no atomics).
-#pragma omp parallel
+#pragma omp parallel if(size_t(N) * C >= size_t(omp_min_work))
   {
     std::vector<T> lw(C, T(0)), lb(C, T(0));
 #pragma omp for schedule(static)

@@ -113,6 +113,13 @@ TEST(Model, FloatMatchesDouble) {
     std::vector<double> ld(md.logits(), md.logits() + size_t(B) * T * c.vocab_size);
     md.backward();
     aero::set_num_threads(saved);
+    // The float side runs every loop threaded, however small (no work threshold).
+    long saved_min = omp_min_work;
+    omp_min_work = 0;
+    struct Restore {
+      long v;
+      ~Restore() { omp_min_work = v; }
+    } restore{saved_min};
     mf.zero_grad();
     auto sf = mf.forward(tok.data(), tgt.data(), B, T, true);
     EXPECT_NEAR(sf.loss, sd.loss, 1e-5 * std::fabs(sd.loss));
