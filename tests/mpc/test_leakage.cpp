@@ -186,7 +186,7 @@ TEST(MpcLeakage, TrafficAndOpenedValuesAreUniformForConstantInputs) {
       const double ex = double(v.size()) / 16;
       double chi = 0;
       for (double k : h) chi += (k - ex) * (k - ex) / ex;
-      if (v.size() { >= 96) EXPECT_LT(chi, 45.0) << "gate output of " << v.size() << " values"; }
+      if (v.size() >= 96) { EXPECT_LT(chi, 45.0) << "gate output of " << v.size() << " values"; }
       std::unordered_set<u64> distinct(v.begin(), v.end());
       EXPECT_GT(distinct.size(), v.size() * 9 / 10);  // constant inputs, distinct openings
     }
