@@ -84,7 +84,8 @@ struct Axis {
   bool usable(double v) const { return std::isfinite(v) && (!log || v > 0); }
 };
 
-Axis make_axis(double lo, double hi, bool log, int target) {
+// tight: a linear axis ends at the data rather than at the next round tick when that is far.
+Axis make_axis(double lo, double hi, bool log, int target, bool tight = false) {
   Axis a;
   a.log = log;
   if (!(lo <= hi)) {  // no data
@@ -128,6 +129,15 @@ Axis make_axis(double lo, double hi, bool log, int target) {
   a.ticks = nice_ticks(lo, hi, target);
   a.lo = std::min(lo, a.ticks.front());
   a.hi = std::max(hi, a.ticks.back());
+  if (tight) {  // end at the data unless the next round tick is close (within 8% of the range)
+    double slack = 0.08 * (hi - lo);
+    if (lo - a.ticks.front() > slack) a.lo = lo;
+    if (a.ticks.back() - hi > slack) a.hi = hi;
+    std::vector<double> kept;
+    for (double t : a.ticks)
+      if (t >= a.lo - 1e-9 * (hi - lo) && t <= a.hi + 1e-9 * (hi - lo)) kept.push_back(t);
+    a.ticks = kept;
+  }
   return a;
 }
 
@@ -315,7 +325,7 @@ std::string render_svg(const LineChart& c) {
   double W = c.width + lw, H = c.height;
   double top = c.subtitle.empty() ? 50 : 66, left = 84, bottom = 62, right = 24 + lw;
 
-  Axis ax = make_axis(xlo, xhi, c.log_x, 7), ay = make_axis(ylo, yhi, c.log_y, 6);
+  Axis ax = make_axis(xlo, xhi, c.log_x, 7, true), ay = make_axis(ylo, yhi, c.log_y, 6);
   ax.p0 = left;
   ax.p1 = W - right;
   ay.p0 = H - bottom;

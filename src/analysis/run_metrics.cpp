@@ -188,7 +188,7 @@ std::vector<std::string> plot_run(const RunMetrics& m, const std::string& out_di
     if (any_finite_nonzero(m.ent_reg))  // the regularizer is on: show CE apart from CE + lambda L_ent
       c.series.push_back({"train CE", m.step, smooth ? ema(m.ce, 0.9) : m.ce, palette_color(2), true, false});
     if (!m.eval_step.empty())
-      c.series.push_back({"validation CE", m.eval_step, m.val_loss, palette_color(1), false, true});
+      c.series.push_back({"validation CE", m.eval_step, m.val_loss, palette_color(1), false, m.eval_step.size() <= 40});
     add(render_svg(c), "loss");
   }
   {  // perplexity
@@ -201,7 +201,8 @@ std::vector<std::string> plot_run(const RunMetrics& m, const std::string& out_di
     for (double p : m.val_ppl)
       if (std::isfinite(p) && p > 0) lo = std::min(lo, p), hi = std::max(hi, p);
     c.log_y = hi > 0 && hi / lo > 10;
-    c.series.push_back({"validation perplexity", m.eval_step, m.val_ppl, palette_color(1), false, true});
+    c.series.push_back({"validation perplexity", m.eval_step, m.val_ppl, palette_color(1), false,
+                        m.eval_step.size() <= 40});
     add(render_svg(c), "perplexity");
   }
   {  // learning rate
