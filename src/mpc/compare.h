@@ -13,8 +13,8 @@
 // and r u = r msb(r) + r (1 - 2 msb(r)) [..] is the DCF's second payload element. out_bits <= n.
 //   Rounds 1; online out_bits/8 bytes per element each way; keys: a 2-element DCF on n-1 bits
 //   plus 4 shared elements (party 1).
-// Source: Boyle et al. Eurocrypt 2021, sections 4-5 (DReLU/ReLU from one DCF with offsets,
-// "spline" payloads); SIGMA (PoPETs 2024), section 5.
+// Source: Boyle et al. Eurocrypt 2021 (gates on masked inputs from one DCF: DReLU/ReLU,
+// "spline" payloads); SIGMA (Gupta et al., PoPETs 2024), its DReLU/ReLU protocols.
 #pragma once
 #include <span>
 #include <vector>

@@ -13,7 +13,7 @@
 // mul: elementwise product of two masked wires (the 1 x 1 x 1 case per element); select
 //   b ? x : y = y + b (x - y) for a masked bit b uses it.
 // Source: the "masked wire" evaluation of degree-2 gates, Boyle et al. Eurocrypt 2021,
-// section 4 (offset functions); SIGMA (Gupta et al., PoPETs 2024), section 4 (linear layers).
+// (offset functions / masked inputs); SIGMA (Gupta et al., PoPETs 2024), linear layers.
 // All arithmetic is in Z_2^w; the caller picks w so the true result fits (see docs/mpc.md).
 #pragma once
 #include <span>

@@ -7,8 +7,8 @@
 //   Rounds 1; online out_bits/8 bytes per element each way; keys per element:
 //   n x 16.25 + out_bits/8 bytes (+ out_bits/8 + 16 for party 1); work 2^(n+1) AES + 2^n MACs.
 // Source: Boyle-Gilboa-Ishai CCS 2016 (DPF, full-domain evaluation); the table-rotation
-// construction as used by Grotto (Storrier et al., CCS 2023, section 3) and SIGMA (PoPETs
-// 2024, section 5, LUTs after truncate-reduce).
+// construction as used by Grotto (Storrier, Vadapalli, Lyons, Henry, CCS 2023) and SIGMA
+// (PoPETs 2024: LUTs after truncate-reduce).
 #pragma once
 #include <span>
 #include <vector>

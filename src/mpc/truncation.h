@@ -5,8 +5,8 @@
 // (x mod 2^s) / 2^s (a carry from the low bits): unbiased stochastic rounding, error in
 // [0, 1) ulp of the output. Exact for signed x (two's complement). No key, no round, no bytes:
 // fuse it after every opening whose output width has s bits to spare.
-//   Source: the masked-shift observation behind SIGMA's truncate-reduce (PoPETs 2024, sec. 5)
-//   and Orca's stochastic truncation (S&P 2024, section 5.2).
+//   Source: the masked-shift observation behind SIGMA's truncate-reduce (PoPETs 2024) and
+//   Orca's stochastic truncation (Jawalkar et al., S&P 2024).
 //
 // Gate truncation (trunc_*; TruncSpec): x signed of width n, output floor(x / 2^s) (faithful,
 // exact) or floor(x / 2^s) + c (stochastic as above) of any width out_bits <= 64, including
@@ -18,7 +18,7 @@
 //   Rounds: 1. Online bytes per element: out_bits/8 each way.
 //   Keys per element: DCF(s bits) if faithful + DCF(n bits) if widening, each
 //   ~ bits x (16.25 + out_bits/8) bytes, plus out_bits/8 for party 1.
-//   Source: Boyle et al. Eurocrypt 2021, section 5 (truncation / "ARS" from DCF).
+//   Source: Boyle et al. Eurocrypt 2021 (arithmetic right shift from DCF).
 // When neither comparison is needed (stochastic, out_bits <= n - s) the gate is the free one.
 #pragma once
 #include <span>
