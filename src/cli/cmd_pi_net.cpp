@@ -8,6 +8,7 @@
 //   aero pi client --server HOST:7001 --dealer HOST:7000 --public public.safetensors --ids "1 2 3 ..."
 // (or --random-weights SEED with --preset/--rung/--set on all three, for cost runs and demos.)
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <cstdio>
 #include <memory>
@@ -29,7 +30,7 @@ using namespace aero;
 struct NetArgs {
   std::string host = "127.0.0.1", dealer = "127.0.0.1:7000", server = "127.0.0.1:7001";
   int port = 0, tokens = 0;
-  std::string checkpoint, pub, ids, softmax = "exact_max", net = "none";
+  std::string checkpoint, pub, ids, softmax = "exact_max", net = "none", reveal = "logits";
   long long random_seed = -1;
   double timeout = 600;
   bool json = false;
@@ -45,6 +46,7 @@ void add_common(CLI::App* sub, NetArgs& a, bool with_public) {
   sub->add_option("--softmax", a.softmax, "exact_max or clipped (all three must agree)")->capture_default_str();
   sub->add_option("--net", a.net, "network emulation profile of src/mpc (none, lan, 1g, wan400, wan100)")->capture_default_str();
   sub->add_option("--timeout", a.timeout, "seconds to wait for a peer")->capture_default_str();
+  sub->add_option("--reveal", a.reveal, "logits (last position) or token (secure argmax: only the next token); all three must agree")->capture_default_str();
   sub->add_option("--random-weights", a.random_seed, "use a random model of the --preset/--rung/--set config (demo, cost)");
   if (with_public) sub->add_option("--public", a.pub, "public part of the model (aero pi export-public)");
 }
@@ -71,9 +73,10 @@ pi::FxSpec spec_of(const NetArgs& a) {
 
 const mpc::Block kModelSeedDomain{0x6165726f, 0x7069};  // R_W seed shared by server and dealer
 
-void dealer_program(mpc::Dealer& d, const pi::PiModel& m, int T, const pi::FxSpec& s) {
+void dealer_program(mpc::Dealer& d, const pi::PiModel& m, int T, const pi::FxSpec& s, bool token) {
   pi::SecureExec ex(&d, nullptr, s, kModelSeedDomain);
-  ex.output_client(pi::full_forward(ex, m, std::vector<int32_t>(T, 0), false));
+  auto y = pi::full_forward(ex, m, std::vector<int32_t>(T, 0), false);
+  ex.output_client(token ? ex.argmax(y) : y);
 }
 
 aero::cli::Registrar reg("pi_net", [](CLI::App& app) {
@@ -108,7 +111,7 @@ aero::cli::Registrar reg("pi_net", [](CLI::App& app) {
       AERO_CHECK(ch[0] && ch[1], "dealer: both parties announced the same role");
       auto t0 = std::chrono::steady_clock::now();
       auto s = spec_of(*a);
-      mpc::serve_keys(*ch[0], *ch[1], [&](mpc::Dealer& d) { dealer_program(d, m, a->tokens, s); }, mpc::random_seed());
+      mpc::serve_keys(*ch[0], *ch[1], [&](mpc::Dealer& d) { dealer_program(d, m, a->tokens, s, a->reveal == "token"); }, mpc::random_seed());
       double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       std::printf("dealer: keys sent %llu B to the server, %llu B to the client, %.2f s\n",
                   (unsigned long long)ch[0]->meter().total().bytes_sent,
@@ -155,7 +158,7 @@ aero::cli::Registrar reg("pi_net", [](CLI::App& app) {
       mpc::RemoteDealer src(*dch);
       const int T = a->tokens;
       auto t0 = std::chrono::steady_clock::now();
-      mpc::KeyReader keys = src.obtain(role, [&](mpc::Dealer& d) { dealer_program(d, m, T, s); });
+      mpc::KeyReader keys = src.obtain(role, [&](mpc::Dealer& d) { dealer_program(d, m, T, s, a->reveal == "token"); });
       auto t1 = std::chrono::steady_clock::now();
       std::unique_ptr<mpc::Channel> peer;
       if (role == 0) {
@@ -173,7 +176,9 @@ aero::cli::Registrar reg("pi_net", [](CLI::App& app) {
       }
       mpc::Party p{role, *peer, keys};
       pi::SecureExec ex(nullptr, &p, s, kModelSeedDomain);
-      auto logits = ex.output_client(pi::full_forward(ex, m, role == 1 ? ids : std::vector<int32_t>(T, 0), false));
+      auto y = pi::full_forward(ex, m, role == 1 ? ids : std::vector<int32_t>(T, 0), false);
+      const bool token = a->reveal == "token";
+      auto logits = ex.output_client(token ? ex.argmax(y) : y);
       double online = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
       double offline = std::chrono::duration<double>(t1 - t0).count();
       const auto tot = peer->meter().total();
@@ -188,12 +193,16 @@ aero::cli::Registrar reg("pi_net", [](CLI::App& app) {
         return;
       }
       int best = 0;
-      for (size_t v = 1; v < logits.size(); ++v)
-        if (logits[v] > logits[best]) best = int(v);
-      nlohmann::json j = {{"next_token", best}, {"logit", logits[best]}, {"online_bytes_sent", tot.bytes_sent},
+      if (token) {
+        best = int(std::lround(logits[0] * (1 << s.f)));  // the index wire carries an integer
+      } else {
+        for (size_t v = 1; v < logits.size(); ++v)
+          if (logits[v] > logits[best]) best = int(v);
+      }
+      nlohmann::json j = {{"next_token", best}, {"reveal", a->reveal}, {"online_bytes_sent", tot.bytes_sent},
                           {"online_bytes_recv", tot.bytes_recv}, {"model_setup_bytes", setup}, {"rounds", tot.rounds},
                           {"online_s", online}, {"key_bytes", keys.size()}, {"offline_s", offline}};
-      if (a->json) j["logits"] = logits;
+      if (a->json && !token) j["logits"] = logits;
       std::printf("%s\n", a->json ? j.dump().c_str() : j.dump(2).c_str());
     });
   }

@@ -425,4 +425,27 @@ SWire SecureExec::lm_head(const SWire& x, const PiModel& m) {
   return y;
 }
 
+SWire SecureExec::argmax(const SWire& lg) {
+  AERO_CHECK(lg.rows == 1, "secure argmax: one row expected, got ", lg.rows);
+  V val = lg.v, idx(val.size());
+  for (size_t k = 0; k < idx.size(); ++k) idx[k] = dealer() ? 0 : u64(k);  // public indices
+  while (val.size() > 1) {
+    size_t pairs = val.size() / 2;
+    V diff(pairs), g2(2 * pairs), a2(2 * pairs), b2(2 * pairs);
+    for (size_t k = 0; k < pairs; ++k) diff[k] = mpc::mod_w(val[2 * k] - val[2 * k + 1], W);
+    auto ge = drelu(diff);
+    for (size_t k = 0; k < pairs; ++k) {
+      g2[k] = g2[pairs + k] = ge[k];
+      a2[k] = val[2 * k], b2[k] = val[2 * k + 1];
+      a2[pairs + k] = idx[2 * k], b2[pairs + k] = idx[2 * k + 1];
+    }
+    auto sel = select(g2, a2, b2);
+    V nv(sel.begin(), sel.begin() + pairs), ni(sel.begin() + pairs, sel.end());
+    if (val.size() % 2) nv.push_back(val.back()), ni.push_back(idx.back());
+    val = std::move(nv);
+    idx = std::move(ni);
+  }
+  return SWire{1, 1, idx};
+}
+
 }  // namespace aero::pi

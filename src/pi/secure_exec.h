@@ -70,6 +70,10 @@ class SecureExec {
   T embed(const std::vector<int32_t>& ids, const PiModel& m);
   T last_row(const T& x);
   T lm_head(const T& x, const PiModel& m);
+  // Secure argmax of a 1 x V row (first maximum on ties, like argmax_rows): a tournament of
+  // drelu + select (value and index together) per level, ceil(log2 V) levels x 2 rounds; the
+  // result is a 1 x 1 wire holding the index (reveal it with output_client).
+  T argmax(const T& logits);
 
  private:
   bool dealer() const { return d_ != nullptr; }

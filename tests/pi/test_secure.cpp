@@ -3,6 +3,8 @@
 // scaling) must be reproduced bit for bit, for every activation of the ladder.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "core/rng.h"
 #include "mpc/local_run.h"
 #include "pi/executors.h"
@@ -87,11 +89,12 @@ TEST(PiSecure, BlocksAndFullScopeEqualFixedPoint) {
       FixedExec xe(spec);
       auto want = full ? xe.output(full_forward(xe, m, ids, false)) : xe.output(blocks_forward(xe, m, xe.input(x0, T, d)));
       const mpc::Block seed{0x55, 0x66};
-      std::vector<double> got;
+      std::vector<double> got, tok;
       auto program = [&](mpc::Dealer& dl) {
         SecureExec ex(&dl, nullptr, spec, seed);
         auto y = full ? full_forward(ex, m, ids, false) : blocks_forward(ex, m, ex.input_client({}, T, d));
         ex.output_client(y);
+        if (full) ex.output_client(ex.argmax(y));
       };
       mpc::run_local(program, [&](mpc::Party& p) {
         SecureExec ex(nullptr, &p, spec, seed);
@@ -99,8 +102,16 @@ TEST(PiSecure, BlocksAndFullScopeEqualFixedPoint) {
         auto y = full ? full_forward(ex, m, cl ? ids : std::vector<int32_t>(T, 0), false)
                       : blocks_forward(ex, m, ex.input_client(cl ? x0 : std::vector<double>{}, T, d));
         auto out = ex.output_client(y);
-        if (cl) got = out;
+        std::vector<double> t;
+        if (full) t = ex.output_client(ex.argmax(y));
+        if (cl) got = out, tok = t;
       });
+      if (full) {  // next token only (secure argmax) == argmax of the simulated logits
+        FixedExec xe2(spec);
+        auto lx = full_forward(xe2, m, ids, false);
+        ASSERT_EQ(tok.size(), 1u);
+        EXPECT_EQ(int(std::lround(tok[0] * (1 << spec.f))), argmax_rows(lx)[0]) << c.rung;
+      }
       ASSERT_EQ(got.size(), want.size()) << c.rung;
       for (size_t k = 0; k < want.size(); ++k) ASSERT_EQ(got[k], want[k]) << c.rung << (full ? " full" : " blocks") << " element " << k;
     }
