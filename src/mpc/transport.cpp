@@ -6,7 +6,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <sched.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -48,17 +47,15 @@ double mono_now() {
   return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
 }
 
-// Sleeps to 0.3 ms before t, then yields until t: a timed sleep alone wakes up 50-100 us
-// late, which would double the 0.05 ms one-way delay of the LAN profile.
+// A timed sleep to the arrival time. (Yield-spinning the last part was tried: on a loaded
+// machine it wakes up later, not earlier.)
 void sleep_until_mono(double t) {
-  const double wake = t - 0.3e-3;
-  while (mono_now() < wake) {
+  while (mono_now() < t) {
     timespec ts;
-    ts.tv_sec = time_t(wake);
-    ts.tv_nsec = long((wake - double(ts.tv_sec)) * 1e9);
+    ts.tv_sec = time_t(t);
+    ts.tv_nsec = long((t - double(ts.tv_sec)) * 1e9);
     clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr);
   }
-  while (mono_now() < t) sched_yield();
 }
 
 }  // namespace
