@@ -124,7 +124,10 @@ TEST(GradCheck, Gpt2LayerNormIdentity) { gradcheck({{"ffn_act", "identity"}}); }
 TEST(GradCheck, NoNormGelu) { gradcheck({{"norm", "none"}, {"ffn_act", "gelu"}}); }
 TEST(GradCheck, NoNormReluFinalNorm) { gradcheck({{"norm", "none"}, {"ffn_act", "relu"}, {"final_norm", true}}); }
 TEST(GradCheck, SoftmaxOnly) { gradcheck({{"norm", "none"}, {"ffn_act", "identity"}}); }
-TEST(GradCheck, GeluExact) { gradcheck({{"ffn_act", "gelu_exact"}}); }
+TEST(GradCheck, GeluExact) {
+  gradcheck({{"ffn_act", "gelu_exact"}});
+  gradcheck({{"family", "pythia"}, {"ffn_act", "gelu_exact"}, {"rotary_pct", 0.5}});  // real Pythia
+}
 TEST(GradCheck, LeakyRelu) { gradcheck({{"ffn_act", "leaky_relu"}, {"leaky_slope", 0.2}}); }
 TEST(GradCheck, LearnableLeakyPerLayer) {
   gradcheck({{"norm", "none"}, {"ffn_act", "learnable_leaky_relu"}, {"leaky_slope", 0.1}});
