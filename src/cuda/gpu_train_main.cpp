@@ -1,0 +1,122 @@
+// aero-gpu: train on an NVIDIA GPU from the command line, with the same run configuration,
+// data, metrics and checkpoints as `aero train` (docs/gpu.md, "Training on the GPU").
+//   aero-gpu train --out RUN_DIR [--config RUN.json | --preset P] [--rung R] [--set k=v]...
+//                  [--overwrite] [--stop-after N] [--device D] [-q]
+//   aero-gpu train --resume RUN_DIR [--stop-after N] [--device D] [-q]
+// Built by the standalone CUDA build (no CLI11 there): a small hand-written parser.
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "cuda/gpu_train.h"
+#include "model/config.h"
+
+namespace {
+
+const char* kUsage =
+    "usage:\n"
+    "  aero-gpu train --out RUN_DIR [--config RUN.json | --preset NAME] [--rung RUNG]\n"
+    "                 [--set KEY=VALUE]... [--overwrite] [--stop-after N] [--device D] [-q]\n"
+    "  aero-gpu train --resume RUN_DIR [--stop-after N] [--device D] [-q]\n"
+    "The configuration is the JSON RunConfig of `aero config` (docs/config.md); --config without\n"
+    "--preset uses the file alone, as `aero train` does. Run directories are shared with aero:\n"
+    "`aero eval RUN_DIR` and `aero train --resume RUN_DIR` read what aero-gpu writes, and\n"
+    "`aero-gpu train --resume RUN_DIR` continues a CPU run.\n";
+
+[[noreturn]] void usage_error(const std::string& msg) {
+  std::fprintf(stderr, "aero-gpu: %s\n%s", msg.c_str(), kUsage);
+  std::exit(2);
+}
+
+long long parse_int(const std::string& flag, const std::string& v) {
+  try {
+    size_t used = 0;
+    long long x = std::stoll(v, &used);
+    if (used == v.size()) return x;
+  } catch (const std::exception&) {
+  }
+  usage_error(flag + " expects an integer, got '" + v + "'");
+}
+
+int cmd_train(const std::vector<std::string>& args) {
+  std::string out, resume, config_path, preset, rung;
+  std::vector<std::string> sets;
+  bool overwrite = false, quiet = false;
+  long long stop_after = -1, device = 0;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= args.size()) usage_error(a + " needs a value");
+      return args[++i];
+    };
+    if (a == "--out") out = value();
+    else if (a == "--resume") resume = value();
+    else if (a == "--config" || a == "-c") config_path = value();
+    else if (a == "--preset") preset = value();
+    else if (a == "--rung") rung = value();
+    else if (a == "--set") sets.push_back(value());
+    else if (a == "--overwrite") overwrite = true;
+    else if (a == "-q" || a == "--quiet") quiet = true;
+    else if (a == "--stop-after") stop_after = parse_int(a, value());
+    else if (a == "--device") device = parse_int(a, value());
+    else if (a == "-h" || a == "--help") {
+      std::printf("%s", kUsage);
+      return 0;
+    } else usage_error("unknown argument '" + a + "'");
+  }
+  aero::cuda::GpuTrainOptions to;
+  to.progress = !quiet;
+  to.overwrite = overwrite;
+  to.stop_after = stop_after;
+  to.device = int(device);
+  std::unique_ptr<aero::cuda::GpuTrainer> t;
+  if (!resume.empty()) {
+    if (!out.empty() || !config_path.empty() || !preset.empty() || !rung.empty() || !sets.empty())
+      usage_error("--resume takes the configuration from the run's checkpoint; do not combine "
+                  "it with --out, --config, --preset, --rung or --set");
+    t = aero::cuda::GpuTrainer::resume(resume, to);
+  } else {
+    if (out.empty()) usage_error("train needs --out RUN_DIR (or --resume RUN_DIR)");
+    to.out_dir = out;
+    t = std::make_unique<aero::cuda::GpuTrainer>(
+        aero::model::build_run_config(config_path, preset, rung, sets), to);
+  }
+  const auto& c = t->config();
+  std::fprintf(stderr,
+               "aero-gpu train: %zu parameters, L=%d H=%d d=%d V=%d, %d steps x %d x %d x %d "
+               "tokens, data %s, device %lld\n",
+               t->model().num_parameters(), c.model.n_layer, c.model.n_head, c.model.d_model,
+               c.model.vocab_size, c.train.steps, c.train.batch_size, c.train.grad_accum,
+               c.train.seq_len, c.data.dir.empty() ? "synthetic (built in)" : c.data.dir.c_str(),
+               device);
+  const aero::cuda::GpuTrainSummary s = t->run();
+  if (s.diverged) {
+    std::fprintf(stderr,
+                 "aero-gpu: training stopped at step %lld: %s; the weights are saved in %s\n",
+                 (long long)s.steps_done + 1, s.nonfinite.c_str(), s.checkpoint.c_str());
+    return 1;
+  }
+  std::printf("steps %lld, last val_loss %.4f (ppl %.3f), checkpoint %s\n",
+              (long long)s.steps_done, s.val_loss, std::exp(s.val_loss), s.checkpoint.c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "-h" || args[0] == "--help") {
+    std::printf("%s", kUsage);
+    return args.empty() ? 2 : 0;
+  }
+  try {
+    if (args[0] == "train") return cmd_train({args.begin() + 1, args.end()});
+    usage_error("unknown command '" + args[0] + "'");
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "aero-gpu: error: %s\n", e.what());
+    return 1;
+  }
+}
