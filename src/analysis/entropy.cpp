@@ -205,8 +205,18 @@ std::string format_summary(const EntropySummary& s) {
   return o.str();
 }
 
+std::array<double, 4> paper_entropy_bins(const std::string& a) {
+  if (a == "SM+LN+G") return {4, 14, 74, 8};
+  if (a == "SM+LN+R") return {6, 16, 74, 3};
+  if (a == "SM+G") return {1, 18, 23, 58};
+  if (a == "SM+R") return {3, 20, 53, 24};
+  if (a == "SM") return {33, NAN, NAN, 45};
+  return {NAN, NAN, NAN, NAN};
+}
+
 std::vector<std::string> plot_entropy(const EntropySummary& s, const std::string& base_dir,
-                                      const std::string& run_name, bool png) {
+                                      const std::string& run_name, bool png, const std::array<double, 4>& reference,
+                                      const std::string& reference_name) {
   std::vector<std::string> out;
   Heatmap h;
   h.title = "Attention entropy per head" + (run_name.empty() ? "" : " - " + run_name);
@@ -238,9 +248,12 @@ std::vector<std::string> plot_entropy(const EntropySummary& s, const std::string
   auto labels = bin_labels();
   auto ranges = bin_ranges(s.max_observed);
   for (int i = 0; i < 4; ++i) b.categories.push_back(labels[i] + "\n" + ranges[i]);
-  BarSeries bs{"heads", {}, ""};
+  BarSeries bs{"measured", {}, ""};
   for (int i = 0; i < 4; ++i) bs.values.push_back(100 * s.bin_fractions[i]);
   b.series.push_back(bs);
+  if (std::any_of(reference.begin(), reference.end(), [](double v) { return std::isfinite(v); }))
+    b.series.push_back({reference_name.empty() ? "reference" : reference_name,
+                        std::vector<double>(reference.begin(), reference.end()), "#9a9a9a"});
   b.value_suffix = "%";
   auto c = write_plot(render_svg(b), base_dir + "/entropy_bins", png);
   out.insert(out.end(), c.begin(), c.end());

@@ -9,6 +9,7 @@
 // mean entropy is ln(T!)/T (every row uniform over its i+1 keys).
 #pragma once
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -74,9 +75,19 @@ nlohmann::json to_json(const EntropySummary& s);
 // The table `aero entropy` prints: L x H entropies, per-layer mean, bins, overload/collapse.
 std::string format_summary(const EntropySummary& s);
 
+// The paper's bin distribution (percent of heads per bin) for GPT-2 L=12 T=128 on CodeParrot
+// (SPEC section 3), by architecture name: SM+LN+G 4/14/74/8, SM+LN+R 6/16/74/3,
+// SM+G 1/18/23/58, SM+R 3/20/53/24, SM 33/?/?/45 (NaN where the paper gives no number).
+// All NaN for other architectures.
+std::array<double, 4> paper_entropy_bins(const std::string& architecture);
+
 // Plots like the paper's figures: the L x H heatmap and the bin histogram (percent of heads).
-// base_dir/entropy_heatmap.{svg,png}, base_dir/entropy_bins.{svg,png}. Returns paths written.
+// base_dir/entropy_heatmap.{svg,png}, base_dir/entropy_bins.{svg,png}. `reference` (percent,
+// e.g. paper_entropy_bins) is drawn beside the measured bars when any entry is finite, named
+// `reference_name`. Returns the paths written.
 std::vector<std::string> plot_entropy(const EntropySummary& s, const std::string& base_dir,
-                                      const std::string& run_name, bool png = true);
+                                      const std::string& run_name, bool png = true,
+                                      const std::array<double, 4>& reference = {NAN, NAN, NAN, NAN},
+                                      const std::string& reference_name = "");
 
 }  // namespace aero::analysis

@@ -82,11 +82,20 @@ aero::cli::Registrar reg("entropy", [](CLI::App& app) {
     j["val_loss"] = std::isfinite(r.ce) ? nlohmann::json(r.ce) : nlohmann::json(nullptr);
     j["val_ppl"] = std::isfinite(r.ce) ? nlohmann::json(std::exp(r.ce)) : nlohmann::json(nullptr);
     j["nonfinite"] = r.nonfinite;
+    // The paper's distribution for this rung (GPT-2 L=12 T=128, CodeParrot), for comparison.
+    auto paper = aero::analysis::paper_entropy_bins(arch);
+    bool has_paper = std::isfinite(paper[0]);
+    if (has_paper) {
+      nlohmann::json pb = nlohmann::json::array();
+      for (double v : paper) pb.push_back(std::isfinite(v) ? nlohmann::json(v / 100) : nlohmann::json(nullptr));
+      j["paper_bin_fractions"] = pb;
+    }
     std::string table = aero::analysis::format_summary(r.summary);
     aero::make_dirs(out);
     aero::write_file_atomic(out + "/entropy.json", j.dump(2) + "\n");
     aero::write_file_atomic(out + "/entropy.txt", name + "\n" + table);
-    auto files = aero::analysis::plot_entropy(r.summary, out, name, !a->no_png);
+    auto files = aero::analysis::plot_entropy(r.summary, out, name, !a->no_png, paper,
+                                              has_paper ? "paper, GPT-2 L12 T128" : "");
     if (a->json) {
       std::printf("%s\n", j.dump(2).c_str());
     } else {

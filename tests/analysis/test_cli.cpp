@@ -147,6 +147,9 @@ TEST_F(Cli, EntropyOfACheckpoint) {
   int64_t binned = 0;
   for (auto& b : j["bins"]) binned += b["count"].get<int64_t>();
   EXPECT_EQ(binned + j["nan_heads"].get<int64_t>(), 4);
+  ASSERT_TRUE(j.contains("paper_bin_fractions"));  // SM: 33% bottom, 45% top (SPEC section 3)
+  EXPECT_DOUBLE_EQ(j["paper_bin_fractions"][0].get<double>(), 0.33);
+  EXPECT_TRUE(j["paper_bin_fractions"][1].is_null());
   std::string out = run + "/entropy/step-000030";
   EXPECT_TRUE(fs::exists(out + "/entropy.json"));
   EXPECT_TRUE(fs::exists(out + "/entropy.txt"));

@@ -128,7 +128,7 @@ TEST(Entropy, PlotsLikeThePapersFigures) {
     for (auto& x : row) x = u(rng);
   e[11][5] = NAN;
   auto s = summarize_entropy(e, 128, 1, 64);
-  auto files = plot_entropy(s, dir, "test run", true);
+  auto files = plot_entropy(s, dir, "test run", true, paper_entropy_bins("SM+LN+G"), "paper");
   ASSERT_EQ(files.size(), 4u);
   std::string heat = aero::read_file(dir + "/entropy_heatmap.svg");
   EXPECT_EQ(aero::test::xml_problem(heat), "");
@@ -137,8 +137,22 @@ TEST(Entropy, PlotsLikeThePapersFigures) {
   EXPECT_EQ(aero::test::count_of(heat, ">NaN<"), 1u);
   std::string bins = aero::read_file(dir + "/entropy_bins.svg");
   EXPECT_EQ(aero::test::xml_problem(bins), "");
-  EXPECT_EQ(aero::test::count_of(bins, "class=\"bar\""), 4u);
+  EXPECT_EQ(aero::test::count_of(bins, "class=\"bar\""), 8u);  // measured + the paper's
+  EXPECT_NE(bins.find(">74.0%<"), std::string::npos);
   EXPECT_NE(bins.find("[3Max/4, Max]"), std::string::npos);
   EXPECT_TRUE(aero::file_exists(dir + "/entropy_bins.png"));
   std::filesystem::remove_all(dir);
+}
+
+TEST(Entropy, PapersBinDistributions) {
+  // SPEC section 3 (GPT-2, L=12, T=128): percent of heads per bin.
+  EXPECT_EQ(paper_entropy_bins("SM+LN+G"), (std::array<double, 4>{4, 14, 74, 8}));
+  EXPECT_EQ(paper_entropy_bins("SM+LN+R"), (std::array<double, 4>{6, 16, 74, 3}));
+  EXPECT_EQ(paper_entropy_bins("SM+G"), (std::array<double, 4>{1, 18, 23, 58}));
+  EXPECT_EQ(paper_entropy_bins("SM+R"), (std::array<double, 4>{3, 20, 53, 24}));
+  auto sm = paper_entropy_bins("SM");
+  EXPECT_EQ(sm[0], 33);
+  EXPECT_EQ(sm[3], 45);
+  EXPECT_TRUE(std::isnan(sm[1]));
+  EXPECT_TRUE(std::isnan(paper_entropy_bins("SM+ScFuFFN")[0]));
 }
