@@ -488,7 +488,9 @@ std::string render_svg(const BarChart& b) {
   bool show_legend = b.series.size() > 1;
   double lw = show_legend ? legend_width(legend) + 16 : 0;
   double W = b.width + lw, H = b.height;
-  double top = b.subtitle.empty() ? 50 : 66, left = 84, bottom = 62, right = 24 + lw;
+  size_t label_lines = 1;
+  for (auto& c : b.categories) label_lines = std::max(label_lines, size_t(1 + std::count(c.begin(), c.end(), '\n')));
+  double top = b.subtitle.empty() ? 50 : 66, left = 84, bottom = 62 + 15.0 * (label_lines - 1), right = 24 + lw;
   Axis ay = make_axis(vmin, vmax > vmin ? vmax * 1.08 : 1, false, 6);
   ay.p0 = H - bottom;
   ay.p1 = top;
