@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The main job on a fresh machine (after scripts/setup.sh): build aero, build the smoke code
+# corpus (Python standard library from Debian's packages) with a code tokenizer learned from
+# it, and reproduce the AERO ladder with the `tiny` preset on the CPU. Rerunning skips what
+# is done (corpus, finished rungs) and resumes an interrupted rung.
+#   scripts/main.sh [extra `aero reproduce` options]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${AERO_BUILD_DIR:-build}
+cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$BUILD" -j"$(nproc)" --target aero
+AERO="$BUILD/aero"
+
+# 1. The smoke corpus (GPT-2 tokens; fetches libpython3.11-stdlib with apt-get download).
+[[ -f data/code-smoke/manifest.json ]] || "$AERO" data code --smoke --out data/code-smoke
+# 2. A byte-level BPE of 8192 tokens learned from the same sources (like the paper's code
+#    tokenizer, retrained on Python), and the corpus re-tokenized with it.
+TOK=data/tokenizers/code-smoke-8k.json
+if [[ ! -f $TOK ]]; then
+  "$AERO" tokenizer train --vocab-size 8192 --input cache/code/unpacked --out "$TOK"
+fi
+[[ -f data/code-smoke-8k/manifest.json ]] || "$AERO" data code --smoke --tokenizer "$TOK" --out data/code-smoke-8k
+# 3. The ladder.
+"$AERO" reproduce --preset tiny --out runs/tiny-ladder \
+  --set data.dir=data/code-smoke-8k --set "data.tokenizer=$TOK" --set model.vocab_size=8192 "$@"
+echo "results: runs/tiny-ladder/results.md (figures in runs/tiny-ladder/figures/)"
