@@ -15,7 +15,7 @@ if [[ -z ${OPENBLAS_CORETYPE:-} ]]; then
   if grep -q avx512f /proc/cpuinfo; then export OPENBLAS_CORETYPE=SkylakeX; else export OPENBLAS_CORETYPE=Haswell; fi
 fi
 export OMP_NUM_THREADS=$THREADS
-cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DAERO_BENCH=ON -DAERO_TESTS=OFF >/dev/null
+cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DAERO_BENCH=ON >/dev/null
 cmake --build "$BUILD" --target bench_train -j"$THREADS"
 echo "== aero (OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE, $THREADS threads)"
 "$BUILD/bench_train" --threads "$THREADS" --steps 10 --json "$OUT_DIR/aero_train.json"

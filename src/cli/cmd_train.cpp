@@ -1,4 +1,5 @@
 // `aero train`, `aero eval`, `aero generate`: the trainer's commands (docs/training.md).
+#include <csignal>
 #include <cmath>
 #include <cstdio>
 #include <sstream>
@@ -18,6 +19,9 @@
 namespace {
 
 using aero::fail;
+
+// Ctrl-C / SIGTERM: finish the current step, write a checkpoint, exit; --resume continues.
+extern "C" void on_stop_signal(int) { aero::train::request_stop(); }
 
 aero::cli::Registrar reg_train("train", [](CLI::App& app) {
   auto* sub = app.add_subcommand("train", "Train a model (fresh with --out, or --resume a run)");
@@ -56,7 +60,14 @@ aero::cli::Registrar reg_train("train", [](CLI::App& app) {
                  t->model().num_parameters(), c.model.n_layer, c.model.n_head, c.model.d_model,
                  c.model.vocab_size, c.train.steps, c.train.batch_size, c.train.grad_accum,
                  c.train.seq_len, c.data.dir.empty() ? "synthetic (built in)" : c.data.dir.c_str());
+    std::signal(SIGINT, on_stop_signal);
+    std::signal(SIGTERM, on_stop_signal);
     const aero::train::TrainSummary s = t->run();
+    if (s.interrupted) {
+      std::printf("interrupted at step %lld; checkpoint %s; continue with: aero train --resume %s\n",
+                  (long long)s.steps_done, s.checkpoint.c_str(), a->resume.empty() ? a->out.c_str() : a->resume.c_str());
+      return;
+    }
     if (s.diverged)
       fail("training stopped at step ", s.steps_done + 1, ": ", s.nonfinite,
            "; the weights that produced it are saved in ", s.checkpoint);

@@ -1,6 +1,7 @@
 #include "train/trainer.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -18,6 +19,13 @@ namespace aero::train {
 namespace fs = std::filesystem;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
+
+namespace {
+std::atomic<bool> g_stop_requested{false};
+static_assert(std::atomic<bool>::is_always_lock_free);
+}  // namespace
+
+void request_stop() { g_stop_requested.store(true); }
 
 Trainer::Trainer(const model::RunConfig& cfg, TrainOptions opts)
     : Trainer(cfg, std::move(opts), /*fresh=*/true) {}
@@ -199,11 +207,17 @@ TrainSummary Trainer::run() {
                      {"entropy", e.entropy}});
       if (opts_.progress && !prog) std::fprintf(stderr, "step %lld val_loss %.4f\n", (long long)s.step, e.ce);
     }
+    const bool interrupted = g_stop_requested.load();
     if ((tc.checkpoint_every > 0 && s.step % tc.checkpoint_every == 0) || last ||
-        s.step == end)
+        s.step == end || interrupted)
       sum.checkpoint = save_checkpoint_now();
+    if (interrupted) {
+      sum.interrupted = true;
+      if (prog) prog->finish("interrupted: checkpoint " + sum.checkpoint);
+      break;
+    }
   }
-  if (prog && !sum.diverged) prog->finish();
+  if (prog && !sum.diverged && !sum.interrupted) prog->finish();
   sum.steps_done = state_.step;
   return sum;
 }

@@ -45,11 +45,16 @@ struct TrainOptions {
 struct TrainSummary {
   int64_t steps_done = 0;
   bool diverged = false;    // stopped by the NaN guard
+  bool interrupted = false; // stopped by request_stop()
   std::string nonfinite;    // its finding ("" otherwise)
   std::string checkpoint;   // last checkpoint written ("" without out_dir)
   double val_loss = NAN;    // last evaluation
   std::vector<double> losses;  // training loss of each step run in this call
 };
+
+// Asks every running Trainer::run to stop after the current step, with a checkpoint
+// (async-signal-safe: `aero train` calls it from its SIGINT/SIGTERM handler).
+void request_stop();
 
 class Trainer {
  public:
