@@ -12,6 +12,7 @@
 // Prints a table and writes one JSON object (--json PATH) for bench/run_train_bench.sh.
 //
 //   OPENBLAS_CORETYPE=SkylakeX build/bench_train --threads 2
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -44,9 +45,15 @@ static double gemm_rate(bool ta, bool tb, int m, int n, int k, int reps) {
                 C.data(), n);
   };
   run();
-  auto t0 = Clock::now();
-  for (int r = 0; r < reps; ++r) run();
-  return 2.0 * m * n * k * reps / since(t0) / 1e9;
+  // Best of 5 trials: on a shared machine other processes only ever slow a trial down, so
+  // the fastest one is the closest to what the BLAS can do.
+  double best = 0;
+  for (int trial = 0; trial < 5; ++trial) {
+    auto t0 = Clock::now();
+    for (int r = 0; r < reps; ++r) run();
+    best = std::max(best, 2.0 * m * n * k * reps / since(t0) / 1e9);
+  }
+  return best;
 }
 
 int main(int argc, char** argv) {
@@ -88,7 +95,7 @@ int main(int argc, char** argv) {
     const int N = B * T, F = cfg.model.d_ff;
 
     // 1. GEMM rates.
-    const double square = gemm_rate(false, false, 1024, 1024, 1024, 8);
+    const double square = gemm_rate(false, false, 1024, 1024, 1024, 4);
     // The model's products, forward (x W^T), input grad (dy W), weight grad (dy^T x), with the
     // time-weighted mean rate = total FLOPs / total time.
     struct Shape { int out, in; };
@@ -115,6 +122,7 @@ int main(int argc, char** argv) {
     aero::train::ChunkBatcher batcher(ds, T, 1);
     std::vector<int32_t> tok(static_cast<size_t>(N)), tgt(static_cast<size_t>(N));
     double t_fwd = 0, t_bwd = 0, t_opt = 0, t_all = 0, loss = 0;
+    std::vector<double> step_s;
     for (int s = 0; s < warmup + steps; ++s) {
       batcher.next_batch(B, tok.data(), tgt.data());
       auto t0 = Clock::now();
@@ -131,9 +139,12 @@ int main(int argc, char** argv) {
         t_bwd += std::chrono::duration<double>(t2 - t1).count();
         t_opt += std::chrono::duration<double>(t3 - t2).count();
         t_all += std::chrono::duration<double>(t3 - t0).count();
+        step_s.push_back(std::chrono::duration<double>(t3 - t0).count());
       }
     }
-    const double tok_s = double(N) * steps / t_all;
+    const double tok_s = double(N) * steps / t_all;  // mean over the timed steps
+    std::sort(step_s.begin(), step_s.end());
+    const double tok_s_median = double(N) / step_s[step_s.size() / 2];
 
     // 3. FLOPs per token and the limit.
     double n_matmul = 0;
@@ -153,6 +164,7 @@ int main(int argc, char** argv) {
     std::printf("%-44s %12.0f\n", "limit tok/s (1024^3 rate)", limit_square);
     std::printf("%-44s %12.0f\n", "limit tok/s (model-shape rate)", limit_shapes);
     std::printf("%-44s %12.0f\n", "aero trainer tok/s", tok_s);
+    std::printf("%-44s %12.0f\n", "aero trainer tok/s (median step)", tok_s_median);
     std::printf("%-44s %11.1f%%\n", "share of limit (1024^3 rate)", 100 * tok_s / limit_square);
     std::printf("%-44s %11.1f%%\n", "share of limit (model-shape rate)", 100 * tok_s / limit_shapes);
     std::printf("%-44s %12.1f\n", "ms/step forward", 1e3 * t_fwd / steps);
@@ -164,7 +176,7 @@ int main(int argc, char** argv) {
                           {"threads", threads}, {"openblas_coretype", core ? core : ""},
                           {"sgemm_square_gflops", square}, {"sgemm_model_gflops", model_shapes},
                           {"flops_per_token", flops_tok}, {"limit_square_tok_s", limit_square},
-                          {"limit_model_tok_s", limit_shapes}, {"tokens_per_s", tok_s},
+                          {"limit_model_tok_s", limit_shapes}, {"tokens_per_s", tok_s}, {"tokens_per_s_median", tok_s_median},
                           {"ms_forward", 1e3 * t_fwd / steps}, {"ms_backward", 1e3 * t_bwd / steps},
                           {"ms_optimizer", 1e3 * t_opt / steps}, {"steps", steps}};
       aero::write_file_atomic(json_path, j.dump(2) + "\n");
