@@ -2,14 +2,14 @@
 # CPU training speed: the aero trainer against (a) Debian's PyTorch running the reference
 # model of the same config with the same threads, in the same run, and (b) the machine's
 # GEMM-rate limit (bench_train). Prints both ratios; results in $OUT_DIR (default
-# bench/results). OpenBLAS reads OPENBLAS_CORETYPE only at start-up, so it is set here
+# BUILD/bench-results). OpenBLAS reads OPENBLAS_CORETYPE only at start-up, so it is set here
 # for both programs (SkylakeX where the CPU has AVX-512, else Haswell).
 #   bench/run_train_bench.sh [threads]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 THREADS=${1:-2}
 BUILD=${AERO_BUILD_DIR:-build-bench}
-OUT_DIR=${OUT_DIR:-bench/results}
+OUT_DIR=${OUT_DIR:-$BUILD/bench-results}
 mkdir -p "$OUT_DIR"
 if [[ -z ${OPENBLAS_CORETYPE:-} ]]; then
   if grep -q avx512f /proc/cpuinfo; then export OPENBLAS_CORETYPE=SkylakeX; else export OPENBLAS_CORETYPE=Haswell; fi
