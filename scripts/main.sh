@@ -17,10 +17,14 @@ AERO="$BUILD/aero"
 #    tokenizer, retrained on Python), and the corpus re-tokenized with it.
 TOK=data/tokenizers/code-smoke-8k.json
 if [[ ! -f $TOK ]]; then
-  "$AERO" tokenizer train --vocab-size 8192 --input cache/code/unpacked --out "$TOK"
+  "$AERO" tokenizer train --vocab-size 8192 --input cache/code/unpacked/libpython3.11-* --out "$TOK"
 fi
 [[ -f data/code-smoke-8k/manifest.json ]] || "$AERO" data code --smoke --tokenizer "$TOK" --out data/code-smoke-8k
 # 3. The ladder.
+# Budget for a 2-core machine (about 15 minutes for the nine rungs on an idle one): 800 steps
+# of 8 x 128 tokens per rung, then a real 2PC run (dealer + 2 parties over loopback TCP) of
+# all four blocks of each trained shape.
 "$AERO" reproduce --preset tiny --out runs/tiny-ladder \
-  --set data.dir=data/code-smoke-8k --set "data.tokenizer=$TOK" --set model.vocab_size=8192 "$@"
+  --set data.dir=data/code-smoke-8k --set "data.tokenizer=$TOK" --set model.vocab_size=8192 \
+  --set train.steps=800 --set train.eval_every=100 --set train.checkpoint_every=200 "$@"
 echo "results: runs/tiny-ladder/results.md (figures in runs/tiny-ladder/figures/)"

@@ -9,6 +9,8 @@
 #include "cli/config_options.h"
 #include "cli/registry.h"
 #include "core/error.h"
+#include "core/safetensors.h"
+#include "pi/pi_eval.h"
 #include "text/tokenizer.h"
 #include "train/checkpoint.h"
 #include "train/data_source.h"
@@ -89,10 +91,13 @@ aero::cli::Registrar reg_eval("eval", [](CLI::App& app) {
     std::string ckpt, split = "valid", data;
     long long max_batches = 0;
     int batch = 0;
-    bool json = false;
+    bool json = false, pi_sim = false;
   };
   auto a = std::make_shared<Args>();
   sub->add_option("checkpoint", a->ckpt, "Checkpoint file or run directory")->required();
+  sub->add_flag("--pi-sim", a->pi_sim,
+                "Evaluate under the exact fixed-point arithmetic of private inference (widths, lookup "
+                "tables and truncations of the 2PC engine; docs/private_inference.md)");
   sub->add_option("--split", a->split, "train, valid or another split name of data.dir")->capture_default_str();
   sub->add_option("--data", a->data, "Shard directory (default: the run's data.dir)");
   sub->add_option("--max-batches", a->max_batches, "Evaluate at most this many batches (0 = all)");
@@ -102,6 +107,26 @@ aero::cli::Registrar reg_eval("eval", [](CLI::App& app) {
     aero::model::RunConfig c = aero::train::read_checkpoint_config(a->ckpt);
     if (!a->data.empty()) c.data.dir = a->data;
     const int B = a->batch > 0 ? a->batch : c.train.batch_size;
+    if (a->pi_sim) {
+      // The private-inference graph (src/pi) in its fixed-point executor, bit-compatible with
+      // the secure run; the same evaluation as `aero pi eval --no-float`.
+      const std::string path = aero::train::resolve_checkpoint(a->ckpt);
+      auto pm = aero::pi::PiModel::from_tensors(c.model, aero::SafeTensors::load(path));
+      const std::string split = split_name(c, a->split);
+      auto ds = aero::train::open_split(c, split);
+      auto r = aero::pi::pi_evaluate(pm, ds, c.train.seq_len, a->max_batches * B, aero::pi::FxSpec{}, false);
+      if (a->json) {
+        nlohmann::json j = {{"checkpoint", path}, {"split", split}, {"pi_sim", true},
+                            {"val_loss", r.ce_fixed}, {"val_ppl", r.ppl_fixed}, {"chunks", r.chunks},
+                            {"tokens", r.tokens}, {"max_wire_bits", r.max_bits}};
+        std::printf("%s\n", j.dump().c_str());
+      } else {
+        std::printf("%s on %s under --pi-sim: loss %.5f, perplexity %.4f over %llu chunks (%llu tokens)\n",
+                    path.c_str(), split.c_str(), r.ce_fixed, r.ppl_fixed, (unsigned long long)r.chunks,
+                    (unsigned long long)r.tokens);
+      }
+      return;
+    }
     auto lm = aero::train::load_model(a->ckpt, B, c.train.seq_len);
     const std::string split = split_name(c, a->split);
     const auto ds = aero::train::open_split(c, split);

@@ -264,7 +264,7 @@ json reproduce(const LadderOptions& o) {
                    std::to_string(base.train.batch_size * base.train.grad_accum) + " x " +
                    std::to_string(base.train.seq_len) + " tokens per rung.\n" +
                    "PPL: validation perplexity over full chunks. comm/rounds/latency: one private inference "
-                   "of the trained shape (12-block SIGMA scope analogue: all blocks on embedded input), " +
+                   "of the trained shape (SIGMA's scope: every block on embedded input, no embedding or LM head), " +
                    (o.pi_layers != 0 ? "measured over loopback TCP (dealer + 2 parties)"
                                      : "from the cost model") +
                    "; latency = compute + bytes/bandwidth + rounds x delay (LAN 10 Gbit/s 0.1 ms, WAN "
