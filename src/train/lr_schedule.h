@@ -19,8 +19,8 @@ struct LrSchedule {
   static LrSchedule make(double peak, double min_lr, double warmup, int64_t total_steps,
                          ScheduleKind kind);
   // Learning rate for optimizer step `step` (0-based). During warmup: peak*(step+1)/warmup,
-  // so the first update is not a no-op; after it, progress p = (step-warmup)/(total-warmup)
-  // runs from 0 to the last step, and lr = min + (peak-min)*(1-p) (linear) or
+  // so the first update is not a no-op; after it, progress p = (step-warmup)/(total-warmup-1)
+  // runs from 0 to 1 at the last step (min_lr is reached exactly), and lr = min + (peak-min)*(1-p) (linear) or
   // min + (peak-min)*(1+cos(pi p))/2 (cosine).
   double at(int64_t step) const;
 };
