@@ -1,5 +1,6 @@
 // LayerNorm (Ba et al. 2016) forward and backward, eps 1e-5, biased variance, as GPT-2 and
 // torch.nn.LayerNorm; mean and 1/std are kept for the backward (llm.c layout).
+#include <omp.h>
 #include <cmath>
 
 #include "model/layers.h"
@@ -30,10 +31,16 @@ template <typename T>
 void layernorm_backward(T* dinp, T* dw, T* db, const T* dout, const T* inp, const T* w,
                         const T* mean, const T* rstd, int N, int C) {
   // Input gradient per row in parallel; the gain/bias gradients are column sums, reduced per
-  // thread and then added (no atomics).
-#pragma omp parallel if(size_t(N) * C >= size_t(omp_min_work))
+  // thread into its own slot and then added in thread order after the loop, so the result does
+  // not depend on which thread finishes first (bit-exact resume needs reproducible sums).
+  const bool par = size_t(N) * C >= size_t(omp_min_work);
+  const int nt = par ? omp_get_max_threads() : 1;
+  std::vector<T> part(size_t(nt) * 2 * C, T(0));
+#pragma omp parallel if(par) num_threads(nt)
   {
-    std::vector<T> lw(C, T(0)), lb(C, T(0));
+    const int tid = par ? omp_get_thread_num() : 0;
+    T* lw = part.data() + size_t(tid) * 2 * C;
+    T* lb = lw + C;
 #pragma omp for schedule(static)
     for (int n = 0; n < N; n++) {
       const T* x = inp + size_t(n) * C;
@@ -56,10 +63,12 @@ void layernorm_backward(T* dinp, T* dw, T* db, const T* dout, const T* inp, cons
         di[i] += (w[i] * d[i] - dsum - xh * dxsum) * s;
       }
     }
-#pragma omp critical
+  }
+  for (int t = 0; t < nt; t++) {
+    const T* lw = part.data() + size_t(t) * 2 * C;
     for (int i = 0; i < C; i++) {
       dw[i] += lw[i];
-      db[i] += lb[i];
+      db[i] += lw[C + i];
     }
   }
 }
