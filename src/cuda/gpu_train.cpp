@@ -66,13 +66,13 @@ GpuTrainer::GpuTrainer(const model::RunConfig& cfg, GpuTrainOptions opts, bool f
 GpuTrainer::~GpuTrainer() = default;
 
 std::unique_ptr<GpuTrainer> GpuTrainer::resume(const std::string& run_dir, GpuTrainOptions opts) {
-  const std::string w = gpu_resolve_checkpoint(run_dir);
+  const std::string w = train::resolve_checkpoint(run_dir);
   int64_t wstep = 0;
-  model::RunConfig cfg = gpu_read_checkpoint_config(w, &wstep);
+  model::RunConfig cfg = train::config_from_weights_metadata(SafeTensors::load(w).metadata, w, &wstep);
   opts.out_dir = run_dir;
   std::unique_ptr<GpuTrainer> t(new GpuTrainer(cfg, std::move(opts), /*fresh=*/false));
   t->model_->load_weights(w);
-  const std::string sp = gpu_state_path_for(w);
+  const std::string sp = train::state_path_for(w);
   AERO_CHECK(file_exists(sp), "optimizer state '", sp, "' is missing: cannot resume from ", w);
   t->state_ = gpu_state_from_metadata(t->model_->load_optimizer_state(sp), sp);
   AERO_CHECK(t->state_.step == wstep, sp, " is for step ", t->state_.step, " but ", w,
@@ -159,11 +159,11 @@ GpuEval GpuTrainer::evaluate_valid(int64_t max_batches) {
 
 std::string GpuTrainer::save_checkpoint_now() {
   if (opts_.out_dir.empty()) return "";
-  const std::string path = gpu_checkpoint_path(opts_.out_dir, state_.step);
+  const std::string path = train::checkpoint_path(opts_.out_dir, state_.step);
   make_dirs((fs::path(opts_.out_dir) / "ckpt").string());
-  model_->save_optimizer_state(gpu_state_path_for(path), gpu_state_metadata(state_));
-  model_->save_weights(path, gpu_weights_metadata(cfg_, state_.step));
-  gpu_write_latest(opts_.out_dir, path);
+  model_->save_optimizer_state(train::state_path_for(path), gpu_state_metadata(state_));
+  model_->save_weights(path, train::weights_metadata(cfg_, state_.step));
+  train::write_latest(opts_.out_dir, path);
   return path;
 }
 

@@ -18,36 +18,22 @@
 #include "core/rng.h"
 #include "cuda/gpu_model.h"
 #include "model/config.h"
+#include "train/checkpoint_format.h"
 
 namespace aero::cuda {
 
-// What a resumed GPU run needs besides weights and moments (aero::train::TrainerState plus
-// the AdamW step count that the CPU keeps inside its optimizer).
-struct GpuTrainState {
-  int64_t step = 0;     // optimizer steps completed
+// What a resumed GPU run needs besides weights and moments: the CPU trainer's state record
+// plus the AdamW step count that the CPU keeps inside its optimizer. File names, `latest`,
+// resolving a run directory and the weights metadata are aero::train's
+// (train/checkpoint_format.h).
+struct GpuTrainState : train::StateRecord {
   int64_t adamw_t = 0;  // AdamW bias-correction counter (== step for a normal run)
-  uint64_t data_epoch = 0, data_index = 0;
-  Rng::State rng{};
-  double elapsed_s = 0;
-  std::string stop_reason;
 };
 
-std::string gpu_checkpoint_path(const std::string& run_dir, int64_t step);
-std::string gpu_state_path_for(const std::string& weights_path);
-
-std::map<std::string, std::string> gpu_weights_metadata(const model::RunConfig& cfg, int64_t step);
+// The .state file's __metadata__ (train::put_state_metadata plus adamw_t), and back.
 std::map<std::string, std::string> gpu_state_metadata(const GpuTrainState& s);
-// Parses a state file's __metadata__ (format, step, adamw_t, data, rng, ...); src names the file.
 GpuTrainState gpu_state_from_metadata(const std::map<std::string, std::string>& md,
                                       const std::string& src);
-
-// A weights file, a run directory (its ckpt/latest) or a ckpt/ directory -> weights file.
-std::string gpu_resolve_checkpoint(const std::string& path_or_run_dir);
-// The RunConfig stored in a weights file (checks format "aero-ckpt-1"), and its step.
-model::RunConfig gpu_read_checkpoint_config(const std::string& weights_path,
-                                            int64_t* step = nullptr);
-// RUN_DIR/ckpt/latest <- file name of weights_path (atomic).
-void gpu_write_latest(const std::string& run_dir, const std::string& weights_path);
 
 // Host arenas (GpuLayout offsets) -> a complete run checkpoint; returns the weights path.
 std::string write_gpu_run_checkpoint(const std::string& run_dir, const GpuLayout& lay,

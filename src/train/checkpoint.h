@@ -21,13 +21,11 @@
 #include "model/config.h"
 #include "model/model.h"
 #include "train/batcher.h"
+#include "train/checkpoint_format.h"
 
 namespace aero::train {
 
 class AdamW;
-
-inline constexpr const char* kCheckpointFormat = "aero-ckpt-1";
-inline constexpr const char* kStateFormat = "aero-state-1";
 
 // What a resumed run needs besides weights and optimizer moments.
 struct TrainerState {
@@ -37,11 +35,6 @@ struct TrainerState {
   double elapsed_s = 0;     // training wall time so far
   std::string stop_reason;  // "" normally; the NaN guard's finding when it stopped the run
 };
-
-// RUN_DIR/ckpt/step-NNNNNN.safetensors
-std::string checkpoint_path(const std::string& run_dir, int64_t step);
-// X.safetensors -> X.state.safetensors
-std::string state_path_for(const std::string& weights_path);
 
 // Writes weights (and the state file when opt and state are given) to weights_path.
 void save_checkpoint(const std::string& weights_path, model::Model& m,
@@ -53,9 +46,6 @@ std::string save_run_checkpoint(const std::string& run_dir, model::Model& m,
                                 const model::RunConfig& cfg, const AdamW& opt,
                                 const TrainerState& state);
 
-// A weights file, a run directory (its latest checkpoint) or a run's ckpt/ directory ->
-// the weights file path. Throws naming what is missing.
-std::string resolve_checkpoint(const std::string& path_or_run_dir);
 
 // Reads only the run configuration stored in a checkpoint.
 model::RunConfig read_checkpoint_config(const std::string& path_or_run_dir);

@@ -120,7 +120,7 @@ int main() {
       const std::string w = cuda::write_gpu_run_checkpoint(C, hc.layout, hc.weights, hc.m, hc.v,
                                                            hc.config, hc.state);
       c.expect(read_file(w) == read_file(A + "/ckpt/step-000006.safetensors") &&
-                   read_file(cuda::gpu_state_path_for(w)) ==
+                   read_file(train::state_path_for(w)) ==
                        read_file(A + "/ckpt/step-000006.state.safetensors"),
                "host writer's weights and state files byte-identical to the GPU trainer's");
       cuda::GpuTrainSummary sc = cuda::GpuTrainer::resume(C, quiet)->run();

@@ -162,7 +162,7 @@ TEST(GpuTrainCkpt, CpuWrittenCheckpointReadsIntoGpuArenas) {
   const std::string w2 =
       cuda::write_gpu_run_checkpoint(d2.path, hc.layout, hc.weights, hc.m, hc.v, hc.config, hc.state);
   EXPECT_EQ(read_file(w2), read_file(hc.path));
-  EXPECT_EQ(read_file(cuda::gpu_state_path_for(w2)), read_file(train::state_path_for(hc.path)));
+  EXPECT_EQ(read_file(train::state_path_for(w2)), read_file(train::state_path_for(hc.path)));
 }
 
 TEST(GpuTrainCkpt, RefusesBadFiles) {
@@ -183,9 +183,9 @@ TEST(GpuTrainCkpt, RefusesBadFiles) {
     }
   };
   // state: a key missing
-  SafeTensors s = SafeTensors::load(cuda::gpu_state_path_for(path));
+  SafeTensors s = SafeTensors::load(train::state_path_for(path));
   s.metadata.erase("rng");
-  s.save(cuda::gpu_state_path_for(path));
+  s.save(train::state_path_for(path));
   expect_throw([&] { cuda::read_gpu_run_checkpoint(d.path); }, "'rng'");
   // weights: wrong format
   SafeTensors w = SafeTensors::load(path);
@@ -194,8 +194,8 @@ TEST(GpuTrainCkpt, RefusesBadFiles) {
   expect_throw([&] { cuda::read_gpu_run_checkpoint(d.path); }, "format");
   // state missing
   cuda::write_gpu_run_checkpoint(d.path, lay, z, z, z, cfg, st);
-  fs::remove(cuda::gpu_state_path_for(path));
+  fs::remove(train::state_path_for(path));
   expect_throw([&] { cuda::read_gpu_run_checkpoint(d.path); }, "missing");
   // a directory without a run
-  expect_throw([&] { cuda::gpu_resolve_checkpoint(d.path + "/nothing"); }, "does not exist");
+  expect_throw([&] { train::resolve_checkpoint(d.path + "/nothing"); }, "does not exist");
 }
