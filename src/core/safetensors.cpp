@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -253,6 +254,31 @@ SafeTensors SafeTensors::parse(const std::string& data, const std::string& src) 
 }
 
 SafeTensors SafeTensors::load(const std::string& path) { return parse(read_file(path), path); }
+
+std::map<std::string, std::string> SafeTensors::load_metadata(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  AERO_CHECK(f.good(), "cannot open ", path);
+  unsigned char len[8] = {};
+  f.read(reinterpret_cast<char*>(len), 8);
+  AERO_CHECK(f.gcount() == 8, path, ": not a safetensors file (shorter than 8 bytes)");
+  uint64_t hlen = 0;
+  for (int i = 0; i < 8; ++i) hlen |= uint64_t(len[i]) << (8 * i);
+  AERO_CHECK(hlen < (100u << 20), path, ": safetensors header length ", hlen, " is implausible");
+  std::string header(size_t(hlen), '\0');
+  f.read(header.data(), long(hlen));
+  AERO_CHECK(uint64_t(f.gcount()) == hlen, path, ": truncated safetensors header");
+  // The header alone parses as a file without tensor data; data offsets are not checked here.
+  nlohmann::json h;
+  try {
+    h = nlohmann::json::parse(header);
+  } catch (const std::exception& e) {
+    fail(path, ": corrupt safetensors header: ", e.what());
+  }
+  std::map<std::string, std::string> md;
+  if (h.is_object() && h.contains("__metadata__") && h["__metadata__"].is_object())
+    for (auto& [k, v] : h["__metadata__"].items()) md[k] = v.is_string() ? v.get<std::string>() : v.dump();
+  return md;
+}
 
 void SafeTensors::save(const std::string& path) const { write_file_atomic(path, serialize()); }
 

@@ -40,6 +40,8 @@ struct SafeTensors {
   std::string serialize() const;
   static SafeTensors parse(const std::string& data, const std::string& source_name);
   static SafeTensors load(const std::string& path);
+  // Only the __metadata__ of a file, reading its header and not its tensors.
+  static std::map<std::string, std::string> load_metadata(const std::string& path);
   void save(const std::string& path) const;  // atomic
 };
 

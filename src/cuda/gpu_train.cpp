@@ -86,6 +86,19 @@ std::unique_ptr<GpuTrainer> GpuTrainer::resume(const std::string& run_dir, GpuTr
   return t;
 }
 
+std::unique_ptr<GpuTrainer> GpuTrainer::for_eval(const std::string& run_or_ckpt, int device) {
+  const std::string w = train::resolve_checkpoint(run_or_ckpt);
+  int64_t wstep = 0;
+  model::RunConfig cfg = train::config_from_weights_metadata(SafeTensors::load(w).metadata, w, &wstep);
+  GpuTrainOptions opts;
+  opts.device = device;
+  opts.progress = false;
+  std::unique_ptr<GpuTrainer> t(new GpuTrainer(cfg, std::move(opts), /*fresh=*/false));
+  t->model_->load_weights(w);
+  t->state_.step = wstep;
+  return t;
+}
+
 GpuStepStats GpuTrainer::step(std::string* nonfinite) {
   const auto& tc = cfg_.train;
   const auto t0 = Clock::now();
@@ -179,8 +192,18 @@ GpuTrainSummary GpuTrainer::run() {
                  start ? "resuming" : "training", (long long)start, tc.steps,
                  (long long)(end - start), tc.batch_size, tc.grad_accum, tc.seq_len);
   double tok_rate = 0, run_time = 0;
-  auto last_print = Clock::now() - std::chrono::seconds(10);
+  const auto run_start = Clock::now();
+  auto last_print = run_start - std::chrono::seconds(10);
   while (state_.step < end) {
+    if (opts_.max_seconds > 0 && state_.step > start &&
+        std::chrono::duration<double>(Clock::now() - run_start).count() >= opts_.max_seconds) {
+      sum.time_limited = true;
+      sum.checkpoint = save_checkpoint_now();
+      if (opts_.progress)
+        std::fprintf(stderr, "aero-gpu: time limit (%.0f s) reached at step %lld of %d; checkpoint %s\n",
+                     opts_.max_seconds, (long long)state_.step, tc.steps, sum.checkpoint.c_str());
+      break;
+    }
     std::string bad;
     const GpuStepStats s = step(&bad);
     if (!bad.empty()) {

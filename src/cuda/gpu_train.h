@@ -38,6 +38,7 @@ struct GpuTrainOptions {
   bool progress = true;     // progress line on stderr (step, loss, lr, tok/s, ETA)
   bool overwrite = false;   // allow a fresh run in a directory that holds one
   int64_t stop_after = -1;  // stop (with a checkpoint) once this many steps are done
+  double max_seconds = 0;   // > 0: stop (with a checkpoint) after this much wall time
   int device = 0;
   std::function<void(const GpuStepStats&)> on_step;
 };
@@ -45,6 +46,7 @@ struct GpuTrainOptions {
 struct GpuTrainSummary {
   int64_t steps_done = 0;
   bool diverged = false;
+  bool time_limited = false;  // stopped by max_seconds before the last step (resumable)
   std::string nonfinite;
   std::string checkpoint;
   double val_loss = 0;  // last evaluation (NaN if none)
@@ -62,6 +64,9 @@ class GpuTrainer {
   GpuTrainer(const model::RunConfig& cfg, GpuTrainOptions opts);  // fresh run
   // Continues RUN_DIR from its latest checkpoint (CPU- or GPU-written), with its stored config.
   static std::unique_ptr<GpuTrainer> resume(const std::string& run_dir, GpuTrainOptions opts);
+  // The weights of RUN_DIR's latest checkpoint (or of a checkpoint file) for evaluation only:
+  // nothing in the run directory is written.
+  static std::unique_ptr<GpuTrainer> for_eval(const std::string& run_or_ckpt, int device);
   ~GpuTrainer();
 
   GpuTrainSummary run();

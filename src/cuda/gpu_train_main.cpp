@@ -1,8 +1,9 @@
 // aero-gpu: train on an NVIDIA GPU from the command line, with the same run configuration,
 // data, metrics and checkpoints as `aero train` (docs/gpu.md, "Training on the GPU").
 //   aero-gpu train --out RUN_DIR [--config RUN.json | --preset P] [--rung R] [--set k=v]...
-//                  [--overwrite] [--stop-after N] [--device D] [-q]
-//   aero-gpu train --resume RUN_DIR [--stop-after N] [--device D] [-q]
+//                  [--overwrite] [--stop-after N] [--max-seconds S] [--device D] [-q]
+//   aero-gpu train --resume RUN_DIR [--stop-after N] [--max-seconds S] [--device D] [-q]
+//   aero-gpu eval RUN_DIR|CKPT [--max-batches N] [--json FILE] [--device D]
 // Built by the standalone CUDA build (no CLI11 there): a small hand-written parser.
 #include <cmath>
 #include <cstdio>
@@ -11,6 +12,9 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "core/files.h"
 #include "cuda/gpu_train.h"
 #include "model/config.h"
 
@@ -19,8 +23,13 @@ namespace {
 const char* kUsage =
     "usage:\n"
     "  aero-gpu train --out RUN_DIR [--config RUN.json | --preset NAME] [--rung RUNG]\n"
-    "                 [--set KEY=VALUE]... [--overwrite] [--stop-after N] [--device D] [-q]\n"
-    "  aero-gpu train --resume RUN_DIR [--stop-after N] [--device D] [-q]\n"
+    "                 [--set KEY=VALUE]... [--overwrite] [--stop-after N] [--max-seconds S]\n"
+    "                 [--device D] [-q]\n"
+    "  aero-gpu train --resume RUN_DIR [--stop-after N] [--max-seconds S] [--device D] [-q]\n"
+    "  aero-gpu eval RUN_DIR|CKPT [--max-batches N] [--json FILE] [--device D]\n"
+    "--max-seconds stops with a checkpoint after S seconds (exit status 0; --resume continues).\n"
+    "eval: validation loss/perplexity over every full chunk of the valid split (or N batches)\n"
+    "and the mean attention entropy of each (layer, head), as JSON (`aero reproduce` reads it).\n"
     "The configuration is the JSON RunConfig of `aero config` (docs/config.md); --config without\n"
     "--preset uses the file alone, as `aero train` does. Run directories are shared with aero:\n"
     "`aero eval RUN_DIR` and `aero train --resume RUN_DIR` read what aero-gpu writes, and\n"
@@ -29,6 +38,16 @@ const char* kUsage =
 [[noreturn]] void usage_error(const std::string& msg) {
   std::fprintf(stderr, "aero-gpu: %s\n%s", msg.c_str(), kUsage);
   std::exit(2);
+}
+
+double parse_double(const std::string& flag, const std::string& v) {
+  try {
+    size_t used = 0;
+    double x = std::stod(v, &used);
+    if (used == v.size() && std::isfinite(x)) return x;
+  } catch (const std::exception&) {
+  }
+  usage_error(flag + " expects a number, got '" + v + "'");
 }
 
 long long parse_int(const std::string& flag, const std::string& v) {
@@ -46,6 +65,7 @@ int cmd_train(const std::vector<std::string>& args) {
   std::vector<std::string> sets;
   bool overwrite = false, quiet = false;
   long long stop_after = -1, device = 0;
+  double max_seconds = 0;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     auto value = [&]() -> std::string {
@@ -62,12 +82,14 @@ int cmd_train(const std::vector<std::string>& args) {
     else if (a == "-q" || a == "--quiet") quiet = true;
     else if (a == "--stop-after") stop_after = parse_int(a, value());
     else if (a == "--device") device = parse_int(a, value());
+    else if (a == "--max-seconds") max_seconds = parse_double(a, value());
     else if (a == "-h" || a == "--help") {
       std::printf("%s", kUsage);
       return 0;
     } else usage_error("unknown argument '" + a + "'");
   }
   aero::cuda::GpuTrainOptions to;
+  to.max_seconds = max_seconds;
   to.progress = !quiet;
   to.overwrite = overwrite;
   to.stop_after = stop_after;
@@ -99,8 +121,55 @@ int cmd_train(const std::vector<std::string>& args) {
                  (long long)s.steps_done + 1, s.nonfinite.c_str(), s.checkpoint.c_str());
     return 1;
   }
+  if (s.time_limited) {
+    std::printf("stopped by --max-seconds at step %lld of %d, checkpoint %s; continue with "
+                "aero-gpu train --resume\n",
+                (long long)s.steps_done, c.train.steps, s.checkpoint.c_str());
+    return 0;
+  }
   std::printf("steps %lld, last val_loss %.4f (ppl %.3f), checkpoint %s\n",
               (long long)s.steps_done, s.val_loss, std::exp(s.val_loss), s.checkpoint.c_str());
+  return 0;
+}
+
+int cmd_eval(const std::vector<std::string>& args) {
+  std::string target, json_path;
+  long long max_batches = 0, device = 0;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= args.size()) usage_error(a + " needs a value");
+      return args[++i];
+    };
+    if (a == "--max-batches") max_batches = parse_int(a, value());
+    else if (a == "--json") json_path = value();
+    else if (a == "--device") device = parse_int(a, value());
+    else if (a == "-h" || a == "--help") {
+      std::printf("%s", kUsage);
+      return 0;
+    } else if (!a.empty() && a[0] != '-' && target.empty()) target = a;
+    else usage_error("unknown argument '" + a + "'");
+  }
+  if (target.empty()) usage_error("eval needs a run directory or checkpoint");
+  auto t = aero::cuda::GpuTrainer::for_eval(target, int(device));
+  const aero::cuda::GpuEval e = t->evaluate_valid(max_batches);
+  const auto& c = t->config();
+  nlohmann::json j = {{"checkpoint", target},
+                      {"step", t->steps_done()},
+                      {"split", c.data.valid_split},
+                      {"val_loss", std::isfinite(e.ce) ? nlohmann::json(e.ce) : nlohmann::json(nullptr)},
+                      {"val_ppl", std::isfinite(e.ppl) ? nlohmann::json(e.ppl) : nlohmann::json(nullptr)},
+                      {"chunks", e.chunks},
+                      {"tokens", e.chunks * uint64_t(c.train.seq_len)},
+                      {"seq_len", c.train.seq_len},
+                      {"entropy", e.entropy},
+                      {"device", "gpu"}};
+  if (json_path.empty())
+    std::printf("%s\n", j.dump(2).c_str());
+  else
+    aero::write_file_atomic(json_path, j.dump(2) + "\n");
+  std::fprintf(stderr, "aero-gpu eval: %llu chunks of %d tokens, val_loss %.4f, ppl %.3f\n",
+               (unsigned long long)e.chunks, c.train.seq_len, e.ce, e.ppl);
   return 0;
 }
 
@@ -114,6 +183,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (args[0] == "train") return cmd_train({args.begin() + 1, args.end()});
+    if (args[0] == "eval") return cmd_eval({args.begin() + 1, args.end()});
     usage_error("unknown command '" + args[0] + "'");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "aero-gpu: error: %s\n", e.what());

@@ -1,9 +1,18 @@
 #include "ladder/reproduce.h"
 
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <mutex>
 #include <sstream>
+#include <thread>
 
 #include "analysis/compare.h"
 #include "analysis/entropy.h"
@@ -12,9 +21,11 @@
 #include "analysis/run_metrics.h"
 #include "core/error.h"
 #include "core/files.h"
+#include "core/safetensors.h"
 #include "model/config.h"
 #include "pi/pi_bench.h"
 #include "train/checkpoint.h"
+#include "train/checkpoint_format.h"
 #include "train/data_source.h"
 #include "train/evaluate.h"
 #include "train/trainer.h"
@@ -67,59 +78,38 @@ json measure_pi(const model::ModelConfig& mc, int layers, const pi::MachineRates
   return out;
 }
 
-json run_rung(const LadderOptions& o, const std::string& rung, const pi::MachineRates& rates) {
-  const std::string dir = (fs::path(o.out_dir) / rung_slug(rung)).string();
-  const std::string done = dir + "/rung.json";
-  if (file_exists(done)) {
-    std::fprintf(stderr, "[reproduce] %s: done earlier (%s), skipped\n", rung.c_str(), done.c_str());
-    return json::parse(read_file(done));
-  }
-  model::RunConfig cfg = model::build_run_config("", o.preset, rung, o.sets);
-  train::TrainOptions topt;
-  topt.out_dir = dir;
-  topt.progress = o.progress;
-  std::unique_ptr<train::Trainer> tr;
-  if (file_exists(dir + "/ckpt/latest")) {
-    std::fprintf(stderr, "[reproduce] %s: resuming %s\n", rung.c_str(), dir.c_str());
-    tr = train::Trainer::resume(dir, topt);
-  } else {
-    std::fprintf(stderr, "[reproduce] %s: training (%d steps) in %s\n", rung.c_str(), cfg.train.steps, dir.c_str());
-    topt.overwrite = true;  // a directory without a checkpoint holds nothing worth keeping
-    tr = std::make_unique<train::Trainer>(cfg, topt);
-  }
-  train::TrainSummary ts = tr->run();
-  cfg = tr->config();
+// What the evaluation of a trained rung found (CPU or GPU).
+struct RungEval {
+  double ce = NAN, ppl = NAN;
+  uint64_t tokens = 0;
+  analysis::EntropySummary entropy;
+};
 
+// Everything after training and evaluation: entropy files and figures, FLOPs, private
+// inference, rung.json. Shared by the CPU and the GPU paths.
+json finish_rung(const LadderOptions& o, const std::string& rung, const std::string& dir,
+                 const model::RunConfig& cfg, int64_t steps, bool diverged, const std::string& nonfinite,
+                 const RungEval& ev, const pi::MachineRates& rates, const std::string& trained_on) {
+  const int T = cfg.train.seq_len;
   json r;
   r["rung"] = rung;
   r["architecture"] = analysis::architecture_name(cfg.model);
   r["run_dir"] = dir;
-  r["steps"] = tr->steps_done();
-  r["diverged"] = ts.diverged;
-  r["nonfinite"] = ts.nonfinite;
+  r["steps"] = steps;
+  r["diverged"] = diverged;
+  r["nonfinite"] = nonfinite;
+  r["trained_on"] = trained_on;
+  if (ev.tokens) r["valid_tokens"] = ev.tokens;
+  r["val_loss"] = finite_or_null(ev.ce);
+  r["ppl"] = finite_or_null(ev.ppl);
 
-  // Perplexity over the whole validation split (full chunks), unless training diverged.
-  double ppl = NAN, ce = NAN;
-  const int T = cfg.train.seq_len, B = cfg.train.batch_size;
-  text::TokenDataset valid = train::open_split(cfg, cfg.data.valid_split);
-  if (!ts.diverged) {
-    train::EvalResult ev = train::evaluate(tr->model(), valid, T, B, 0, false);
-    ce = ev.ce;
-    ppl = ev.ppl;
-    r["valid_tokens"] = ev.tokens;
-  }
-  r["val_loss"] = finite_or_null(ce);
-  r["ppl"] = finite_or_null(ppl);
-
-  // Head entropy on a validation sample, with the paper's bins and figures.
-  analysis::EntropyMeasurement em = analysis::measure_entropy(tr->model(), valid, T, B, o.entropy_batches, false);
-  json ej = analysis::to_json(em.summary);
+  json ej = analysis::to_json(ev.entropy);
   write_file_atomic(dir + "/entropy.json", ej.dump(2) + "\n");
-  analysis::plot_entropy(em.summary, dir + "/plots", rung, o.png);
-  r["entropy"] = {{"overload_fraction", em.summary.overload_fraction},
-                  {"collapse_fraction", em.summary.collapse_fraction},
-                  {"bin_fractions", em.summary.bin_fractions},
-                  {"nan_heads", em.summary.nan_heads}};
+  analysis::plot_entropy(ev.entropy, dir + "/plots", rung, o.png);
+  r["entropy"] = {{"overload_fraction", ev.entropy.overload_fraction},
+                  {"collapse_fraction", ev.entropy.collapse_fraction},
+                  {"bin_fractions", ev.entropy.bin_fractions},
+                  {"nan_heads", ev.entropy.nan_heads}};
   analysis::plot_run(analysis::read_metrics(dir), dir + "/plots", rung, T, o.png);
 
   // FLOPs and nonlinear operators at the trained shape.
@@ -136,8 +126,187 @@ json run_rung(const LadderOptions& o, const std::string& rung, const pi::Machine
                   {"scope", "blocks"}, {"tokens", T},
                   {"source", src.value("source", std::string("measured"))}};
   write_file_atomic(dir + "/pi.json", pi_file.dump(2) + "\n");
-  write_file_atomic(done, r.dump(2) + "\n");
+  write_file_atomic(dir + "/rung.json", r.dump(2) + "\n");
   return r;
+}
+
+std::string rung_dir(const LadderOptions& o, const std::string& rung) {
+  return (fs::path(o.out_dir) / rung_slug(rung)).string();
+}
+
+json load_done(const std::string& rung, const std::string& dir) {
+  std::fprintf(stderr, "[reproduce] %s: done earlier (%s/rung.json), skipped\n", rung.c_str(), dir.c_str());
+  return json::parse(read_file(dir + "/rung.json"));
+}
+
+// The CPU path: train (or resume) with train::Trainer, evaluate with the CPU model.
+json run_rung_cpu(const LadderOptions& o, const std::string& rung, const pi::MachineRates& rates) {
+  const std::string dir = rung_dir(o, rung);
+  model::RunConfig cfg = model::build_run_config("", o.preset, rung, o.sets);
+  train::TrainOptions topt;
+  topt.out_dir = dir;
+  topt.progress = o.progress;
+  std::unique_ptr<train::Trainer> tr;
+  if (file_exists(dir + "/ckpt/latest")) {
+    std::fprintf(stderr, "[reproduce] %s: resuming %s\n", rung.c_str(), dir.c_str());
+    tr = train::Trainer::resume(dir, topt);
+  } else {
+    std::fprintf(stderr, "[reproduce] %s: training (%d steps) in %s\n", rung.c_str(), cfg.train.steps, dir.c_str());
+    topt.overwrite = true;  // a directory without a checkpoint holds nothing worth keeping
+    tr = std::make_unique<train::Trainer>(cfg, topt);
+  }
+  train::TrainSummary ts = tr->run();
+  cfg = tr->config();
+
+  // Perplexity over the whole validation split (full chunks), unless training diverged.
+  RungEval ev;
+  const int T = cfg.train.seq_len, B = cfg.train.batch_size;
+  text::TokenDataset valid = train::open_split(cfg, cfg.data.valid_split);
+  if (!ts.diverged) {
+    train::EvalResult e = train::evaluate(tr->model(), valid, T, B, 0, false);
+    ev.ce = e.ce;
+    ev.ppl = e.ppl;
+    ev.tokens = e.tokens;
+  }
+  // Head entropy on a validation sample, with the paper's bins and figures.
+  ev.entropy = analysis::measure_entropy(tr->model(), valid, T, B, o.entropy_batches, false).summary;
+  return finish_rung(o, rung, dir, cfg, tr->steps_done(), ts.diverged, ts.nonfinite, ev, rates, "cpu");
+}
+
+// Runs argv with stdout and stderr appended to log_path; returns the exit status (128+signal
+// when killed, 127 when it could not be started).
+int run_process(const std::vector<std::string>& argv, const std::string& log_path) {
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  std::fflush(nullptr);
+  const pid_t pid = fork();
+  AERO_CHECK(pid >= 0, "fork failed: ", std::strerror(errno));
+  if (pid == 0) {
+    const int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+      close(fd);
+    }
+    execvp(args[0], args.data());
+    std::fprintf(stderr, "cannot run %s: %s\n", args[0], std::strerror(errno));
+    _exit(127);
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0)
+    AERO_CHECK(errno == EINTR, "waitpid failed: ", std::strerror(errno));
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 1;
+}
+
+std::string log_tail(const std::string& path, size_t bytes = 1500) {
+  if (!file_exists(path)) return "(no log)";
+  std::string s = read_file(path);
+  return s.size() > bytes ? "..." + s.substr(s.size() - bytes) : s;
+}
+
+std::string join_cmd(const std::vector<std::string>& argv) {
+  std::string s;
+  for (const auto& a : argv) s += (s.empty() ? "" : " ") + a;
+  return s;
+}
+
+// The GPU path, phase 1: trains every pending rung with `o.gpu_trainer train`, as many at once
+// as there are GPUs; a rung with a checkpoint is resumed. Logs in DIR/<slug>/train.log.
+void train_rungs_gpu(const LadderOptions& o, const std::vector<std::string>& rungs) {
+  AERO_CHECK(!o.gpus.empty(), "aero reproduce: --gpus needs at least one device id");
+  std::vector<std::string> pending;
+  for (const auto& r : rungs)
+    if (!file_exists(rung_dir(o, r) + "/rung.json")) pending.push_back(r);
+  std::mutex mu;
+  size_t next = 0;
+  auto worker = [&](int gpu) {
+    for (;;) {
+      std::string rung;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (next == pending.size()) return;
+        rung = pending[next++];
+      }
+      const std::string dir = rung_dir(o, rung);
+      make_dirs(dir);
+      std::vector<std::string> argv = {o.gpu_trainer, "train"};
+      if (file_exists(dir + "/ckpt/latest")) {
+        const std::string w = train::resolve_checkpoint(dir);
+        const auto st = train::state_from_metadata(
+            SafeTensors::load_metadata(train::state_path_for(w)), train::state_path_for(w));
+        int64_t step = 0;
+        const model::RunConfig c =
+            train::config_from_weights_metadata(SafeTensors::load_metadata(w), w, &step);
+        if (!st.stop_reason.empty() || step >= c.train.steps) continue;  // diverged or complete
+        argv.insert(argv.end(), {"--resume", dir});
+      } else {
+        const model::RunConfig cfg = model::build_run_config("", o.preset, rung, o.sets);
+        write_file_atomic(dir + "/rung_config.json", model::to_json(cfg).dump(2) + "\n");
+        argv.insert(argv.end(), {"--config", dir + "/rung_config.json", "--out", dir, "--overwrite"});
+      }
+      argv.insert(argv.end(), {"--device", std::to_string(gpu)});
+      if (o.max_seconds > 0) {
+        char b[32];
+        std::snprintf(b, sizeof b, "%g", o.max_seconds);
+        argv.insert(argv.end(), {"--max-seconds", b});
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        std::fprintf(stderr, "[reproduce] %s: GPU %d: %s (log %s/train.log)\n", rung.c_str(), gpu,
+                     join_cmd(argv).c_str(), dir.c_str());
+      }
+      const auto t0 = std::chrono::steady_clock::now();
+      const int rc = run_process(argv, dir + "/train.log");
+      const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      std::lock_guard<std::mutex> lock(mu);
+      std::fprintf(stderr, "[reproduce] %s: GPU %d: exit %d after %.0f s\n", rung.c_str(), gpu, rc, dt);
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int g : o.gpus) threads.emplace_back(worker, g);
+  for (auto& t : threads) t.join();
+}
+
+// The GPU path, phase 2 for one rung: finished -> evaluate on the GPU and finish; diverged ->
+// finish with NaN; unfinished (time limit) -> null.
+json analyze_rung_gpu(const LadderOptions& o, const std::string& rung, const pi::MachineRates& rates) {
+  const std::string dir = rung_dir(o, rung);
+  AERO_CHECK(file_exists(dir + "/ckpt/latest"), "aero reproduce: ", rung, ": ", o.gpu_trainer,
+             " left no checkpoint in ", dir, "; the end of ", dir, "/train.log:\n", log_tail(dir + "/train.log"));
+  const std::string w = train::resolve_checkpoint(dir);
+  int64_t step = 0;
+  const model::RunConfig cfg = train::config_from_weights_metadata(SafeTensors::load_metadata(w), w, &step);
+  const auto st = train::state_from_metadata(SafeTensors::load_metadata(train::state_path_for(w)),
+                                             train::state_path_for(w));
+  const bool diverged = !st.stop_reason.empty();
+  if (!diverged && step < cfg.train.steps) {
+    std::fprintf(stderr, "[reproduce] %s: trained %lld of %d steps; rerun to continue\n", rung.c_str(),
+                 (long long)step, cfg.train.steps);
+    return nullptr;
+  }
+  RungEval ev;
+  const int T = cfg.train.seq_len;
+  if (diverged) {
+    ev.entropy = analysis::summarize_entropy(
+        analysis::Matrix(cfg.model.n_layer, std::vector<double>(cfg.model.n_head, NAN)), T);
+  } else {
+    const std::string ej = dir + "/eval.json";
+    const std::vector<std::string> argv = {o.gpu_trainer, "eval", dir, "--json", ej, "--device",
+                                           std::to_string(o.gpus.front())};
+    std::fprintf(stderr, "[reproduce] %s: %s\n", rung.c_str(), join_cmd(argv).c_str());
+    const int rc = run_process(argv, dir + "/eval.log");
+    AERO_CHECK(rc == 0 && file_exists(ej), "aero reproduce: ", rung, ": evaluation failed (exit ", rc,
+               "); the end of ", dir, "/eval.log:\n", log_tail(dir + "/eval.log"));
+    const json e = json::parse(read_file(ej));
+    ev.ce = e["val_loss"].is_number() ? e["val_loss"].get<double>() : NAN;
+    ev.ppl = e["val_ppl"].is_number() ? e["val_ppl"].get<double>() : NAN;
+    ev.tokens = e.value("tokens", uint64_t(0));
+    const auto ent = e.at("entropy").get<analysis::Matrix>();
+    ev.entropy = analysis::summarize_entropy(ent, T, 0, int64_t(e.value("chunks", uint64_t(0))));
+  }
+  return finish_rung(o, rung, dir, cfg, step, diverged, st.stop_reason, ev, rates, "gpu");
 }
 
 double num(const json& j, const char* k) {
@@ -243,10 +412,26 @@ json reproduce(const LadderOptions& o) {
   for (const auto& r : rungs) model::build_run_config("", o.preset, r, o.sets);  // validate all first
   pi::MachineRates rates = pi::measure_machine_rates();
   json res = {{"preset", o.preset}, {"sets", o.sets}, {"rungs", json::array()},
-              {"base_config", model::to_json(base)}};
+              {"unfinished", json::array()}, {"base_config", model::to_json(base)},
+              {"trainer", o.gpu_trainer.empty() ? "cpu" : "gpu"}};
+  if (!o.gpu_trainer.empty()) train_rungs_gpu(o, rungs);
   for (size_t i = 0; i < rungs.size(); ++i) {
     std::fprintf(stderr, "[reproduce] rung %zu/%zu: %s\n", i + 1, rungs.size(), rungs[i].c_str());
-    res["rungs"].push_back(run_rung(o, rungs[i], rates));
+    const std::string dir = rung_dir(o, rungs[i]);
+    json r = file_exists(dir + "/rung.json") ? load_done(rungs[i], dir)
+             : o.gpu_trainer.empty()          ? run_rung_cpu(o, rungs[i], rates)
+                                              : analyze_rung_gpu(o, rungs[i], rates);
+    if (r.is_null())
+      res["unfinished"].push_back(rungs[i]);
+    else
+      res["rungs"].push_back(std::move(r));
+  }
+  if (res["rungs"].empty()) {
+    write_file_atomic(o.out_dir + "/results.json", res.dump(2) + "\n");
+    write_file_atomic(o.out_dir + "/results.md", "# AERO ladder: preset `" + o.preset +
+                                                     "`\n\nNo rung has finished yet; rerun the same command "
+                                                     "to continue training.\n");
+    return res;
   }
   // Figures across rungs and the tables.
   std::vector<analysis::RunSummary> sums;
@@ -262,7 +447,10 @@ json reproduce(const LadderOptions& o) {
                    (base.data.dir.empty() ? std::string("built-in synthetic corpus") : base.data.dir) +
                    ", " + std::to_string(base.train.steps) + " steps of " +
                    std::to_string(base.train.batch_size * base.train.grad_accum) + " x " +
-                   std::to_string(base.train.seq_len) + " tokens per rung.\n" +
+                   std::to_string(base.train.seq_len) + " tokens per rung, trained " +
+                   (o.gpu_trainer.empty() ? std::string("on the CPU (aero train)")
+                                          : "on GPU (aero-gpu, " + std::to_string(o.gpus.size()) + " device(s))") +
+                   ".\n" +
                    "PPL: validation perplexity over full chunks. comm/rounds/latency: one private inference "
                    "of the trained shape (SIGMA's scope: every block on embedded input, no embedding or LM head), " +
                    (o.pi_layers != 0 ? "measured over loopback TCP (dealer + 2 parties)"
@@ -270,6 +458,11 @@ json reproduce(const LadderOptions& o) {
                    "; latency = compute + bytes/bandwidth + rounds x delay (LAN 10 Gbit/s 0.1 ms, WAN "
                    "100 Mbit/s 80 ms). Savings are relative to SM+LN+G.\n\n" +
                    results_markdown(res);
+  if (!res["unfinished"].empty()) {
+    md += "\nNot finished yet (rerun the same command to continue):";
+    for (const auto& u : res["unfinished"]) md += " " + u.get<std::string>() + ";";
+    md += "\n";
+  }
   write_file_atomic(o.out_dir + "/results.md", md);
   write_file_atomic(o.out_dir + "/results.csv", results_csv(res));
   write_file_atomic(o.out_dir + "/results.json", res.dump(2) + "\n");

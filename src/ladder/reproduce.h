@@ -22,6 +22,13 @@ struct LadderOptions {
   int entropy_batches = 4;
   bool progress = true;
   bool png = true;
+  // GPU training (docs/ladder.md): the aero-gpu program; "" trains with the CPU trainer.
+  // Rungs train in parallel, one process per GPU id in `gpus`; evaluation runs there too.
+  std::string gpu_trainer;
+  std::vector<int> gpus = {0};
+  // > 0: each training process stops with a checkpoint after this many seconds (a piece);
+  // rungs left unfinished are reported and a rerun continues them.
+  double max_seconds = 0;
 };
 
 // The ladder of the paper's Table (SPEC 5.1), pruned forms keeping FFNs in the first
@@ -31,6 +38,8 @@ std::vector<std::string> default_rungs(int n_layer);
 std::string rung_slug(const std::string& rung);
 
 // Runs (or resumes) every rung and writes the results; returns results.json's content.
+// With max_seconds, rungs may be left unfinished: results.json then has "unfinished" (their
+// names), the tables hold the finished rungs, and a rerun of the same command continues.
 nlohmann::json reproduce(const LadderOptions& o);
 
 // The table of results.md from results.json's "rungs" array.

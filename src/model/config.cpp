@@ -337,7 +337,7 @@ json to_json(const RunConfig& c) {
 // Presets: model sizes of the paper (SPEC section 4) plus CPU-sized ones.
 
 std::vector<std::string> preset_names() {
-  return {"tiny", "small", "gpt2-small", "gpt2-18l", "pythia-70m"};
+  return {"tiny", "small", "paper", "gpt2-small", "gpt2-18l", "pythia-tiny", "pythia-70m"};
 }
 
 json preset_json(const std::string& name) {
@@ -349,9 +349,14 @@ json preset_json(const std::string& name) {
     m = {{"family", "gpt2"}, {"n_layer", 4}, {"n_head", 4}, {"d_model", 128}, {"context", 128}};
     t = {{"steps", 1000}, {"batch_size", 8}, {"lr", 1e-3}, {"eval_every", 100}};
   } else if (name == "small") {
-    m = {{"family", "gpt2"}, {"n_layer", 6}, {"n_head", 6}, {"d_model", 384}, {"context", 256}};
-    t = {{"steps", 5000}, {"batch_size", 64}, {"lr", 1e-3}};
-  } else if (name == "gpt2-small") {
+    // GPT-2 small's shape at T=128 with a budget of about two minutes per rung on one H200
+    // (aero-gpu; 1500 steps x 256 x 128 = 49M tokens): the ladder at the paper's shape.
+    m = {{"family", "gpt2"}, {"n_layer", 12}, {"n_head", 12}, {"d_model", 768}, {"context", 128},
+         {"vocab_size", 50257}};
+    t = {{"steps", 1500}, {"batch_size", 256}, {"lr", 1e-3}, {"eval_every", 250},
+         {"eval_batches", 8}, {"checkpoint_every", 500}};
+  } else if (name == "gpt2-small" || name == "paper") {
+    // "paper": the paper's GPT-2 CodeParrot setup (SPEC section 4), for users with GPUs.
     m = {{"family", "gpt2"}, {"n_layer", 12}, {"n_head", 12}, {"d_model", 768}, {"context", 128},
          {"vocab_size", 50257}};
     // CodeParrot setup: 512 sequences per step, ~32K steps (SPEC section 4).
@@ -362,6 +367,12 @@ json preset_json(const std::string& name) {
          {"vocab_size", 50257}};
     t = {{"steps", 32000}, {"batch_size", 64}, {"grad_accum", 8}, {"lr", 1e-3},
          {"eval_every", 500}, {"checkpoint_every", 1000}};
+  } else if (name == "pythia-tiny") {
+    // Pythia's block (rotary on a quarter of each head, parallel attention + MLP, untied head)
+    // at the tiny preset's CPU size.
+    m = {{"family", "pythia"}, {"n_layer", 4}, {"n_head", 4}, {"d_model", 128}, {"context", 128},
+         {"rotary_pct", 0.25}, {"parallel_residual", true}, {"tie_embeddings", false}};
+    t = {{"steps", 1000}, {"batch_size", 8}, {"lr", 1e-3}, {"eval_every", 100}};
   } else if (name == "pythia-70m") {
     m = {{"family", "pythia"}, {"n_layer", 6}, {"n_head", 8}, {"d_model", 512}, {"context", 128},
          {"vocab_size", 50257}, {"rotary_pct", 0.25}, {"parallel_residual", true},

@@ -83,3 +83,61 @@ TEST(Reproduce, InterruptedRungResumesFromItsCheckpoint) {
   EXPECT_EQ(resumed["rungs"][0]["steps"].get<int>(), 6);
   EXPECT_EQ(resumed["rungs"][0]["ppl"], full["rungs"][0]["ppl"]);  // bit-exact resume
 }
+
+// The GPU path's orchestration (train processes per device, pieces under a time limit, resume,
+// evaluation by the trainer program), on a machine without a GPU: a stand-in for aero-gpu that
+// speaks its command line and forwards to the CPU `aero` (train/eval --json). --max-seconds is
+// mapped to --stop-after of half the steps, so the first call leaves each rung unfinished.
+TEST(Reproduce, GpuTrainerPathRunsInPiecesAndResumes) {
+  const std::string out =
+      (fs::temp_directory_path() / ("aero_ladder_gpu_" + std::to_string(::getpid()))).string();
+  fs::remove_all(out);
+  make_dirs(out);
+  const std::string fake = out + "/fake-aero-gpu";
+  const std::string aero = std::string(AERO_BINARY_DIR) + "/aero";
+  write_file_atomic(fake,
+                    "#!/bin/sh\n"
+                    "cmd=$1; shift\n"
+                    "echo \"fake-aero-gpu $cmd $*\" >> \"" + out + "/calls.log\"\n"
+                    "args=\"\"; json=\"\"\n"
+                    "while [ $# -gt 0 ]; do case $1 in\n"
+                    "  --device) shift;;\n"
+                    "  --max-seconds) shift; args=\"$args --stop-after 3\";;\n"
+                    "  --json) shift; json=$1;;\n"
+                    "  *) args=\"$args $1\";;\n"
+                    "esac; shift; done\n"
+                    "if [ \"$cmd\" = eval ]; then exec " + aero + " eval $args --json > \"$json\"; fi\n"
+                    "exec " + aero + " train $args\n");
+  fs::permissions(fake, fs::perms::owner_all);
+  auto o = micro(out + "/ladder");
+  o.gpu_trainer = fake;
+  o.gpus = {0, 1};
+  o.max_seconds = 100;
+  auto first = ladder::reproduce(o);
+  EXPECT_EQ(first["rungs"].size(), 0u);
+  ASSERT_EQ(first["unfinished"].size(), 2u);
+  EXPECT_NE(read_file(out + "/ladder/results.md").find("rerun"), std::string::npos);
+  // Second piece: both rungs resume from step 3 and finish (the fake stops at step 3 again
+  // only when it starts below it), are evaluated by the trainer program and get table rows.
+  o.max_seconds = 0;
+  auto second = ladder::reproduce(o);
+  ASSERT_EQ(second["rungs"].size(), 2u);
+  EXPECT_EQ(second["unfinished"].size(), 0u);
+  for (const auto& r : second["rungs"]) {
+    EXPECT_EQ(r["steps"].get<int>(), 6) << r["rung"];
+    EXPECT_EQ(r["trained_on"], "gpu");
+    EXPECT_TRUE(r["ppl"].is_number()) << r["rung"];
+    EXPECT_EQ(r["entropy"]["nan_heads"].get<int>(), 0);
+  }
+  const std::string calls = read_file(out + "/calls.log");
+  EXPECT_NE(calls.find("train --resume"), std::string::npos) << calls;
+  EXPECT_NE(calls.find("eval "), std::string::npos) << calls;
+  EXPECT_NE(calls.find("--device 1"), std::string::npos) << calls;  // two GPUs in use
+  // The table's perplexity and entropy are what the trainer program's evaluation reported.
+  const auto ev = nlohmann::json::parse(read_file(out + "/ladder/SM_LN_G/eval.json"));
+  EXPECT_EQ(second["rungs"][0]["ppl"], ev["val_ppl"]);
+  const auto ent = nlohmann::json::parse(read_file(out + "/ladder/SM_LN_G/entropy.json"));
+  EXPECT_EQ(ent["entropy"], ev["entropy"]);
+  EXPECT_NE(read_file(out + "/ladder/results.md").find("| EReg(SM(t)+ScFuFFN)-k1 |"), std::string::npos);
+  fs::remove_all(out);
+}
