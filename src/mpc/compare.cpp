@@ -59,9 +59,13 @@ std::vector<u64> drelu_deal(Dealer& d, const CompareSpec& s, std::span<const u64
 }
 
 std::vector<u64> drelu_eval(Party& p, const CompareSpec& s, std::span<const u64> x_hat) {
+  OpScope scope(p.peer, "drelu");
+  return open(p, drelu_shares(p, s, x_hat), s.out_bits);
+}
+
+std::vector<u64> drelu_shares(Party& p, const CompareSpec& s, std::span<const u64> x_hat) {
   s.check(false);
   const size_t n = x_hat.size();
-  OpScope scope(p.peer, "drelu");
   p.keys.begin("drelu", n);
   std::vector<u64> u(n), ro(n);
   p.keys.share(u, s.out_bits);
@@ -74,7 +78,7 @@ std::vector<u64> drelu_eval(Party& p, const CompareSpec& s, std::span<const u64>
     if (p.id == kServer) v += pb;
     u[i] = mod_w(v, s.out_bits);
   }
-  return open(p, u, s.out_bits);
+  return u;
 }
 
 std::vector<u64> relu_deal(Dealer& d, const CompareSpec& s, std::span<const u64> r_in) {
@@ -98,9 +102,13 @@ std::vector<u64> relu_deal(Dealer& d, const CompareSpec& s, std::span<const u64>
 }
 
 std::vector<u64> relu_eval(Party& p, const CompareSpec& s, std::span<const u64> x_hat) {
+  OpScope scope(p.peer, "relu");
+  return open(p, relu_shares(p, s, x_hat), s.out_bits);
+}
+
+std::vector<u64> relu_shares(Party& p, const CompareSpec& s, std::span<const u64> x_hat) {
   s.check(true);
   const size_t n = x_hat.size();
-  OpScope scope(p.peer, "relu");
   p.keys.begin("relu", n);
   std::vector<u64> t(n), r(n), rt(n), ro(n);
   p.keys.share(t, s.out_bits);
@@ -116,7 +124,7 @@ std::vector<u64> relu_eval(Party& p, const CompareSpec& s, std::span<const u64> 
     if (p.id == kServer) v += xh * pb;
     ro[i] = mod_w(v, s.out_bits);
   }
-  return open(p, ro, s.out_bits);
+  return ro;
 }
 
 double drelu_key_bytes_per_element(const CompareSpec& s, int party) {

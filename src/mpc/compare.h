@@ -35,6 +35,11 @@ std::vector<u64> drelu_eval(Party& p, const CompareSpec& s, std::span<const u64>
 std::vector<u64> relu_deal(Dealer& d, const CompareSpec& s, std::span<const u64> r_in);
 std::vector<u64> relu_eval(Party& p, const CompareSpec& s, std::span<const u64> x_hat);
 
+// The party side without the opening: this party's share of the masked output (for
+// open_many, to evaluate independent gates in one round). *_eval = open(*_shares).
+std::vector<u64> drelu_shares(Party& p, const CompareSpec& s, std::span<const u64> x_hat);
+std::vector<u64> relu_shares(Party& p, const CompareSpec& s, std::span<const u64> x_hat);
+
 double drelu_key_bytes_per_element(const CompareSpec& s, int party);
 double relu_key_bytes_per_element(const CompareSpec& s, int party);
 

@@ -69,34 +69,140 @@ std::vector<u64> matmul_w_eval(Party& p, const MatShape& s, std::span<const u64>
 
 std::vector<u64> matmul_ss_deal(Dealer& d, const MatShape& s, std::span<const u64> r_a,
                                 std::span<const u64> r_b, int w) {
-  check_sizes("matmul_ss_deal", r_a.size(), s.m * s.k, "left mask");
-  check_sizes("matmul_ss_deal", r_b.size(), s.k * s.n, "right mask");
-  d.begin("matmul_ss", s.m * s.n);
-  std::vector<u64> r_c = d.random(s.m * s.n, w);
-  std::vector<u64> corr = r_c;
-  gemm_acc(s, r_a.data(), r_b.data(), corr.data());
-  reduce(corr, w);
-  d.share(r_a, w);
+  return matmul_ss_batch_deal(d, BatchMatShape{s}, r_a, r_b, w);
+}
+
+std::vector<u64> matmul_ss_eval(Party& p, const MatShape& s, std::span<const u64> a_hat,
+                                std::span<const u64> b_hat, int w) {
+  return matmul_ss_batch_eval(p, BatchMatShape{s}, a_hat, b_hat, w);
+}
+
+void BatchMatShape::check() const {
+  AERO_CHECK(!tri_a || mat.m == mat.k, "matmul_ss_batch: tri_a needs a square left factor (", mat.m, " x ", mat.k, ")");
+  AERO_CHECK(!tri_out || mat.m == mat.n, "matmul_ss_batch: tri_out needs a square product (", mat.m, " x ", mat.n, ")");
+}
+
+namespace {
+// The lower-triangular entries (j <= i) of a square row-major matrix, or all entries.
+std::vector<u64> tri_pack(std::span<const u64> full, size_t m, size_t n, bool tri) {
+  if (!tri) return {full.begin(), full.end()};
+  std::vector<u64> out;
+  out.reserve(m * (m + 1) / 2);
+  for (size_t i = 0; i < m; ++i)
+    for (size_t j = 0; j <= i; ++j) out.push_back(full[i * n + j]);
+  return out;
+}
+std::vector<u64> tri_unpack(std::span<const u64> packed, size_t m, size_t n, bool tri) {
+  if (!tri) return {packed.begin(), packed.end()};
+  std::vector<u64> full(m * n, 0);
+  size_t q = 0;
+  for (size_t i = 0; i < m; ++i)
+    for (size_t j = 0; j <= i; ++j) full[i * n + j] = packed[q++];
+  return full;
+}
+// Per batch entry: the A part (triangular entries when tri_a) of r_a, all of r_b, and C.
+struct BatchParts {
+  size_t a, b, c, a_shared, c_kept;
+};
+BatchParts parts(const BatchMatShape& s) {
+  const auto& m = s.mat;
+  return {m.m * m.k, m.k * m.n, m.m * m.n, s.tri_a ? m.m * (m.m + 1) / 2 : m.m * m.k,
+          s.tri_out ? m.m * (m.m + 1) / 2 : m.m * m.n};
+}
+}  // namespace
+
+std::vector<u64> matmul_ss_batch_deal(Dealer& d, const BatchMatShape& s, std::span<const u64> r_a,
+                                      std::span<const u64> r_b, int w) {
+  s.check();
+  const BatchParts z = parts(s);
+  check_sizes("matmul_ss_batch_deal", r_a.size(), s.batch * z.a, "left mask");
+  check_sizes("matmul_ss_batch_deal", r_b.size(), s.batch * z.b, "right mask");
+  d.begin("matmul_ss_batch", s.out_count());
+  std::vector<u64> r_c = d.random(s.out_count(), w), sa, corr;
+  sa.reserve(s.batch * z.a_shared);
+  corr.reserve(s.out_count());
+  for (size_t b = 0; b < s.batch; ++b) {
+    auto ta = tri_pack(r_a.subspan(b * z.a, z.a), s.mat.m, s.mat.k, s.tri_a);
+    if (s.tri_a)  // the masks of the public zeros above the diagonal must be 0
+      AERO_CHECK(tri_unpack(ta, s.mat.m, s.mat.k, true) ==
+                     std::vector<u64>(r_a.begin() + b * z.a, r_a.begin() + (b + 1) * z.a),
+                 "matmul_ss_batch: tri_a with a nonzero mask above the diagonal");
+    sa.insert(sa.end(), ta.begin(), ta.end());
+    std::vector<u64> full(z.c, 0);
+    gemm_acc(s.mat, r_a.data() + b * z.a, r_b.data() + b * z.b, full.data());
+    auto kept = tri_pack(full, s.mat.m, s.mat.n, s.tri_out);
+    for (size_t i = 0; i < kept.size(); ++i) corr.push_back(mod_w(kept[i] + r_c[b * z.c_kept + i], w));
+  }
+  d.share(sa, w);
   d.share(r_b, w);
   d.share(corr, w);
   return r_c;
 }
 
-std::vector<u64> matmul_ss_eval(Party& p, const MatShape& s, std::span<const u64> a_hat,
-                                std::span<const u64> b_hat, int w) {
-  check_sizes("matmul_ss_eval", a_hat.size(), s.m * s.k, "left input");
-  check_sizes("matmul_ss_eval", b_hat.size(), s.k * s.n, "right input");
-  OpScope scope(p.peer, "matmul_ss");
-  p.keys.begin("matmul_ss", s.m * s.n);
-  std::vector<u64> ra(s.m * s.k), rb(s.k * s.n), c(s.m * s.n);
-  p.keys.share(ra, w);
+std::vector<u64> matmul_ss_batch_shares(Party& p, const BatchMatShape& s, std::span<const u64> a_hat,
+                                        std::span<const u64> b_hat, int w) {
+  s.check();
+  const BatchParts z = parts(s);
+  check_sizes("matmul_ss_batch", a_hat.size(), s.batch * z.a, "left input");
+  check_sizes("matmul_ss_batch", b_hat.size(), s.batch * z.b, "right input");
+  p.keys.begin("matmul_ss_batch", s.out_count());
+  std::vector<u64> sa(s.batch * z.a_shared), rb(s.batch * z.b), c(s.out_count());
+  p.keys.share(sa, w);
   p.keys.share(rb, w);
   p.keys.share(c, w);
-  gemm_acc(s, a_hat.data(), rb.data(), c.data(), true);
-  gemm_acc(s, ra.data(), b_hat.data(), c.data(), true);
-  if (p.id == kServer) gemm_acc(s, a_hat.data(), b_hat.data(), c.data());
-  reduce(c, w);
-  return open(p, c, w);
+  for (size_t b = 0; b < s.batch; ++b) {
+    auto ra = tri_unpack(std::span<const u64>(sa).subspan(b * z.a_shared, z.a_shared), s.mat.m, s.mat.k, s.tri_a);
+    std::vector<u64> full(z.c, 0);
+    const u64* ah = a_hat.data() + b * z.a;
+    const u64* bh = b_hat.data() + b * z.b;
+    gemm_acc(s.mat, ah, rb.data() + b * z.b, full.data(), true);
+    gemm_acc(s.mat, ra.data(), bh, full.data(), true);
+    if (p.id == kServer) gemm_acc(s.mat, ah, bh, full.data());
+    auto kept = tri_pack(full, s.mat.m, s.mat.n, s.tri_out);
+    for (size_t i = 0; i < kept.size(); ++i) c[b * z.c_kept + i] = mod_w(c[b * z.c_kept + i] + kept[i], w);
+  }
+  return c;
+}
+
+std::vector<u64> matmul_ss_batch_eval(Party& p, const BatchMatShape& s, std::span<const u64> a_hat,
+                                      std::span<const u64> b_hat, int w) {
+  OpScope scope(p.peer, "matmul_ss");
+  return open(p, matmul_ss_batch_shares(p, s, a_hat, b_hat, w), w);
+}
+
+std::vector<u64> quad_rows_deal(Dealer& d, size_t rows, size_t cols, u64 a, u64 b, std::span<const u64> r_x, int w) {
+  check_sizes("quad_rows_deal", r_x.size(), rows * cols, "input mask");
+  d.begin("quad_rows", rows);
+  std::vector<u64> r_y = d.random(rows, w), corr(rows);
+  for (size_t t = 0; t < rows; ++t) {
+    u64 sq = 0, rs = 0;
+    for (size_t i = 0; i < cols; ++i) sq += r_x[t * cols + i] * r_x[t * cols + i], rs += r_x[t * cols + i];
+    corr[t] = mod_w(a * sq - b * rs * rs + r_y[t], w);
+  }
+  d.share(r_x, w);
+  d.share(corr, w);
+  return r_y;
+}
+
+std::vector<u64> quad_rows_eval(Party& p, size_t rows, size_t cols, u64 a, u64 b, std::span<const u64> x_hat, int w) {
+  check_sizes("quad_rows_eval", x_hat.size(), rows * cols, "masked input");
+  OpScope scope(p.peer, "quad_rows");
+  p.keys.begin("quad_rows", rows);
+  std::vector<u64> r(rows * cols), y(rows);
+  p.keys.share(r, w);
+  p.keys.share(y, w);
+  for (size_t t = 0; t < rows; ++t) {
+    // a sum (x^2 - 2 x^ r + r^2) - b (s^2 - 2 s^ r_s + r_s^2): the r^2 terms are in y already.
+    u64 xr = 0, rs = 0, sq = 0, sh = 0;
+    for (size_t i = 0; i < cols; ++i) {
+      const u64 xh = x_hat[t * cols + i];
+      xr += xh * r[t * cols + i], rs += r[t * cols + i], sq += xh * xh, sh += xh;
+    }
+    u64 v = y[t] - 2 * a * xr + 2 * b * sh * rs;
+    if (p.id == kServer) v += a * sq - b * sh * sh;
+    y[t] = mod_w(v, w);
+  }
+  return open(p, y, w);
 }
 
 std::vector<u64> mul_deal(Dealer& d, std::span<const u64> r_a, std::span<const u64> r_b, int w) {
@@ -113,9 +219,13 @@ std::vector<u64> mul_deal(Dealer& d, std::span<const u64> r_a, std::span<const u
 
 std::vector<u64> mul_eval(Party& p, std::span<const u64> a_hat, std::span<const u64> b_hat, int w,
                           const char* tag) {
+  OpScope scope(p.peer, tag);
+  return open(p, mul_shares(p, a_hat, b_hat, w), w);
+}
+
+std::vector<u64> mul_shares(Party& p, std::span<const u64> a_hat, std::span<const u64> b_hat, int w) {
   check_sizes("mul_eval", b_hat.size(), a_hat.size(), "right input");
   const size_t n = a_hat.size();
-  OpScope scope(p.peer, tag);
   p.keys.begin("mul", n);
   std::vector<u64> ra(n), rb(n), c(n);
   p.keys.share(ra, w);
@@ -126,7 +236,7 @@ std::vector<u64> mul_eval(Party& p, std::span<const u64> a_hat, std::span<const 
     if (p.id == kServer) v += a_hat[i] * b_hat[i];
     c[i] = mod_w(v, w);
   }
-  return open(p, c, w);
+  return c;
 }
 
 std::vector<u64> select_deal(Dealer& d, std::span<const u64> r_b, std::span<const u64> r_x,

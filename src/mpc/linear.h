@@ -46,10 +46,41 @@ std::vector<u64> matmul_ss_deal(Dealer& d, const MatShape& s, std::span<const u6
 std::vector<u64> matmul_ss_eval(Party& p, const MatShape& s, std::span<const u64> a_hat,
                                 std::span<const u64> b_hat, int w);
 
+// Batched secret x secret products: `batch` independent products A_b (m x k) B_b (k x n)
+// (all heads of an attention layer) opened in ONE round. A is [batch][m][k], B [batch][k][n].
+//   tri_a:   A_b is lower triangular (m == k) with public zeros above the diagonal (their
+//            masks are 0): the dealer sends no shares of those mask entries (causal P V).
+//   tri_out: only the lower triangle (j <= i, m == n) of each C_b is computed and opened
+//            (causal Q K^T): output order b, i, j <= i; batch * m (m + 1) / 2 entries.
+// Keys (party 1): w/8 x (shared entries of A + all of B + opened entries of C).
+struct BatchMatShape {
+  MatShape mat;
+  size_t batch = 1;
+  bool tri_a = false, tri_out = false;
+  void check() const;
+  size_t out_count() const { return batch * (tri_out ? mat.m * (mat.m + 1) / 2 : mat.m * mat.n); }
+};
+std::vector<u64> matmul_ss_batch_deal(Dealer& d, const BatchMatShape& s, std::span<const u64> r_a,
+                                      std::span<const u64> r_b, int w);
+std::vector<u64> matmul_ss_batch_shares(Party& p, const BatchMatShape& s, std::span<const u64> a_hat,
+                                        std::span<const u64> b_hat, int w);
+std::vector<u64> matmul_ss_batch_eval(Party& p, const BatchMatShape& s, std::span<const u64> a_hat,
+                                      std::span<const u64> b_hat, int w);
+
+// Row quadratic form, one opening per row: y_t = a sum_i x_ti^2 - b (sum_i x_ti)^2 for x
+// (rows x cols). Degree 2 in the masked input, so local given dealer shares of the masks and
+// of the per-row mask polynomial (the masked-wire idea of Boyle et al. EC'21; SPEC 6.1):
+//   y = a sum (x^ - r)^2 - b (s^ - r_s)^2,  s^ = sum x^, r_s = sum r.
+// LayerNorm's d sum x^2 - (sum x)^2 opens `rows` values instead of rows x (cols + 1) products.
+// Keys (party 1): w/8 x (rows cols + rows). Rounds 1.
+std::vector<u64> quad_rows_deal(Dealer& d, size_t rows, size_t cols, u64 a, u64 b, std::span<const u64> r_x, int w);
+std::vector<u64> quad_rows_eval(Party& p, size_t rows, size_t cols, u64 a, u64 b, std::span<const u64> x_hat, int w);
+
 std::vector<u64> mul_deal(Dealer& d, std::span<const u64> r_a, std::span<const u64> r_b, int w);
 // `tag`: the operator name the traffic is metered under (select passes "select").
 std::vector<u64> mul_eval(Party& p, std::span<const u64> a_hat, std::span<const u64> b_hat, int w,
                           const char* tag = "mul");
+std::vector<u64> mul_shares(Party& p, std::span<const u64> a_hat, std::span<const u64> b_hat, int w);  // no opening
 
 // b must be a masked 0/1 value of width w (e.g. drelu's output with out_bits = w).
 std::vector<u64> select_deal(Dealer& d, std::span<const u64> r_b, std::span<const u64> r_x,

@@ -24,9 +24,13 @@ std::vector<u64> lut_deal(Dealer& d, const LutSpec& s, std::span<const u64> r_in
 }
 
 std::vector<u64> lut_eval(Party& p, const LutSpec& s, std::span<const u64> x_hat) {
+  OpScope scope(p.peer, "lut");
+  return open(p, lut_shares(p, s, x_hat), s.out_bits);
+}
+
+std::vector<u64> lut_shares(Party& p, const LutSpec& s, std::span<const u64> x_hat) {
   s.check();
   const size_t n = x_hat.size();
-  OpScope scope(p.peer, "lut");
   p.keys.begin("lut", n);
   std::vector<u64> y(n);
   p.keys.share(y, s.out_bits);
@@ -47,7 +51,7 @@ std::vector<u64> lut_eval(Party& p, const LutSpec& s, std::span<const u64> x_hat
       y[i] = mod_w(y[i] + acc, s.out_bits);
     }
   }
-  return open(p, y, s.out_bits);
+  return y;
 }
 
 double lut_key_bytes_per_element(const LutSpec& s, int party) {

@@ -26,6 +26,7 @@ struct LutSpec {
 
 std::vector<u64> lut_deal(Dealer& d, const LutSpec& s, std::span<const u64> r_in);
 std::vector<u64> lut_eval(Party& p, const LutSpec& s, std::span<const u64> x_hat);
+std::vector<u64> lut_shares(Party& p, const LutSpec& s, std::span<const u64> x_hat);  // no opening
 double lut_key_bytes_per_element(const LutSpec& s, int party);
 
 }  // namespace aero::mpc

@@ -9,6 +9,28 @@ std::vector<u64> open(Party& p, std::span<const u64> share, int w) {
   return other;
 }
 
+std::vector<std::vector<u64>> open_many(Party& p, std::vector<Opening> parts) {
+  std::vector<uint8_t> out;
+  size_t expected = 0;
+  for (const auto& o : parts) {
+    auto b = pack_bits(o.share, o.w);
+    out.insert(out.end(), b.begin(), b.end());
+    expected += packed_bytes(o.share.size(), o.w);
+  }
+  auto in = p.peer.exchange(out, expected);
+  std::vector<std::vector<u64>> res(parts.size());
+  size_t off = 0;
+  for (size_t k = 0; k < parts.size(); ++k) {
+    auto& o = parts[k];
+    const size_t nb = packed_bytes(o.share.size(), o.w);
+    res[k].resize(o.share.size());
+    unpack_bits(std::span<const uint8_t>(in.data() + off, nb), o.w, res[k]);
+    for (size_t i = 0; i < res[k].size(); ++i) res[k][i] = mod_w(res[k][i] + o.share[i], o.w);
+    off += nb;
+  }
+  return res;
+}
+
 // The owner's mask is a seed in its key stream (party 0: from its seed stream via `share`
 // of a zero-free mask; party 1: explicit), the other party's stream holds only the marker.
 std::vector<u64> input_deal(Dealer& d, int owner, size_t n, int w) {

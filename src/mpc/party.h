@@ -32,6 +32,15 @@ struct Party {
 // other's and return the sum mod 2^w. One round.
 std::vector<u64> open(Party& p, std::span<const u64> share, int w);
 
+// Several openings of independent gates (each its own width) in ONE message each way, so
+// they cost one round together: the gates' `*_shares` halves compute the shares, this opens
+// them all (what "run independent operators in the same round" means on the wire).
+struct Opening {
+  std::vector<u64> share;
+  int w = 64;
+};
+std::vector<std::vector<u64>> open_many(Party& p, std::vector<Opening> parts);
+
 // Input sharing: the owner of a private tensor x turns it into a masked wire. The dealer
 // gives the owner the mask r in the clear (its key stream) and the other party nothing; the
 // owner sends x + r. Dealer side returns r; owner gets x^ and the other party receives it.

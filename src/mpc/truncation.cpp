@@ -59,8 +59,14 @@ std::vector<u64> trunc_deal(Dealer& d, const TruncSpec& s, std::span<const u64> 
 std::vector<u64> trunc_eval(Party& p, const TruncSpec& s, std::span<const u64> x_hat) {
   s.check();
   if (s.is_free()) return trunc_free_eval(x_hat, s.in_bits, s.shift);
-  const size_t n = x_hat.size();
   OpScope scope(p.peer, "trunc");
+  return open(p, trunc_shares(p, s, x_hat), s.out_bits);
+}
+
+std::vector<u64> trunc_shares(Party& p, const TruncSpec& s, std::span<const u64> x_hat) {
+  s.check();
+  AERO_CHECK(!s.is_free(), "trunc_shares: a free truncation has no opening");
+  const size_t n = x_hat.size();
   p.keys.begin("trunc", n);
   std::vector<u64> y(n), yh(n), tmp(n);
   p.keys.share(y, s.out_bits);
@@ -83,7 +89,7 @@ std::vector<u64> trunc_eval(Party& p, const TruncSpec& s, std::span<const u64> x
     if (p.id == kServer) y[i] += (yh[i] >> s.shift) - off;
     y[i] = mod_w(y[i], s.out_bits);
   }
-  return open(p, y, s.out_bits);
+  return y;
 }
 
 double trunc_key_bytes_per_element(const TruncSpec& s, int party) {

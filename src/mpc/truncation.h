@@ -43,6 +43,8 @@ struct TruncSpec {
 
 std::vector<u64> trunc_deal(Dealer& d, const TruncSpec& s, std::span<const u64> r_in);
 std::vector<u64> trunc_eval(Party& p, const TruncSpec& s, std::span<const u64> x_hat);
+// Party side without the opening (the gate must not be free): the share for open_many.
+std::vector<u64> trunc_shares(Party& p, const TruncSpec& s, std::span<const u64> x_hat);
 // Key bytes per element for party `party` (0 for the free case).
 double trunc_key_bytes_per_element(const TruncSpec& s, int party);
 

@@ -2,6 +2,9 @@
 // each other, one code path, bit-exact with FixedExec.
 #include "pi/secure_exec.h"
 
+#include <deque>
+#include <optional>
+
 #include "core/error.h"
 #include "mpc/compare.h"
 #include "mpc/linear.h"
@@ -10,7 +13,85 @@
 
 namespace aero::pi {
 using mpc::u64;
-constexpr int W = SecureExec::kWidth;
+constexpr int W = SecureExec::kWidth, WIDE = SecureExec::kWide, ZW = SecureExec::kScoreWidth;
+
+// One round of independent gates: in dealer mode each gate deals at once (same order as the
+// parties), in party mode each computes this party's share and run() opens them all in one
+// message each way (mpc::open_many). Outputs live until the round is destroyed.
+class SRound {
+ public:
+  using V = std::vector<u64>;
+  SRound(SecureExec& ex, const char* tag) : d_(ex.d_), p_(ex.p_) {
+    if (p_) scope_.emplace(p_->peer, tag);
+  }
+  V& trunc(const V& x, mpc::TruncSpec t) {
+    AERO_CHECK(!t.is_free(), "SRound::trunc: free truncations need no round");
+    return add([&] { return mpc::trunc_deal(*d_, t, x); }, [&] { return mpc::trunc_shares(*p_, t, x); }, t.out_bits);
+  }
+  V& drelu(const V& x, int in_w, int out_w) {
+    mpc::CompareSpec c{in_w, out_w};
+    return add([&] { return mpc::drelu_deal(*d_, c, x); }, [&] { return mpc::drelu_shares(*p_, c, x); }, out_w);
+  }
+  V& relu(const V& x, int w) {
+    mpc::CompareSpec c{w, w};
+    return add([&] { return mpc::relu_deal(*d_, c, x); }, [&] { return mpc::relu_shares(*p_, c, x); }, w);
+  }
+  V& mul(const V& a, const V& b, int w) {
+    return add([&] { return mpc::mul_deal(*d_, a, b, w); }, [&] { return mpc::mul_shares(*p_, a, b, w); }, w);
+  }
+  V& lut(const V& idx, int in_bits, int out_bits, const std::vector<int64_t>& table) {
+    mpc::LutSpec ls;
+    ls.in_bits = in_bits;
+    ls.out_bits = out_bits;
+    ls.table.resize(table.size());
+    for (size_t k = 0; k < table.size(); ++k) ls.table[k] = mpc::mod_w(u64(table[k]), out_bits);
+    V i(idx.size());
+    for (size_t k = 0; k < i.size(); ++k) i[k] = mpc::mod_w(idx[k], in_bits);
+    return add([&] { return mpc::lut_deal(*d_, ls, i); }, [&] { return mpc::lut_shares(*p_, ls, i); }, out_bits);
+  }
+  V& matmul(const mpc::BatchMatShape& s, const V& a, const V& b, int w) {
+    return add([&] { return mpc::matmul_ss_batch_deal(*d_, s, a, b, w); },
+               [&] { return mpc::matmul_ss_batch_shares(*p_, s, a, b, w); }, w);
+  }
+  void run() {
+    if (d_ || ops_.empty()) return;
+    auto r = mpc::open_many(*p_, std::move(ops_));
+    for (size_t k = 0; k < r.size(); ++k) out_[k] = std::move(r[k]);
+    ops_.clear();
+  }
+
+ private:
+  template <class Deal, class Share>
+  V& add(Deal deal, Share share, int w) {
+    out_.emplace_back();
+    if (d_)
+      out_.back() = deal();
+    else
+      ops_.push_back({share(), w});
+    return out_.back();
+  }
+  mpc::Dealer* d_;
+  mpc::Party* p_;
+  std::optional<mpc::OpScope> scope_;
+  std::deque<V> out_;
+  std::vector<mpc::Opening> ops_;
+};
+
+namespace {
+// InvPowLut's table [e * 2^M + j] reordered to [j * 64 + e]: the secure index is built as
+// (j << 6) + e, which needs j only mod 2^M (a truncate-reduce without sign extension). Slot
+// (2^M - 1, 63) takes the v <= 0 case of InvPowLut::eval (treated as 1: table[0]): with all
+// comparisons false the index is (0 << 6) + (0 - 1) = -1 = that slot mod 2^(M+6); e = 63
+// never occurs for a positive 64-bit input.
+std::vector<int64_t> reorder(const InvPowLut& L) {
+  const int M = L.mantissa, m = 1 << M;
+  std::vector<int64_t> t(size_t(64) * m);
+  for (int e = 0; e < 64; ++e)
+    for (int j = 0; j < m; ++j) t[size_t(j) * 64 + e] = L.table()[size_t(e) * m + j];
+  t[size_t(m - 1) * 64 + 63] = L.table()[0];
+  return t;
+}
+}  // namespace
 
 SecureExec::SecureExec(mpc::Dealer* dealer, mpc::Party* party, const FxSpec& spec, mpc::Block model_seed)
     : d_(dealer),
@@ -20,109 +101,106 @@ SecureExec::SecureExec(mpc::Dealer* dealer, mpc::Party* party, const FxSpec& spe
       gelu_(spec),
       exp_(spec),
       inv_(-1.0, spec.exp_frac(), spec.inv_frac(), spec.inv_mantissa),
-      rsqrt_(-0.5, 2 * spec.f, spec.rsqrt_out_frac, spec.inv_mantissa) {
+      rsqrt_(-0.5, 2 * spec.f, spec.rsqrt_out_frac, spec.inv_mantissa),
+      inv_tab_(reorder(inv_)),
+      rsqrt_tab_(reorder(rsqrt_)) {
   AERO_CHECK((d_ != nullptr) != (p_ != nullptr), "SecureExec: exactly one of dealer / party");
 }
 
-std::vector<u64> SecureExec::constant(size_t n, int64_t c) const {
-  return std::vector<u64>(n, dealer() ? 0 : mpc::mod_w(u64(c), W));
+std::vector<u64> SecureExec::constant(size_t n, int64_t c, int w) const {
+  return std::vector<u64>(n, dealer() ? 0 : mpc::mod_w(u64(c), w));
+}
+
+std::vector<u64> SecureExec::affine(const V& x, int64_t k, int64_t c, int w) const {
+  V o(x.size());
+  for (size_t i = 0; i < o.size(); ++i) o[i] = mpc::mod_w(u64(k) * x[i] + (dealer() ? 0 : u64(c)), w);
+  return o;
+}
+
+std::vector<u64> SecureExec::trunc(const V& x, int shift, int in_w, int out_w, const char* tag) {
+  SRound r(*this, tag);
+  auto& y = r.trunc(x, {in_w, shift, out_w, true});
+  r.run();
+  return y;
+}
+
+std::vector<u64> SecureExec::at_width(const SWire& x, int w) {
+  if (x.w == w) return x.v;
+  if (x.w > w) {
+    V o(x.v.size());
+    for (size_t k = 0; k < o.size(); ++k) o[k] = mpc::mod_w(x.v[k], w);
+    return o;
+  }
+  return trunc(x.v, 0, x.w, w, "widen");
 }
 
 SWire SecureExec::input_client(const std::vector<double>& x, int rows, int cols) {
   size_t n = size_t(rows) * cols;
-  SWire y{rows, cols, {}};
+  SWire y{rows, cols, {}, WIDE};
   if (dealer()) {
-    y.v = mpc::input_deal(*d_, mpc::kClient, n, W);
+    y.v = mpc::input_deal(*d_, mpc::kClient, n, WIDE);
   } else {
     std::vector<u64> enc(n, 0);
     if (p_->id == mpc::kClient)
-      for (size_t k = 0; k < n; ++k) enc[k] = mpc::mod_w(u64(encode(x[k], s_.f)), W);
-    y.v = mpc::input_eval(*p_, mpc::kClient, enc, n, W);
+      for (size_t k = 0; k < n; ++k) enc[k] = u64(encode(x[k], s_.f));
+    y.v = mpc::input_eval(*p_, mpc::kClient, enc, n, WIDE);
   }
   return y;
 }
 
 std::vector<double> SecureExec::output_client(const SWire& y) {
   if (dealer()) {
-    mpc::output_deal(*d_, mpc::kClient, y.v, W);
+    mpc::output_deal(*d_, mpc::kClient, y.v, y.w);
     return {};
   }
-  auto v = mpc::output_eval(*p_, mpc::kClient, y.v, W);
+  auto v = mpc::output_eval(*p_, mpc::kClient, y.v, y.w);
   if (p_->id != mpc::kClient) return {};
   std::vector<double> r(v.size());
-  for (size_t k = 0; k < v.size(); ++k) r[k] = decode(mpc::to_signed(v[k], W), s_.f);
+  for (size_t k = 0; k < v.size(); ++k) r[k] = decode(mpc::to_signed(v[k], y.w), s_.f);
   return r;
 }
 
-std::vector<u64> SecureExec::trunc(const V& x, int shift, int in_w, int out_w) {
-  mpc::TruncSpec t{in_w, shift, out_w, true};
-  return dealer() ? mpc::trunc_deal(*d_, t, x) : mpc::trunc_eval(*p_, t, x);
-}
-
-std::vector<u64> SecureExec::drelu(const V& x, int w) {
-  mpc::CompareSpec c{w, w};
-  return dealer() ? mpc::drelu_deal(*d_, c, x) : mpc::drelu_eval(*p_, c, x);
-}
-
-std::vector<u64> SecureExec::select(const V& b, const V& x, const V& y, int w) {
-  return dealer() ? mpc::select_deal(*d_, b, x, y, w) : mpc::select_eval(*p_, b, x, y, w);
-}
-
-std::vector<u64> SecureExec::mul(const V& a, const V& b, int w) {
-  return dealer() ? mpc::mul_deal(*d_, a, b, w) : mpc::mul_eval(*p_, a, b, w);
-}
-
-std::vector<u64> SecureExec::lut(const V& idx, int in_bits, int out_bits, const std::vector<int64_t>& table) {
-  mpc::LutSpec ls;
-  ls.in_bits = in_bits;
-  ls.out_bits = out_bits;
-  ls.table.resize(table.size());
-  for (size_t k = 0; k < table.size(); ++k) ls.table[k] = mpc::mod_w(u64(table[k]), out_bits);
-  V i(idx.size());
-  for (size_t k = 0; k < i.size(); ++k) i[k] = mpc::mod_w(idx[k], in_bits);
-  return dealer() ? mpc::lut_deal(*d_, ls, i) : mpc::lut_eval(*p_, ls, i);
-}
-
-std::vector<u64> SecureExec::plus_const(const V& x, int64_t c, int w) const {
-  V o = x;
-  if (!dealer())
-    for (auto& e : o) e = mpc::mod_w(e + u64(c), w);
-  return o;
-}
-
-// Normalized LUT (fixed_point.h InvPowLut) on a positive 64-bit wire: b_e = [v >= 2^e],
-// one-hot of the MSB e* = sum b_e - 1, u = sum_e onehot_e v 2^(63-e) (MSB moved to bit 63),
-// j = floor(u / 2^(63-M)) - 2^M, table[(e* 2^M + j) mod 2^14].
-std::vector<u64> SecureExec::invpow(const V& v, const InvPowLut& L, int out_w) {
+// Normalized LUT (fixed_point.h InvPowLut) on a positive wire v of width vw whose MSB lies
+// below max_e: b_e = [v >= 2^e] (e < max_e), one-hot of the MSB e* = sum b_e - 1,
+// u = sum_e onehot_e v 2^(63-e) (MSB moved to bit 63; v << (63-e) mod 2^64 needs v only mod
+// 2^(e+1), so a reduced vw > max_e suffices), j = floor(u / 2^(63-M)) mod 2^M (the mantissa),
+// table[(j << 6) + e*]. Rounds: drelu | mul | trunc (no sign extension) | DPF table.
+std::vector<u64> SecureExec::invpow(const V& v, int vw, int max_e, const InvPowLut& L, int out_w, const char* tag,
+                                    const std::function<V&(SRound&)>& with_first, V* first_out) {
   const size_t n = v.size();
-  const int E = 63, M = L.mantissa, IB = 6 + M;
+  const int E = max_e, M = L.mantissa, IB = 6 + M;
+  AERO_CHECK(E <= 63 && vw >= std::min(64, E + 1), "invpow: MSB search below 2^", E, " on a ", vw, "-bit wire");
   V cmp(n * E);
   for (int e = 0; e < E; ++e) {
-    auto t = plus_const(v, -(int64_t(1) << e), 64);
+    auto t = affine(v, 1, -(int64_t(1) << e), vw);
     std::copy(t.begin(), t.end(), cmp.begin() + size_t(e) * n);
   }
-  auto b = drelu(cmp, 64);
+  SRound r1(*this, tag);
+  auto& b = r1.drelu(cmp, vw, WIDE);
+  V* extra = with_first ? &with_first(r1) : nullptr;
+  r1.run();
+  if (extra) *first_out = *extra;
   V onehot(n * E), shifted(n * E), ecount(n, 0);
   for (int e = 0; e < E; ++e)
     for (size_t k = 0; k < n; ++k) {
       u64 be = b[size_t(e) * n + k], bn = e + 1 < E ? b[size_t(e + 1) * n + k] : 0;
       onehot[size_t(e) * n + k] = be - bn;
-      shifted[size_t(e) * n + k] = v[k] << (63 - e);
+      shifted[size_t(e) * n + k] = mpc::mod_w(v[k], vw) << (63 - e);
       ecount[k] += be;
     }
-  auto prod = mul(onehot, shifted, 64);
+  SRound r2(*this, tag);
+  auto& prod = r2.mul(onehot, shifted, WIDE);
+  r2.run();
   V u(n, 0);
   for (int e = 0; e < E; ++e)
     for (size_t k = 0; k < n; ++k) u[k] += prod[size_t(e) * n + k];
-  auto t = trunc(u, 63 - M, 64, IB);  // signed: (u >> 55) - 2^9
+  auto j = trunc(u, 63 - M, WIDE, M, tag);
   V idx(n);
-  for (size_t k = 0; k < n; ++k) {
-    // index = (e* << M) + j, e* = ecount - 1, j = t + 2^(M+1) - 2^M = t + 2^M
-    u64 ep = dealer() ? ecount[k] : ecount[k] - 1;
-    u64 j = dealer() ? t[k] : t[k] + (u64(1) << M);
-    idx[k] = mpc::mod_w((ep << M) + j, IB);
-  }
-  return lut(idx, IB, out_w, L.table());
+  for (size_t k = 0; k < n; ++k) idx[k] = mpc::mod_w((j[k] << 6) + ecount[k] - (dealer() ? 0 : 1), IB);
+  SRound r3(*this, tag);
+  auto& y = r3.lut(idx, IB, out_w, &L == &inv_ ? inv_tab_ : rsqrt_tab_);
+  r3.run();
+  return y;
 }
 
 std::vector<u64> SecureExec::matmul_server(const V& x, size_t M, size_t K, size_t N, const std::vector<int64_t>& w_kn,
@@ -146,15 +224,17 @@ std::vector<u64> SecureExec::matmul_server(const V& x, size_t M, size_t K, size_
   return mpc::matmul_w_eval(*p_, shape, x, w_hat, w_plain, w);
 }
 
-// Linear: X' = [X | 1] times W' = [W^T ; round(b 2^2f)] by matmul_w (the bias is a weight
-// row), then faithful truncation by f. The server sends W'^ = W' + R_W to the client once
-// (tag "weights": model setup, reusable across queries).
-SWire SecureExec::linear(const SWire& x, const PiLinear& L, const char* tag) {
-  AERO_CHECK(x.cols == L.in, "secure linear ", tag, ": input width ", x.cols, " != ", L.in);
-  const size_t K = size_t(L.in) + 1, N = size_t(L.out), M = size_t(x.rows);
+// Linear: X' = [X | 1] times W' = [W^T ; round(b 2^2f)] by matmul_w at 40 bits (the bias is a
+// weight row), then faithful truncation by f; outputs that feed the residual stream or the
+// attention products are sign-extended to 64 bits by the same truncation gate (same round).
+// The server sends W'^ = W' + R_W to the client once (tag "weights": model setup).
+SWire SecureExec::linear(const SWire& x0, const PiLinear& L, const char* tag) {
+  AERO_CHECK(x0.cols == L.in, "secure linear ", tag, ": input width ", x0.cols, " != ", L.in);
+  const size_t K = size_t(L.in) + 1, N = size_t(L.out), M = size_t(x0.rows);
+  const V xv = at_width(x0, W);
   V xp(M * K);
   for (size_t t = 0; t < M; ++t) {
-    for (size_t i = 0; i + 1 < K; ++i) xp[t * K + i] = x.v[t * L.in + i];
+    for (size_t i = 0; i + 1 < K; ++i) xp[t * K + i] = xv[t * L.in + i];
     xp[t * K + K - 1] = dealer() ? 0 : 1;  // public constant 1: mask 0
   }
   std::vector<int64_t> wk;
@@ -164,80 +244,101 @@ SWire SecureExec::linear(const SWire& x, const PiLinear& L, const char* tag) {
       for (size_t o = 0; o < N; ++o) wk[i * N + o] = encode(L.w[o * L.in + i], s_.f);
     for (size_t o = 0; o < N; ++o) wk[(K - 1) * N + o] = L.b.empty() ? 0 : encode(L.b[o], 2 * s_.f);
   }
-  SWire acc{x.rows, L.out, matmul_server(xp, M, K, N, wk, W)};
-  acc.v = trunc(acc.v, s_.f);
+  const std::string t = tag;
+  const int out_w = t == "ffn.fc" ? W : WIDE;
+  SWire acc{x0.rows, L.out, matmul_server(xp, M, K, N, wk, W), out_w};
+  acc.v = trunc(acc.v, s_.f, W, out_w, tag);
   return acc;
 }
 
-SWire SecureExec::activation(const SWire& x, model::Activation act, double slope) {
-  SWire y{x.rows, x.cols, {}};
-  const size_t n = x.v.size();
-  const mpc::CompareSpec cs{W, W};
+// GELU = relu(x) - D[clamp(x >> 6, -256, 255) + 256] (GeluLut::eval) in 3 rounds:
+//   1: relu(x); u = (x >> 6) mod 2^9 (truncate-reduce, no sign extension); lo = [x >= -2^14],
+//      hi = [x >= 2^14] (the clamp tests on x itself: u >= -256 <=> x >= -256 * 2^6);
+//   2: idx = u + (1 - lo)(-256 - u) + hi(255 - u), all mod 2^9 (one mul of two pairs);
+//   3: D[idx + 256] by the 9-bit DPF table.
+SWire SecureExec::activation(const SWire& x0, model::Activation act, double slope) {
+  const V x = at_width(x0, W);
+  const size_t n = x.size();
+  SWire y{x0.rows, x0.cols, {}, W};
   switch (act) {
-    case model::Activation::identity: return x;
-    case model::Activation::relu:
-      y.v = dealer() ? mpc::relu_deal(*d_, cs, x.v) : mpc::relu_eval(*p_, cs, x.v);
+    case model::Activation::identity: return x0;
+    case model::Activation::relu: {
+      SRound r(*this, "relu");
+      auto& o = r.relu(x, W);
+      r.run();
+      y.v = o;
       return y;
+    }
     case model::Activation::gelu: {
-      // relu(x) - T[clamp(x >> (f-6), -256, 255) + 256]  (FixedExec / GeluLut::eval)
-      auto r = dealer() ? mpc::relu_deal(*d_, cs, x.v) : mpc::relu_eval(*p_, cs, x.v);
-      auto u = trunc(x.v, s_.f - s_.gelu_lut_frac);
-      const int64_t half = int64_t(gelu_.table.size()) / 2;
-      auto shifted = [&](const std::vector<u64>& v, int64_t c) {  // v + c (public): x^ only
-        std::vector<u64> o = v;
-        if (!dealer())
-          for (auto& e : o) e = mpc::mod_w(e + u64(c), W);
-        return o;
-      };
-      auto lo = drelu(shifted(u, half));       // u >= -half
-      auto hi = drelu(shifted(u, -half));      // u >= half
-      auto v1 = select(lo, u, constant(n, -half));
-      auto idx = select(hi, constant(n, half - 1), v1);
-      const int b = s_.gelu_lut_bits;
-      std::vector<u64> i9(n);
-      for (size_t k = 0; k < n; ++k) i9[k] = mpc::mod_w(dealer() ? idx[k] : idx[k] + u64(half), b);
-      mpc::LutSpec ls;
-      ls.in_bits = b;
-      ls.out_bits = W;
-      ls.table.resize(gelu_.table.size());
-      for (size_t k = 0; k < ls.table.size(); ++k) ls.table[k] = mpc::mod_w(u64(gelu_.table[k]), W);
-      auto delta = dealer() ? mpc::lut_deal(*d_, ls, i9) : mpc::lut_eval(*p_, ls, i9);
+      const int sh = s_.f - s_.gelu_lut_frac, b = s_.gelu_lut_bits;
+      const int64_t half = int64_t(gelu_.table.size()) / 2, edge = half << sh;
+      auto xlo = affine(x, 1, edge, W), xhi = affine(x, 1, -edge, W);
+      SRound r1(*this, "gelu");
+      auto& rl = r1.relu(x, W);
+      auto& u = r1.trunc(x, {W, sh, b, true});
+      auto& lohi = r1.drelu([&] { V c = xlo; c.insert(c.end(), xhi.begin(), xhi.end()); return c; }(), W, b);
+      r1.run();
+      V a(2 * n), c(2 * n);
+      for (size_t k = 0; k < n; ++k) {
+        const u64 one = dealer() ? 0 : 1;
+        a[k] = mpc::mod_w(one - lohi[k], b);              // 1 - lo
+        c[k] = mpc::mod_w((dealer() ? 0 : u64(-half)) - u[k], b);     // -half - u
+        a[n + k] = lohi[n + k];                            // hi
+        c[n + k] = mpc::mod_w((dealer() ? 0 : u64(half - 1)) - u[k], b);  // half - 1 - u
+      }
+      SRound r2(*this, "gelu");
+      auto& pr = r2.mul(a, c, b);
+      r2.run();
+      V idx(n);
+      for (size_t k = 0; k < n; ++k) idx[k] = mpc::mod_w(u[k] + pr[k] + pr[n + k] + (dealer() ? 0 : u64(half)), b);
+      SRound r3(*this, "gelu");
+      auto& delta = r3.lut(idx, b, W, gelu_.table);
+      r3.run();
       y.v.resize(n);
-      for (size_t k = 0; k < n; ++k) y.v[k] = mpc::mod_w(r[k] - delta[k], W);
+      for (size_t k = 0; k < n; ++k) y.v[k] = mpc::mod_w(rl[k] - delta[k], W);
       return y;
     }
     case model::Activation::leaky_relu:
     case model::Activation::learnable_leaky_relu: {
       const int64_t sl = encode(slope, s_.f);
-      auto b = drelu(x.v);
-      std::vector<u64> xs(n);
-      for (size_t k = 0; k < n; ++k) xs[k] = mpc::mod_w(x.v[k] * u64(sl), W);
-      auto neg = trunc(xs, s_.f);
-      y.v = select(b, x.v, neg);
+      SRound r1(*this, "leaky_relu");
+      auto& b = r1.drelu(x, W, W);
+      auto& neg = r1.trunc(affine(x, sl, 0, W), {W, s_.f, W, true});
+      r1.run();
+      SRound r2(*this, "leaky_relu");
+      V dif(n);
+      for (size_t k = 0; k < n; ++k) dif[k] = mpc::mod_w(x[k] - neg[k], W);
+      auto& bd = r2.mul(b, dif, W);  // select: neg + b (x - neg)
+      r2.run();
+      y.v.resize(n);
+      for (size_t k = 0; k < n; ++k) y.v[k] = mpc::mod_w(neg[k] + bd[k], W);
       return y;
     }
   }
-  return x;
+  return x0;
 }
 
 SWire SecureExec::add(const SWire& a, const SWire& b, const char*) {
-  SWire y = a;
-  for (size_t k = 0; k < y.v.size(); ++k) y.v[k] = mpc::mod_w(a.v[k] + b.v[k], W);
+  const int w = std::min(a.w, b.w);
+  SWire y{a.rows, a.cols, at_width(a, w), w};
+  const V bv = at_width(b, w);
+  for (size_t k = 0; k < y.v.size(); ++k) y.v[k] = mpc::mod_w(y.v[k] + bv[k], w);
   return y;
 }
 
 SWire SecureExec::residual(const SWire& xh, const SWire& f, double beta, double inv_alpha) {
   if (beta == 1.0 && inv_alpha == 1.0) return add(xh, f, "residual");
   const u64 b = u64(encode(beta, s_.f)), a = u64(encode(inv_alpha, s_.f));
-  SWire y = xh;
-  for (size_t k = 0; k < y.v.size(); ++k) y.v[k] = mpc::mod_w(xh.v[k] * b + f.v[k] * a, W);
-  y.v = trunc(y.v, s_.f);
+  const V xv = at_width(xh, WIDE), fv = at_width(f, WIDE);
+  SWire y{xh.rows, xh.cols, V(xv.size()), WIDE};
+  for (size_t k = 0; k < y.v.size(); ++k) y.v[k] = xv[k] * b + fv[k] * a;
+  y.v = trunc(y.v, s_.f, WIDE, WIDE, "ffn_scaling");
   return y;
 }
 
 SWire SecureExec::rotary(const SWire& qkv, const PiModel& m) {
   const int d = m.cfg.d_model, H = m.cfg.n_head, dk = d / H, half = m.cfg.rotary_dims() / 2;
-  SWire y = qkv;
+  SWire y{qkv.rows, qkv.cols, at_width(qkv, WIDE), WIDE};
   V lin;
   std::vector<size_t> pos;
   for (int t = 0; t < qkv.rows; ++t)
@@ -247,85 +348,114 @@ SWire SecureExec::rotary(const SWire& qkv, const PiModel& m) {
         for (int i = 0; i < half; ++i) {
           u64 c = u64(encode(m.rot_cos[size_t(t) * half + i], s_.rot_frac));
           u64 sn = u64(encode(m.rot_sin[size_t(t) * half + i], s_.rot_frac));
-          u64 x1 = qkv.v[base + i], x2 = qkv.v[base + i + half];
-          lin.push_back(mpc::mod_w(x1 * c - x2 * sn, W));
+          u64 x1 = y.v[base + i], x2 = y.v[base + i + half];
+          lin.push_back(x1 * c - x2 * sn);
           pos.push_back(base + i);
-          lin.push_back(mpc::mod_w(x2 * c + x1 * sn, W));
+          lin.push_back(x2 * c + x1 * sn);
           pos.push_back(base + i + half);
         }
       }
-  auto r = trunc(lin, s_.rot_frac);
+  auto r = trunc(lin, s_.rot_frac, WIDE, WIDE, "rotary");
   for (size_t k = 0; k < pos.size(); ++k) y.v[pos[k]] = r[k];
   return y;
 }
 
-// z = floor(q.k * round(c[h,i] 2^c_frac) / 2^(f + c_frac)), all T x T entries (the upper
-// triangle is computed and ignored).
-SWire SecureExec::attn_logits(const SWire& qkv, const PiBlock& b, int H) {
-  const size_t T = qkv.rows, d = qkv.cols / 3, dk = d / H, Tc = b.score_const.size() / H;
-  V s_all(H * T * T);
-  for (int h = 0; h < H; ++h) {
-    V q(T * dk), kt(dk * T);
+// z = floor(q.k * round(c[h,i] 2^c_frac) / 2^(f + c_frac)) on the causal entries: one batched
+// matmul_ss for all heads (64 bits, lower triangle only), the public per-row constant (local),
+// one faithful truncation to 32 bits (no sign extension). Entries above the diagonal stay 0.
+SWire SecureExec::attn_logits(const SWire& qkv0, const PiBlock& b, int H) {
+  const size_t T = qkv0.rows, d = qkv0.cols / 3, dk = d / H, Tc = b.score_const.size() / H;
+  const V qkv = at_width(qkv0, WIDE);
+  V q(H * T * dk), kt(H * dk * T);
+  for (int h = 0; h < H; ++h)
     for (size_t t = 0; t < T; ++t)
       for (size_t e = 0; e < dk; ++e) {
-        q[t * dk + e] = qkv.v[t * qkv.cols + h * dk + e];
-        kt[e * T + t] = qkv.v[t * qkv.cols + d + h * dk + e];
+        q[(h * T + t) * dk + e] = qkv[t * qkv0.cols + h * dk + e];
+        kt[(h * dk + e) * T + t] = qkv[t * qkv0.cols + d + h * dk + e];
       }
-    mpc::MatShape sh{T, dk, T};
-    auto s = dealer() ? mpc::matmul_ss_deal(*d_, sh, q, kt, W) : mpc::matmul_ss_eval(*p_, sh, q, kt, W);
-    std::copy(s.begin(), s.end(), s_all.begin() + size_t(h) * T * T);
-  }
-  auto wide = trunc(s_all, 0, W, 64);
+  mpc::BatchMatShape sh{{T, dk, T}, size_t(H), false, true};
+  SRound r(*this, "attn.scores");
+  auto& sref = r.matmul(sh, q, kt, WIDE);
+  r.run();
+  V s = std::move(sref);
+  size_t k = 0;
   for (int h = 0; h < H; ++h)
     for (size_t i = 0; i < T; ++i) {
       u64 c = u64(encode(b.score_const[size_t(h) * Tc + i], s_.c_frac));
-      for (size_t j = 0; j < T; ++j) wide[(size_t(h) * T + i) * T + j] *= c;
+      for (size_t j = 0; j <= i; ++j) s[k++] *= c;
     }
-  return SWire{int(H * T), int(T), trunc(wide, s_.f + s_.c_frac, 64, W)};
+  s = trunc(s, s_.f + s_.c_frac, WIDE, ZW, "attn.scores");
+  SWire z{int(H * T), int(T), V(size_t(H) * T * T, 0), ZW};
+  k = 0;
+  for (size_t r2 = 0; r2 < size_t(H) * T; ++r2)
+    for (size_t j = 0; j <= r2 % T; ++j) z.v[r2 * T + j] = s[k++];
+  return z;
 }
 
-SWire SecureExec::attn_softmax_v(const SWire& z, const SWire& qkv, int H) {
-  const size_t T = qkv.rows, d = qkv.cols / 3, dk = d / H, R = size_t(H) * T;
+SWire SecureExec::attn_softmax_v(const SWire& z, const SWire& qkv0, int H) {
+  const size_t T = qkv0.rows, d = qkv0.cols / 3, dk = d / H, R = size_t(H) * T;
+  AERO_CHECK(z.w == ZW, "secure softmax: logits must come from attn_logits");
   auto at = [&](size_t r, size_t j) { return z.v[r * T + j]; };
-  // Reference per row: the exact maximum (tournament) or the public clip_hi.
+  // Reference per row: the exact maximum, max(a, b) = b + relu(a - b) (one ReLU round per
+  // tournament level), or the public clip_hi.
   V ref(R);
   if (s_.softmax == SoftmaxVariant::exact_max) {
     std::vector<V> cur(R);
     for (size_t r = 0; r < R; ++r)
       for (size_t j = 0; j <= r % T; ++j) cur[r].push_back(at(r, j));
     while (true) {
-      V a, bb;
+      V diff, bb;
       for (auto& c : cur)
-        for (size_t k = 0; k + 1 < c.size(); k += 2) a.push_back(c[k]), bb.push_back(c[k + 1]);
-      if (a.empty()) break;
-      V diff(a.size());
-      for (size_t k = 0; k < a.size(); ++k) diff[k] = mpc::mod_w(a[k] - bb[k], W);
-      auto ge = drelu(diff);
-      auto mx = select(ge, a, bb);
+        for (size_t k = 0; k + 1 < c.size(); k += 2) diff.push_back(mpc::mod_w(c[k] - c[k + 1], ZW)), bb.push_back(c[k + 1]);
+      if (diff.empty()) break;
+      SRound rr(*this, "softmax.max");
+      auto& mx = rr.relu(diff, ZW);
+      rr.run();
       size_t q = 0;
       for (auto& c : cur) {
         V next;
-        for (size_t k = 0; k + 1 < c.size(); k += 2) next.push_back(mx[q++]);
+        for (size_t k = 0; k + 1 < c.size(); k += 2, ++q) next.push_back(mpc::mod_w(bb[q] + mx[q], ZW));
         if (c.size() % 2) next.push_back(c.back());
         c = std::move(next);
       }
     }
     for (size_t r = 0; r < R; ++r) ref[r] = cur[r][0];
   } else {
-    ref = std::vector<u64>(R, dealer() ? 0 : mpc::mod_w(u64(encode(s_.clip_hi, s_.f)), W));
+    ref = constant(R, encode(s_.clip_hi, s_.f), ZW);
   }
-  // Exp index: clamp((ref - z) >> (f - 6), 0, last) over the causal entries.
+  // Exp index clamp((ref - z) >> (f - 6), 0, last) on the causal entries, mod 2^eb:
+  //   1: u = (dd >> 6) mod 2^eb; hi = [dd >= last 2^6]; (clipped) lo = [dd >= 0];
+  //   2: idx = u + hi (last - u) [+ (1 - lo)(0 - u)]; 3: the exp table (64-bit output).
   V dd;
   for (size_t r = 0; r < R; ++r)
-    for (size_t j = 0; j <= r % T; ++j) dd.push_back(mpc::mod_w(ref[r] - at(r, j), W));
+    for (size_t j = 0; j <= r % T; ++j) dd.push_back(mpc::mod_w(ref[r] - at(r, j), ZW));
   const int64_t last = int64_t(exp_.table.size()) - 1;
+  const int sh = s_.f - s_.exp_lut_frac, eb = s_.exp_bits();
+  const bool clip = s_.softmax == SoftmaxVariant::clipped;
   const size_t n = dd.size();
-  auto u = trunc(dd, s_.f - s_.exp_lut_frac);
-  if (s_.softmax == SoftmaxVariant::clipped) u = select(drelu(u), u, std::vector<u64>(n, 0));
-  auto hi = drelu(plus_const(u, -last, W));
-  auto idx = select(hi, std::vector<u64>(n, dealer() ? 0 : u64(last)), u);
-  auto e = lut(idx, s_.exp_bits(), 64, exp_.table);
-  // E (causal, zeros above the diagonal: public), row sums, 1/sum.
+  V cmpin = affine(dd, 1, -(last << sh), ZW);
+  if (clip) cmpin.insert(cmpin.end(), dd.begin(), dd.end());
+  SRound r1(*this, "softmax.exp");
+  auto& u = r1.trunc(dd, {ZW, sh, eb, true});
+  auto& hl = r1.drelu(cmpin, ZW, eb);
+  r1.run();
+  V a(hl.size()), c(hl.size());
+  const u64 pub = dealer() ? 0 : 1;
+  for (size_t k = 0; k < n; ++k) {
+    a[k] = hl[k];
+    c[k] = mpc::mod_w(pub * u64(last) - u[k], eb);
+    if (clip) a[n + k] = mpc::mod_w(pub - hl[n + k], eb), c[n + k] = mpc::mod_w(0 - u[k], eb);
+  }
+  SRound r2(*this, "softmax.exp");
+  auto& pr = r2.mul(a, c, eb);
+  r2.run();
+  V idx(n);
+  for (size_t k = 0; k < n; ++k) idx[k] = mpc::mod_w(u[k] + pr[k] + (clip ? pr[n + k] : 0), eb);
+  SRound r3(*this, "softmax.exp");
+  auto& e = r3.lut(idx, eb, WIDE, exp_.table);
+  r3.run();
+  // E (causal, public zeros above the diagonal), row sums, 1/sum; E V for all heads in one
+  // batched product, opened in the reciprocal's first round.
   V E(R * T, 0), sum(R, 0);
   size_t q = 0;
   for (size_t r = 0; r < R; ++r)
@@ -333,58 +463,69 @@ SWire SecureExec::attn_softmax_v(const SWire& z, const SWire& qkv, int H) {
       E[r * T + j] = e[q];
       sum[r] += e[q++];
     }
-  auto inv = invpow(sum, inv_, 64);
-  auto v64 = trunc(qkv.v, 0, W, 64);
-  V ev(T * d), invb(T * d);
-  for (int h = 0; h < H; ++h) {
-    V Eh(E.begin() + size_t(h) * T * T, E.begin() + size_t(h + 1) * T * T), vh(T * dk);
+  const V qkv = at_width(qkv0, WIDE);
+  V vh(size_t(H) * T * dk);
+  for (int h = 0; h < H; ++h)
     for (size_t t = 0; t < T; ++t)
-      for (size_t c = 0; c < dk; ++c) vh[t * dk + c] = v64[t * qkv.cols + 2 * d + h * dk + c];
-    mpc::MatShape sh{T, T, dk};
-    auto o = dealer() ? mpc::matmul_ss_deal(*d_, sh, Eh, vh, 64) : mpc::matmul_ss_eval(*p_, sh, Eh, vh, 64);
+      for (size_t cc = 0; cc < dk; ++cc) vh[(h * T + t) * dk + cc] = qkv[t * qkv0.cols + 2 * d + h * dk + cc];
+  // sum <= T 2^exp_frac: the MSB search stops there, on a width just above it.
+  int sum_bits = s_.exp_frac() + 1;
+  while ((size_t(1) << (sum_bits - s_.exp_frac() - 1)) < T) ++sum_bits;
+  const int max_e = std::min(63, sum_bits), sw = std::min(64, max_e + 1);
+  V ev;
+  auto inv = invpow(sum, sw, max_e, inv_, WIDE, "softmax.recip", [&](SRound& rr) -> V& {
+    return rr.matmul(mpc::BatchMatShape{{T, T, dk}, size_t(H), true, false}, E, vh, WIDE);
+  }, &ev);
+  // (E V) x (1/sum), then the faithful truncation to 40 bits (sign extension in the same gate).
+  V evd(T * d), invb(T * d);
+  for (int h = 0; h < H; ++h)
     for (size_t t = 0; t < T; ++t)
-      for (size_t c = 0; c < dk; ++c) {
-        ev[t * d + h * dk + c] = o[t * dk + c];
-        invb[t * d + h * dk + c] = inv[size_t(h) * T + t];
+      for (size_t cc = 0; cc < dk; ++cc) {
+        evd[t * d + h * dk + cc] = ev[(h * T + t) * dk + cc];
+        invb[t * d + h * dk + cc] = inv[size_t(h) * T + t];
       }
-  }
-  auto p = mul(ev, invb, 64);
-  return SWire{int(T), int(d), trunc(p, s_.exp_frac() + s_.inv_frac(), 64, W)};
+  SRound rn(*this, "softmax.normalize");
+  auto& p = rn.mul(evd, invb, WIDE);
+  rn.run();
+  return SWire{int(T), int(d), trunc(p, s_.exp_frac() + s_.inv_frac(), WIDE, W, "softmax.normalize"), W};
 }
 
-SWire SecureExec::layernorm(const SWire& x, const PiNorm& nrm, const char*) {
+// LayerNorm (FixedExec::layernorm): D = d sum x^2 - (sum x)^2 + eps' by quad_rows (one opened
+// value per row, 64 bits), r = Rsqrt(D) (normalized LUT, 4 rounds), (d x - sum x) r by mul,
+// public gain (local), faithful truncation to 40 bits, public bias (local). 7 rounds.
+SWire SecureExec::layernorm(const SWire& x, const PiNorm& nrm, const char* tag) {
   const size_t R = x.rows, d = x.cols;
-  auto x64 = trunc(x.v, 0, W, 64);
-  V sx(R, 0);
+  const V x64 = at_width(x, WIDE);
+  V D;
+  if (dealer()) {
+    D = mpc::quad_rows_deal(*d_, R, d, u64(d), 1, x64, WIDE);
+  } else {
+    mpc::OpScope scope(p_->peer, tag);
+    D = mpc::quad_rows_eval(*p_, R, d, u64(d), 1, x64, WIDE);
+  }
+  D = affine(D, 1, encode(double(d) * d * s_.ln_eps, 2 * s_.f), WIDE);
+  auto r = invpow(D, WIDE, 63, rsqrt_, WIDE, tag);
+  V sx(R, 0), c(R * d), rb(R * d);
   for (size_t t = 0; t < R; ++t)
     for (size_t i = 0; i < d; ++i) sx[t] += x64[t * d + i];
-  V a = x64, b = x64;  // x^2 elementwise and (sum x)^2 per row in one mul
-  a.insert(a.end(), sx.begin(), sx.end());
-  b.insert(b.end(), sx.begin(), sx.end());
-  auto sq = mul(a, b, 64);
-  const int64_t eps = encode(double(d) * d * s_.ln_eps, 2 * s_.f);
-  V D(R, 0);
-  for (size_t t = 0; t < R; ++t) {
-    u64 s2 = 0;
-    for (size_t i = 0; i < d; ++i) s2 += sq[t * d + i];
-    D[t] = u64(d) * s2 - sq[R * d + t] + (dealer() ? 0 : u64(eps));
-  }
-  auto r = invpow(D, rsqrt_, 64);
-  V c(R * d), rb(R * d);
   for (size_t t = 0; t < R; ++t)
     for (size_t i = 0; i < d; ++i) c[t * d + i] = u64(d) * x64[t * d + i] - sx[t], rb[t * d + i] = r[t];
-  auto cr = mul(c, rb, 64);
+  SRound rm(*this, tag);
+  auto& crr = rm.mul(c, rb, WIDE);
+  rm.run();
+  V cr = std::move(crr);
   for (size_t t = 0; t < R; ++t)
     for (size_t i = 0; i < d; ++i) cr[t * d + i] *= u64(encode(nrm.g[i], s_.f));
-  auto y = trunc(cr, s_.f + s_.rsqrt_out_frac, 64, W);
+  auto y = trunc(cr, s_.f + s_.rsqrt_out_frac, WIDE, W, tag);
   if (!dealer())
     for (size_t t = 0; t < R; ++t)
       for (size_t i = 0; i < d; ++i) y[t * d + i] = mpc::mod_w(y[t * d + i] + u64(encode(nrm.b[i], s_.f)), W);
-  return SWire{int(R), int(d), y};
+  return SWire{int(R), int(d), y, W};
 }
 
-// Embedding: the client inputs its one-hot rows (T x V, width W), a matmul_w with the table
-// at scale f (no truncation), plus the server's positions table input as a masked wire.
+// Embedding: the client inputs its one-hot rows (T x V, 40 bits), a matmul_w with the table
+// at scale f (no truncation), plus the server's positions table input as a masked wire; then
+// sign-extended to the 64-bit residual stream (one round).
 SWire SecureExec::embed(const std::vector<int32_t>& ids, const PiModel& m) {
   const size_t T = ids.size(), Vv = m.cfg.vocab_size, d = m.cfg.d_model;
   V oh(T * Vv, 0);
@@ -396,7 +537,7 @@ SWire SecureExec::embed(const std::vector<int32_t>& ids, const PiModel& m) {
     wk.resize(Vv * d);
     for (size_t k = 0; k < Vv * d; ++k) wk[k] = encode(m.wte[k], s_.f);
   }
-  SWire x{int(T), int(d), matmul_server(x1, T, Vv, d, wk, W)};
+  SWire x{int(T), int(d), matmul_server(x1, T, Vv, d, wk, W), W};
   if (!m.wpe.empty()) {
     V pe(T * d, 0);
     if (!dealer() && p_->id == mpc::kServer)
@@ -404,11 +545,11 @@ SWire SecureExec::embed(const std::vector<int32_t>& ids, const PiModel& m) {
     auto pw = dealer() ? mpc::input_deal(*d_, mpc::kServer, T * d, W) : mpc::input_eval(*p_, mpc::kServer, pe, T * d, W);
     for (size_t k = 0; k < T * d; ++k) x.v[k] = mpc::mod_w(x.v[k] + pw[k], W);
   }
-  return x;
+  return SWire{x.rows, x.cols, at_width(x, WIDE), WIDE};
 }
 
 SWire SecureExec::last_row(const SWire& x) {
-  return SWire{1, x.cols, V(x.v.end() - x.cols, x.v.end())};
+  return SWire{1, x.cols, V(x.v.end() - x.cols, x.v.end()), x.w};
 }
 
 SWire SecureExec::lm_head(const SWire& x, const PiModel& m) {
@@ -420,32 +561,43 @@ SWire SecureExec::lm_head(const SWire& x, const PiModel& m) {
     for (size_t v = 0; v < Vv; ++v)
       for (size_t i = 0; i < d; ++i) wk[i * Vv + v] = encode(w[v * d + i], s_.f);
   }
-  SWire y{x.rows, int(Vv), matmul_server(x.v, x.rows, d, Vv, wk, W)};
-  y.v = trunc(y.v, s_.f);
+  SWire y{x.rows, int(Vv), matmul_server(at_width(x, W), x.rows, d, Vv, wk, W), W};
+  y.v = trunc(y.v, s_.f, W, W, "lm_head");
   return y;
 }
 
+// Secure argmax of a 1 x V row: per tournament level one DReLU (value comparison) round and
+// one select round (value and index together).
 SWire SecureExec::argmax(const SWire& lg) {
   AERO_CHECK(lg.rows == 1, "secure argmax: one row expected, got ", lg.rows);
+  const int w = lg.w;
   V val = lg.v, idx(val.size());
   for (size_t k = 0; k < idx.size(); ++k) idx[k] = dealer() ? 0 : u64(k);  // public indices
   while (val.size() > 1) {
     size_t pairs = val.size() / 2;
-    V diff(pairs), g2(2 * pairs), a2(2 * pairs), b2(2 * pairs);
-    for (size_t k = 0; k < pairs; ++k) diff[k] = mpc::mod_w(val[2 * k] - val[2 * k + 1], W);
-    auto ge = drelu(diff);
+    V diff(pairs), g2(2 * pairs), d2(2 * pairs);
+    for (size_t k = 0; k < pairs; ++k) diff[k] = mpc::mod_w(val[2 * k] - val[2 * k + 1], w);
+    SRound r1(*this, "argmax");
+    auto& ge = r1.drelu(diff, w, w);
+    r1.run();
     for (size_t k = 0; k < pairs; ++k) {
       g2[k] = g2[pairs + k] = ge[k];
-      a2[k] = val[2 * k], b2[k] = val[2 * k + 1];
-      a2[pairs + k] = idx[2 * k], b2[pairs + k] = idx[2 * k + 1];
+      d2[k] = mpc::mod_w(val[2 * k] - val[2 * k + 1], w);
+      d2[pairs + k] = mpc::mod_w(idx[2 * k] - idx[2 * k + 1], w);
     }
-    auto sel = select(g2, a2, b2);
-    V nv(sel.begin(), sel.begin() + pairs), ni(sel.begin() + pairs, sel.end());
+    SRound r2(*this, "argmax");
+    auto& sel = r2.mul(g2, d2, w);  // select: b + ge (a - b)
+    r2.run();
+    V nv(pairs), ni(pairs);
+    for (size_t k = 0; k < pairs; ++k) {
+      nv[k] = mpc::mod_w(val[2 * k + 1] + sel[k], w);
+      ni[k] = mpc::mod_w(idx[2 * k + 1] + sel[pairs + k], w);
+    }
     if (val.size() % 2) nv.push_back(val.back()), ni.push_back(idx.back());
     val = std::move(nv);
     idx = std::move(ni);
   }
-  return SWire{1, 1, idx};
+  return SWire{1, 1, idx, w};
 }
 
 }  // namespace aero::pi

@@ -5,31 +5,40 @@
 // Every operator reproduces FixedExec's integer definition exactly (faithful truncations), so
 // the secure output equals the fixed-point simulation bit for bit.
 //
-// Operators implemented (PART of the graph, see docs/private_inference.md "Status"):
-//   linear      matmul_w with the bias folded in as a constant-1 column; faithful trunc by f.
-//               1 + 1 rounds; 2 w/8 + 2 w/8 bytes per output; keys: matmul_w + DCF(w).
-//   relu        relu gate on the truncated wire: 1 round, 2 w/8 bytes, DCF(w-1, 2 payloads).
-//   gelu        relu gate and, in parallel, the LUT index: faithful trunc to 2^-6 steps,
-//               clamp to 9 signed bits by two DReLUs and two selects, 9-bit DPF table of
-//               delta = ReLU - GELU; 5 rounds.
-//   leaky relu  drelu, public slope product, faithful trunc, select: 3 rounds.
-//   add         local (x^ + y^, r_x + r_y).
-//   residual    FFN scaling: public constants (local), faithful trunc by f: 1 round.
-//   rotary      public cos/sin (local), faithful trunc: 1 round.
-//   attention   per head matmul_ss (Q K^T, full T x T), widen to 64 bits, public per-row
-//               constant, faithful trunc; exact-max tournament (drelu + select per level) or
-//               clipped; exp index (trunc, clamp by drelu/select), DPF table at 64 bits;
-//               row sums (local); 1/sum by the normalized LUT; matmul_ss E V (64 bits);
-//               (E V) x (1/sum) by mul; faithful trunc to 40 bits.
-//   layernorm   widen to 64 bits; x^2 and (sum x)^2 by one mul; rsqrt by the normalized LUT;
-//               (d x - sum x) x r by mul; public gain (local); faithful trunc; public bias.
-//   normalized LUT (1/x, 1/sqrt x): 63 DReLUs [v >= 2^e] -> one-hot of the MSB; one mul per
-//               e normalizes v to bit 63; faithful trunc to the mantissa; 14-bit DPF table on
-//               (e, mantissa). 4 rounds.
+// Wire widths (SWire::w): the residual stream, Q/K/V and the attention products run at 64
+// bits (so LayerNorm and the scores need no sign-extension gate: the truncation that ends the
+// preceding linear layer widens in the same round), activations that feed server-weight
+// products at 40 bits (kWidth), logits at 32 bits (kScoreWidth), LUT indices at their own
+// 6-14 bits (comparisons and clamps compute the index mod 2^bits only). Narrowing is free.
+//
+// Rounds: independent gates of one operator share one opening (mpc::open_many), e.g. GELU's
+// ReLU, truncation and both clamp comparisons. Per operator (rounds):
+//   linear      matmul_w (bias = constant-1 column), faithful trunc (widening to 64 where the
+//               output feeds the residual stream or attention).                          2
+//   relu        relu gate.                                                               1
+//   gelu        {relu(x), trunc x >> 6 to 9 bits, [x >= -2^14], [x >= 2^14]} | clamp by one
+//               9-bit mul | 9-bit DPF table delta = ReLU - GELU (SIGMA's shape).          3
+//   leaky relu  {drelu, trunc(x slope)} | select.                                        2
+//   residual    FFN scaling: public constants (local), faithful trunc.                   1
+//   rotary      public cos/sin (local), faithful trunc.                                   1
+//   scores      ONE batched matmul_ss for all heads, causal entries only (64 bits), public
+//               per-row constant (local), faithful trunc to 32 bits.                       2
+//   softmax     exact max: tournament max(a, b) = b + relu(a - b), 1 round per level;
+//               clipped: none. Exp index {trunc, clamp comparisons} | clamp mul | DPF
+//               table (64-bit out). 1/sum: normalized LUT whose first round also opens the
+//               batched E V product (all heads, E lower triangular); (E V)(1/sum) by mul;
+//               faithful trunc.                                     ceil(log2 T) + 3 + 4 + 2
+//   normalized LUT (1/x, 1/sqrt x): DReLUs [v >= 2^e] (softmax sums: only e below the
+//               sum's bound, on a reduced width) -> one-hot of the MSB; one mul per e moves
+//               the MSB to bit 63; trunc to the 8 mantissa bits; 14-bit DPF table on
+//               (mantissa, e).                                                           4
+//   layernorm   D = d sum x^2 - (sum x)^2 by quad_rows (one value per row); rsqrt by the
+//               normalized LUT; (d x - sum x) r by mul; public gain (local); faithful trunc;
+//               public bias.                                                             7
 //   embedding   the client inputs its one-hot rows; matmul_w with the masked table; the server
-//               inputs its positions table. lm_head: matmul_w (tied table), trunc; revealed.
-// Per-head products run one after another (H rounds; a batched matmul_ss would make it 1).
+//               inputs its positions table; widened to 64. lm_head: matmul_w, trunc, revealed.
 #pragma once
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -40,15 +49,20 @@
 
 namespace aero::pi {
 
+class SRound;
+
 struct SWire {
   int rows = 0, cols = 0;
-  std::vector<mpc::u64> v;  // masks (dealer) or masked values (party), mod 2^width
+  std::vector<mpc::u64> v;  // masks (dealer) or masked values (party), mod 2^w
+  int w = 40;
 };
 
 class SecureExec {
  public:
   using T = SWire;
-  static constexpr int kWidth = 40;  // ring width of every arithmetic wire (scale f)
+  static constexpr int kWidth = 40;       // activations feeding server-weight products (scale f)
+  static constexpr int kWide = 64;        // residual stream, Q/K/V, attention products
+  static constexpr int kScoreWidth = 32;  // attention logits and their differences
 
   // Exactly one of dealer / party is non-null. model_seed: shared by dealer and server
   // (weight masks R_W = PRG(model_seed, tensor id)).
@@ -78,16 +92,17 @@ class SecureExec {
  private:
   bool dealer() const { return d_ != nullptr; }
   using V = std::vector<mpc::u64>;
-  V trunc(const V& x, int shift, int in_w = kWidth, int out_w = kWidth);
-  V drelu(const V& x, int w = kWidth);
-  V select(const V& b, const V& x, const V& y, int w = kWidth);
-  V mul(const V& a, const V& b, int w);
-  V lut(const V& idx, int in_bits, int out_bits, const std::vector<int64_t>& table);
-  V plus_const(const V& x, int64_t c, int w) const;  // x + public c
-  V invpow(const V& v, const InvPowLut& lut, int out_w);  // normalized LUT on a 64-bit wire
+  friend class SRound;
+  V trunc(const V& x, int shift, int in_w, int out_w, const char* tag);
+  V affine(const V& x, int64_t k, int64_t c, int w) const;  // k x + public c, mod 2^w
+  V at_width(const SWire& x, int w);  // narrow (free) or sign-extend (trunc gate of shift 0)
+  // Normalized LUT on a positive wire of width vw (mod 2^vw; the MSB is searched below
+  // max_e); `with_first` adds independent gates to the first round (see attn_softmax_v).
+  V invpow(const V& v, int vw, int max_e, const InvPowLut& lut, int out_w, const char* tag,
+           const std::function<V&(SRound&)>& with_first = {}, V* first_out = nullptr);
   // Server-weight product X (M x K) W (K x N), W given row-major [K, N] at the right scale.
   V matmul_server(const V& x, size_t M, size_t K, size_t N, const std::vector<int64_t>& w_kn, int w);
-  std::vector<mpc::u64> constant(size_t n, int64_t c) const;  // public constant wire
+  std::vector<mpc::u64> constant(size_t n, int64_t c, int w) const;  // public constant wire
   mpc::Dealer* d_;
   mpc::Party* p_;
   FxSpec s_;
@@ -96,6 +111,7 @@ class SecureExec {
   GeluLut gelu_;
   ExpLut exp_;
   InvPowLut inv_, rsqrt_;
+  std::vector<int64_t> inv_tab_, rsqrt_tab_;  // InvPowLut tables reordered to [j * 64 + e]
 };
 
 }  // namespace aero::pi

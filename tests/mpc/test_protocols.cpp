@@ -311,3 +311,129 @@ TEST(MpcProtocols, FixedPointLayerWithFusedTruncationWithinStatedError) {
   EXPECT_EQ(res.meter[0].per_op().at("matmul_w").rounds, 1u);
   EXPECT_EQ(res.meter[0].per_op().at("relu").rounds, 1u);
 }
+
+// Batched secret x secret products (all heads in one round), with the causal variants:
+// triangular output (Q K^T) and triangular left factor with public zeros (P V).
+TEST(MpcProtocols, BatchedSecretMatmulCausalVariantsInOneRound) {
+  aero::Rng rng(11);
+  for (int w : {9, 64}) {
+    for (int variant = 0; variant < 3; ++variant) {
+      BatchMatShape s;
+      s.batch = 3;
+      s.mat = variant == 1 ? MatShape{7, 5, 7} : variant == 2 ? MatShape{6, 6, 4} : MatShape{5, 3, 11};
+      s.tri_out = variant == 1;
+      s.tri_a = variant == 2;
+      const size_t na = s.batch * s.mat.m * s.mat.k, nb = s.batch * s.mat.k * s.mat.n;
+      auto a = random_signed(rng, na, w), b = random_signed(rng, nb, w);
+      auto upper = [&](size_t idx) { return s.tri_a && (idx % s.mat.k) > (idx / s.mat.k) % s.mat.m; };
+      for (size_t i = 0; i < na; ++i)
+        if (upper(i)) a[i] = 0;
+      std::vector<u64> c;
+      LocalRunResult res = run_local(
+          [&](Dealer& d) {
+            auto ra = input_deal(d, kClient, na, w);
+            auto rb = input_deal(d, kServer, nb, w);
+            for (size_t i = 0; i < na; ++i)
+              if (upper(i)) ra[i] = 0;  // public zeros: mask 0
+            output_deal(d, kClient, matmul_ss_batch_deal(d, s, ra, rb, w), w);
+          },
+          [&](Party& p) {
+            auto ah = input_eval(p, kClient, a, na, w);
+            auto bh = input_eval(p, kServer, b, nb, w);
+            for (size_t i = 0; i < na; ++i)
+              if (upper(i)) ah[i] = 0;
+            auto out = output_eval(p, kClient, matmul_ss_batch_eval(p, s, ah, bh, w), w);
+            if (p.id == kClient) c = out;
+          });
+      std::vector<u64> want;
+      for (size_t bi = 0; bi < s.batch; ++bi) {
+        std::vector<u64> full(s.mat.m * s.mat.n, 0);
+        gemm_acc(s.mat, a.data() + bi * s.mat.m * s.mat.k, b.data() + bi * s.mat.k * s.mat.n, full.data());
+        for (size_t i = 0; i < s.mat.m; ++i)
+          for (size_t j = 0; j < s.mat.n; ++j)
+            if (!s.tri_out || j <= i) want.push_back(mod_w(full[i * s.mat.n + j], w));
+      }
+      ASSERT_EQ(c.size(), s.out_count());
+      ASSERT_EQ(c, want) << "w=" << w << " variant " << variant;
+      EXPECT_EQ(res.meter[0].per_op().at("matmul_ss").rounds, 1u) << "all batch entries in one round";
+    }
+  }
+}
+
+TEST(MpcProtocols, QuadraticRowFormOpensOneValuePerRow) {
+  aero::Rng rng(12);
+  for (int w : {13, 64}) {
+    const size_t rows = 5, cols = 9;
+    const u64 a = 9, b = 1;
+    auto x = random_signed(rng, rows * cols, w);
+    LocalRunResult res;
+    auto y = run_gate(x, w, w, [&](Dealer& d, std::span<const u64> r) { return quad_rows_deal(d, rows, cols, a, b, r, w); },
+                      [&](Party& p, std::span<const u64> xh) { return quad_rows_eval(p, rows, cols, a, b, xh, w); }, &res);
+    for (size_t t = 0; t < rows; ++t) {
+      u64 sq = 0, s = 0;
+      for (size_t i = 0; i < cols; ++i) sq += x[t * cols + i] * x[t * cols + i], s += x[t * cols + i];
+      ASSERT_EQ(y[t], mod_w(a * sq - b * s * s, w)) << "w=" << w << " row " << t;
+    }
+    EXPECT_LT(res.meter[0].per_op().at("quad_rows").bytes_sent, 40 + rows * 8 + 8);
+  }
+}
+
+// Independent gates (truncation, DReLU, ReLU, mul, LUT) evaluated side by side and opened in
+// one message each way: same results as one by one, one round.
+TEST(MpcProtocols, OpenManyRunsIndependentGatesInOneRound) {
+  aero::Rng rng(13);
+  const int w = 24;
+  const size_t n = 29;
+  auto x = random_signed(rng, n, w);
+  for (auto& v : x) v = mod_w(u64(aero::mpc::i64(to_signed(v, w)) >> 4), w);  // keep |x| < 2^19
+  TruncSpec ts{w, 5, 11, true};
+  CompareSpec cs{w, w};
+  LutSpec ls;
+  ls.in_bits = 6;
+  ls.out_bits = 20;
+  for (u64 j = 0; j < 64; ++j) ls.table.push_back(j * j + 3);
+  std::vector<u64> y;
+  LocalRunResult res = run_local(
+      [&](Dealer& d) {
+        auto r = input_deal(d, kClient, n, w);
+        auto t = trunc_deal(d, ts, r);
+        auto b = drelu_deal(d, cs, r);
+        auto rl = relu_deal(d, cs, r);
+        auto m = mul_deal(d, r, r, w);
+        std::vector<u64> r6(n);
+        for (size_t i = 0; i < n; ++i) r6[i] = mod_w(r[i], 6);
+        auto l = lut_deal(d, ls, r6);
+        for (auto* o : {&t, &b, &rl, &m, &l}) output_deal(d, kClient, *o, o == &t ? 11 : o == &l ? 20 : w);
+      },
+      [&](Party& p) {
+        auto xh = input_eval(p, kClient, x, n, w);
+        std::vector<u64> x6(n);
+        for (size_t i = 0; i < n; ++i) x6[i] = mod_w(xh[i], 6);
+        std::vector<Opening> ops;
+        {
+          OpScope scope(p.peer, "fused");
+          ops.push_back({trunc_shares(p, ts, xh), 11});
+          ops.push_back({drelu_shares(p, cs, xh), w});
+          ops.push_back({relu_shares(p, cs, xh), w});
+          ops.push_back({mul_shares(p, xh, xh, w), w});
+          ops.push_back({lut_shares(p, ls, x6), 20});
+          auto got = open_many(p, std::move(ops));
+          std::vector<u64> all;
+          for (size_t k = 0; k < got.size(); ++k) {
+            auto o = output_eval(p, kClient, got[k], k == 0 ? 11 : k == 4 ? 20 : w);
+            all.insert(all.end(), o.begin(), o.end());
+          }
+          if (p.id == kClient) y = all;
+        }
+      });
+  ASSERT_EQ(y.size(), 5 * n);
+  for (size_t i = 0; i < n; ++i) {
+    const i64 v = to_signed(x[i], w);
+    EXPECT_EQ(y[i], mod_w(u64(v >> 5), 11)) << i;
+    EXPECT_EQ(y[n + i], v >= 0 ? 1u : 0u) << i;
+    EXPECT_EQ(y[2 * n + i], mod_w(u64(v >= 0 ? v : 0), w)) << i;
+    EXPECT_EQ(y[3 * n + i], mod_w(x[i] * x[i], w)) << i;
+    EXPECT_EQ(y[4 * n + i], ls.table[mod_w(x[i], 6)]) << i;
+  }
+  EXPECT_EQ(res.meter[0].per_op().at("fused").rounds, 1u);
+}
