@@ -26,14 +26,6 @@ using model::Norm;
 
 std::string gpu_unsupported(const ModelConfig& c) {
   auto no = [](const std::string& s) { return "not supported on GPU yet: " + s; };
-  if (c.family != model::Family::gpt2) return no("model.family=pythia");
-  if (c.weight_norm.any()) return no("model.weight_norm");
-  if (c.spectral_norm.any()) return no("model.spectral_norm");
-  if (c.ffn_act == Activation::learnable_leaky_relu) return no("model.ffn_act=learnable_leaky_relu");
-  if (c.ffn_act == Activation::gelu_exact) return no("model.ffn_act=gelu_exact");
-  if (!c.tie_embeddings) return no("model.tie_embeddings=false");
-  if (!c.bias) return no("model.bias=false");
-  if (c.parallel_residual) return no("model.parallel_residual");
   if (c.n_layer < 1 || c.d_model % c.n_head != 0) return no("model.n_layer < 1 or d_model % n_head");
   return "";
 }
@@ -49,10 +41,24 @@ T* dalloc(size_t n) {
   return static_cast<T*>(p);
 }
 
+// A linear layer's arena entries and its reparameterization (docs/model.md): the matrix
+// products use the bf16 shadow of `weight`, or the effective weight weff recomputed each
+// forward under weight / spectral normalization.
+struct Lin {
+  size_t w = kNone, g = kNone, b = kNone, u = kNone;  // w: weight, or weight_v under WN
+  int out = 0, in = 0;
+  bool wn = false, sn = false;
+  int r0 = 0, r1 = 0;  // WN rows
+  int nsub = 1;        // SN sub-matrices (3 for qkv), each out/nsub rows
+  bool sn_on[3] = {false, false, false};
+  bf16* weff = nullptr;  // WN / SN only
+  float* aux = nullptr;  // WN: norms [out]; SN: v [nsub*in], sigma [nsub], W v [out/nsub]
+};
+
 struct LayerOffsets {
-  size_t ln1w = kNone, ln1b = kNone, qkvw = kNone, qkvb = kNone, projw = kNone, projb = kNone,
-         temp = kNone, ln2w = kNone, ln2b = kNone, fcw = kNone, fcb = kNone, fprojw = kNone,
-         fprojb = kNone, fusedw = kNone, fusedb = kNone, alpha = kNone, beta = kNone;
+  size_t ln1w = kNone, ln1b = kNone, temp = kNone, ln2w = kNone, ln2b = kNone, alpha = kNone,
+         beta = kNone, slope = kNone;
+  Lin qkv, proj, fc, fproj, fused;
   size_t begin = 0, end = 0;  // arena range (NCCL bucket)
 };
 
@@ -75,7 +81,8 @@ struct LayerActs {
 GpuLayout gpu_param_layout(const ModelConfig& cfg) {
   GpuLayout lay;
   const int L = cfg.n_layer, H = cfg.n_head, d = cfg.d_model, dff = cfg.d_ff;
-  auto add = [&](const std::string& name, std::vector<int64_t> shape, bool decay) {
+  auto add = [&](const std::string& name, std::vector<int64_t> shape, bool decay,
+                 bool trainable = true) {
     GpuParam q;
     q.name = name;
     q.shape = shape;
@@ -86,21 +93,37 @@ GpuLayout gpu_param_layout(const ModelConfig& cfg) {
     lay.size = (lay.size + 63) / 64 * 64;
     q.offset = lay.size;
     q.decay = decay;
+    q.trainable = trainable;
     lay.size += q.size;
     lay.params.push_back(q);
   };
-  // Blocks first, then [ln_f, theta, wte, wpe]: each block is one contiguous range, so data
-  // parallel can all-reduce it as soon as its backward is done; the tail goes last.
+  // A linear: weight (or weight_g + weight_v under weight norm), the spectral-norm buffer u
+  // ([nsub, out/nsub], no gradient), bias.
+  auto linear = [&](const std::string& nm, int out, int in, bool wn, bool sn, int nsub) {
+    if (wn) {
+      add(nm + ".weight_g", {out}, false);
+      add(nm + ".weight_v", {out, in}, true);
+    } else {
+      add(nm + ".weight", {out, in}, true);
+    }
+    if (sn) add(nm + ".sn_u", {nsub, out / nsub}, false, false);
+    if (cfg.bias) add(nm + ".bias", {out}, false);
+  };
+  const auto& wn = cfg.weight_norm;
+  const auto& sn = cfg.spectral_norm;
+  const bool learn_slope = cfg.ffn_act == Activation::learnable_leaky_relu &&
+                           cfg.ffn_kind == FfnKind::standard;
+  // Blocks first, then [ffn_slope, ln_f, lm_head, theta, wte, wpe]: each block is one
+  // contiguous range, so data parallel can all-reduce it as soon as its backward is done; the
+  // tail goes last.
   for (int l = 0; l < L; ++l) {
     std::string b = "blocks." + std::to_string(l) + ".";
     if (cfg.norm == Norm::layernorm) {
       add(b + "ln1.weight", {d}, false);
       add(b + "ln1.bias", {d}, false);
     }
-    add(b + "attn.qkv.weight", {3 * d, d}, true);
-    add(b + "attn.qkv.bias", {3 * d}, false);
-    add(b + "attn.proj.weight", {d, d}, true);
-    add(b + "attn.proj.bias", {d}, false);
+    linear(b + "attn.qkv", 3 * d, d, wn.qk || wn.v, sn.qk || sn.v, 3);
+    linear(b + "attn.proj", d, d, wn.o, sn.o, 1);
     if (cfg.temperature) add(b + "attn.temp", {H, cfg.context}, false);
     if (cfg.has_ffn(l)) {
       if (cfg.norm == Norm::layernorm) {
@@ -108,13 +131,12 @@ GpuLayout gpu_param_layout(const ModelConfig& cfg) {
         add(b + "ln2.bias", {d}, false);
       }
       if (cfg.ffn_kind == FfnKind::standard) {
-        add(b + "ffn.fc.weight", {dff, d}, true);
-        add(b + "ffn.fc.bias", {dff}, false);
-        add(b + "ffn.proj.weight", {d, dff}, true);
-        add(b + "ffn.proj.bias", {d}, false);
+        linear(b + "ffn.fc", dff, d, wn.ffn, sn.ffn, 1);
+        linear(b + "ffn.proj", d, dff, wn.ffn, sn.ffn, 1);
+        if (learn_slope && cfg.slope_scope == model::SlopeScope::per_layer)
+          add(b + "ffn.slope", {1}, false);
       } else {
-        add(b + "ffn.fused.weight", {d, d}, true);
-        add(b + "ffn.fused.bias", {d}, false);
+        linear(b + "ffn.fused", d, d, wn.ffn, sn.ffn, 1);
       }
       if (cfg.ffn_scaling) {
         add(b + "ffn_scale.alpha", {1}, false);
@@ -122,13 +144,15 @@ GpuLayout gpu_param_layout(const ModelConfig& cfg) {
       }
     }
   }
+  if (learn_slope && cfg.slope_scope == model::SlopeScope::global) add("ffn_slope", {1}, false);
   if (cfg.final_norm) {
     add("ln_f.weight", {d}, false);
     add("ln_f.bias", {d}, false);
   }
+  if (!cfg.tie_embeddings) add("lm_head.weight", {cfg.vocab_size, d}, true);
   if (cfg.entropy_reg.enabled) add("entropy_theta", {L, H}, false);
   add("wte", {cfg.vocab_size, d}, true);
-  add("wpe", {cfg.context, d}, true);
+  if (cfg.has_positions()) add("wpe", {cfg.context, d}, true);
   lay.size = (lay.size + 63) / 64 * 64;
   return lay;
 }
@@ -144,8 +168,13 @@ struct GpuModel::Impl {
   std::vector<GpuParam> params;
   size_t n = 0;
   std::vector<LayerOffsets> lo;
-  size_t wte = kNone, wpe = kNone, lnfw = kNone, lnfb = kNone, theta = kNone;
-  size_t tail_begin = 0;  // [lnf, theta, wte, wpe] bucket
+  size_t wte = kNone, wpe = kNone, lnfw = kNone, lnfb = kNone, theta = kNone, lm_head = kNone;
+  size_t tail_begin = 0;  // [ffn_slope, lnf, lm_head, theta, wte, wpe] bucket
+  int R = 0;              // rotary dims per head (pythia)
+  float *rot_cos = nullptr, *rot_sin = nullptr;  // [Tmax, R/2]
+  float* dweff = nullptr;  // dLoss/d effective weight of one WN/SN linear at a time
+  bool sn_frozen = false;
+  std::vector<void*> extra;  // further device allocations, freed at the end
   float *p = nullptr, *g = nullptr, *mom1 = nullptr, *mom2 = nullptr;
   bf16* p16 = nullptr;
   uint8_t* mask = nullptr;
@@ -222,26 +251,45 @@ struct GpuModel::Impl {
       return kNone;
     };
     lo.resize(L);
+    const auto& wn = cfg.weight_norm;
+    const auto& sn = cfg.spectral_norm;
+    auto lin = [&](Lin& x, const std::string& nm, int out, int in, bool wn_on, int r0, int r1,
+                   int nsub, bool s0, bool s1, bool s2) {
+      x.w = off(nm + ".weight");
+      if (x.w == kNone) x.w = off(nm + ".weight_v");
+      if (x.w == kNone) return;  // absent (other FFN kind, pruned layer)
+      x.g = off(nm + ".weight_g");
+      x.b = off(nm + ".bias");
+      x.u = off(nm + ".sn_u");
+      x.out = out;
+      x.in = in;
+      x.wn = wn_on;
+      x.r0 = r0;
+      x.r1 = r1;
+      x.sn = x.u != kNone;
+      x.nsub = x.sn ? nsub : 1;
+      x.sn_on[0] = s0;
+      x.sn_on[1] = s1;
+      x.sn_on[2] = s2;
+    };
     for (int l = 0; l < L; ++l) {
       auto& o_ = lo[l];
       std::string b = "blocks." + std::to_string(l) + ".";
       o_.ln1w = off(b + "ln1.weight");
       o_.ln1b = off(b + "ln1.bias");
-      o_.qkvw = off(b + "attn.qkv.weight");
-      o_.qkvb = off(b + "attn.qkv.bias");
-      o_.projw = off(b + "attn.proj.weight");
-      o_.projb = off(b + "attn.proj.bias");
+      lin(o_.qkv, b + "attn.qkv", 3 * d, d, wn.qk || wn.v, wn.qk ? 0 : 2 * d, wn.v ? 3 * d : 2 * d,
+          3, sn.qk, sn.qk, sn.v);
+      lin(o_.proj, b + "attn.proj", d, d, wn.o, 0, d, 1, sn.o, false, false);
       o_.temp = off(b + "attn.temp");
       o_.ln2w = off(b + "ln2.weight");
       o_.ln2b = off(b + "ln2.bias");
-      o_.fcw = off(b + "ffn.fc.weight");
-      o_.fcb = off(b + "ffn.fc.bias");
-      o_.fprojw = off(b + "ffn.proj.weight");
-      o_.fprojb = off(b + "ffn.proj.bias");
-      o_.fusedw = off(b + "ffn.fused.weight");
-      o_.fusedb = off(b + "ffn.fused.bias");
+      lin(o_.fc, b + "ffn.fc", dff, d, wn.ffn, 0, dff, 1, sn.ffn, false, false);
+      lin(o_.fproj, b + "ffn.proj", d, dff, wn.ffn, 0, d, 1, sn.ffn, false, false);
+      lin(o_.fused, b + "ffn.fused", d, d, wn.ffn, 0, d, 1, sn.ffn, false, false);
       o_.alpha = off(b + "ffn_scale.alpha");
       o_.beta = off(b + "ffn_scale.beta");
+      o_.slope = off(b + "ffn.slope");
+      if (o_.slope == kNone) o_.slope = off("ffn_slope");
       // the layer's contiguous arena range (its NCCL bucket)
       o_.begin = n, o_.end = 0;
       for (auto& q : params)
@@ -255,7 +303,8 @@ struct GpuModel::Impl {
     theta = off("entropy_theta");
     wte = off("wte");
     wpe = off("wpe");
-    tail_begin = lo[L - 1].end;  // [ln_f, theta, wte, wpe] follow the blocks
+    lm_head = off("lm_head.weight");
+    tail_begin = lo[L - 1].end;  // the tail follows the blocks
   }
 
   void allocate() {
@@ -270,7 +319,7 @@ struct GpuModel::Impl {
     AERO_CUDA_CHECK(cudaMemset(mom2, 0, n * sizeof(float)));
     std::vector<uint8_t> hm(n, 0);
     for (auto& q : params)
-      if (q.decay) std::fill(hm.begin() + q.offset, hm.begin() + q.offset + q.size, 1);
+      if (q.decay && q.trainable) std::fill(hm.begin() + q.offset, hm.begin() + q.offset + q.size, 1);
     AERO_CUDA_CHECK(cudaMemcpy(mask, hm.data(), n, cudaMemcpyHostToDevice));
     AERO_CUDA_CHECK(cudaDeviceSynchronize());
 
@@ -327,6 +376,37 @@ struct GpuModel::Impl {
     dP = dalloc<bf16>(BHT * Tmax);
     dqkv = dalloc<bf16>(N * 3 * d);
     dtemp_row = dalloc<float>(BHT);
+    // weight / spectral normalization: effective weights, their statistics, one dW scratch
+    size_t dweff_n = 0;
+    for (auto& w : lo)
+      for (Lin* x : {&w.qkv, &w.proj, &w.fc, &w.fproj, &w.fused}) {
+        if (x->w == kNone || (!x->wn && !x->sn)) continue;
+        x->weff = dalloc<bf16>(size_t(x->out) * x->in);
+        size_t na = x->wn ? size_t(x->out) : size_t(x->nsub) * x->in + x->nsub + x->out / x->nsub;
+        x->aux = dalloc<float>(na);
+        extra.push_back(x->weff);
+        extra.push_back(x->aux);
+        dweff_n = std::max(dweff_n, size_t(x->out) * x->in);
+      }
+    if (dweff_n) dweff = dalloc<float>(dweff_n);
+    // model::ModelConfig::rotary_dims (config.cpp is not part of the standalone build)
+    R = cfg.family == model::Family::pythia ? int(dk * cfg.rotary_pct) : 0;
+    R -= R % 2;
+    if (R > 0) {
+      // cos/sin of t * base^(-2f/R) in double, rounded (as the CPU model's table)
+      const int half = R / 2;
+      std::vector<float> hc(size_t(Tmax) * half), hs_(size_t(Tmax) * half);
+      for (int t = 0; t < Tmax; ++t)
+        for (int f = 0; f < half; ++f) {
+          double inv = std::pow(cfg.rotary_base, -2.0 * f / R);
+          hc[size_t(t) * half + f] = float(std::cos(t * inv));
+          hs_[size_t(t) * half + f] = float(std::sin(t * inv));
+        }
+      rot_cos = dalloc<float>(hc.size());
+      rot_sin = dalloc<float>(hs_.size());
+      AERO_CUDA_CHECK(cudaMemcpy(rot_cos, hc.data(), hc.size() * 4, cudaMemcpyHostToDevice));
+      AERO_CUDA_CHECK(cudaMemcpy(rot_sin, hs_.data(), hs_.size() * 4, cudaMemcpyHostToDevice));
+    }
     scratch_n = std::max({norm_scratch_floats(int(N), d), colsum_scratch_floats(int(N), 3 * d),
                           colsum_scratch_floats(int(N), dff), size_t(H) * Tmax, size_t(4096)});
     scratch = dalloc<float>(scratch_n);
@@ -355,8 +435,9 @@ struct GpuModel::Impl {
                     (void*)dres, (void*)dh, (void*)dm, (void*)df, (void*)dy, (void*)dyh,
                     (void*)dq, (void*)dkk, (void*)dv, (void*)dP, (void*)dqkv, (void*)dtemp_row,
                     (void*)scratch, (void*)scalars, (void*)tok, (void*)tgt, (void*)btok,
-                    (void*)bstart, (void*)border})
+                    (void*)bstart, (void*)border, (void*)dweff, (void*)rot_cos, (void*)rot_sin})
       f(q);
+    for (void* q : extra) f(q);
     for (auto e : layer_done) cudaEventDestroy(e);
     if (comm_done) cudaEventDestroy(comm_done);
     if (blas) cublasDestroy(blas);
@@ -377,8 +458,59 @@ struct GpuModel::Impl {
     switch (cfg.ffn_act) {
       case Activation::gelu: return Act::gelu;
       case Activation::relu: return Act::relu;
-      case Activation::leaky_relu: return Act::leaky_relu;
+      case Activation::leaky_relu:
+      case Activation::learnable_leaky_relu: return Act::leaky_relu;
+      case Activation::gelu_exact: return Act::gelu_exact;
       default: return Act::identity;
+    }
+  }
+  // learnable leaky ReLU: the slope parameter of layer w (device), else null
+  const float* slope_dev(const LayerOffsets& w) const {
+    return cfg.ffn_act == Activation::learnable_leaky_relu ? P_(w.slope) : nullptr;
+  }
+
+  // ---- linears under weight / spectral normalization ----
+  bf16* Wl(const Lin& x) const { return x.weff ? x.weff : W_(x.w); }
+  // dW of a linear's product: straight into the gradient (accumulating), or into dweff
+  // (overwritten) for finish() to map onto weight_g / weight_v / weight.
+  float* dWl(const Lin& x) const { return x.weff ? dweff : G_(x.w); }
+  float dWbeta(const Lin& x) const { return x.weff ? 0.f : 1.f; }
+  void prepare(Lin& x, bool iterate) {
+    if (!x.weff) return;
+    cudaStream_t s = stream;
+    if (x.wn) {
+      weight_norm_forward(x.weff, x.aux, P_(x.g), P_(x.w), x.out, x.in, x.r0, x.r1, s);
+      return;
+    }
+    const int h = x.out / x.nsub;
+    for (int k = 0; k < x.nsub; ++k) {
+      const size_t o = size_t(k) * h * x.in;
+      if (x.sn_on[k])
+        spectral_norm_forward(x.weff + o, P_(x.u) + size_t(k) * h, x.aux + size_t(k) * x.in,
+                              x.aux + size_t(x.nsub) * x.in + k,
+                              x.aux + size_t(x.nsub) * x.in + x.nsub, P_(x.w) + o, h, x.in,
+                              iterate, s);
+      else
+        f32_to_bf16(x.weff + o, P_(x.w) + o, size_t(h) * x.in, s);
+    }
+  }
+  void finish(const Lin& x) {
+    if (!x.weff) return;
+    cudaStream_t s = stream;
+    if (x.wn) {
+      weight_norm_backward(G_(x.g), G_(x.w), dweff, P_(x.g), P_(x.w), x.aux, x.out, x.in, x.r0,
+                           x.r1, s);
+      return;
+    }
+    const int h = x.out / x.nsub;
+    for (int k = 0; k < x.nsub; ++k) {
+      const size_t o = size_t(k) * h * x.in;
+      if (x.sn_on[k])
+        spectral_norm_backward(G_(x.w) + o, dweff + o, P_(x.w) + o, P_(x.u) + size_t(k) * h,
+                               x.aux + size_t(k) * x.in, x.aux + size_t(x.nsub) * x.in + k, h,
+                               x.in, scratch, s);
+      else
+        add_f32(G_(x.w) + o, dweff + o, size_t(h) * x.in, s);
     }
   }
   // Weight of one penalty row in L_ent (before lambda).
@@ -440,6 +572,9 @@ struct GpuModel::Impl {
 
     nmarks = 0;
     mark("start");
+    for (auto& w : lo)
+      for (Lin* x : {&w.qkv, &w.proj, &w.fc, &w.fproj, &w.fused}) prepare(*x, training && !sn_frozen);
+    if (dweff) mark("weight / spectral norm");
     embedding_forward(acts[0].res, tok, P_(wte), P_(wpe), N, T, d, s);
     residual_norm_forward(acts[0].res, acts[0].h1, acts[0].mean1, acts[0].rstd1, acts[0].res,
                           nullptr, nullptr, nullptr, nullptr, P_(lo[0].ln1w), P_(lo[0].ln1b), N,
@@ -448,10 +583,11 @@ struct GpuModel::Impl {
     for (int l = 0; l < L; ++l) {
       auto& a = acts[l];
       auto& w = lo[l];
-      gemm(blas, s, false, true, N, 3 * d, d, a.h1, d, W_(w.qkvw), d, qkv, CUDA_R_16BF, 3 * d,
+      gemm(blas, s, false, true, N, 3 * d, d, a.h1, d, Wl(w.qkv), d, qkv, CUDA_R_16BF, 3 * d,
            1.f, 0.f);
       mark("fwd gemm qkv");
-      qkv_split(a.q, a.k, a.v, qkv, P_(w.qkvb), B, T, H, dk, s);
+      qkv_split(a.q, a.k, a.v, qkv, P_(w.qkv.b), B, T, H, dk, s);
+      if (R > 0) rotary(a.q, a.k, rot_cos, rot_sin, B * H, T, dk, R, false, s);
       mark("fwd qkv split");
       const long long sQ = (long long)T * dk, sP = (long long)T * T;
       gemm(blas, s, false, true, T, T, dk, a.q, dk, a.k, dk, a.P, CUDA_R_16BF, T, 1.f, 0.f, B * H,
@@ -482,7 +618,7 @@ struct GpuModel::Impl {
       mark("fwd gemm PV");
       heads_merge(a.y, yh, B, T, H, dk, s);
       mark("fwd heads merge");
-      gemm(blas, s, false, true, N, d, d, a.y, d, W_(w.projw), d, o, CUDA_R_32F, d, 1.f, 0.f);
+      gemm(blas, s, false, true, N, d, d, a.y, d, Wl(w.proj), d, o, CUDA_R_32F, d, 1.f, 0.f);
       mark("fwd gemm proj");
 
       const bool last = l + 1 == L;
@@ -493,37 +629,47 @@ struct GpuModel::Impl {
       const float* lnw_next = last ? P_(lnfw) : P_(lo[l + 1].ln1w);
       const float* lnb_next = last ? P_(lnfb) : P_(lo[l + 1].ln1b);
       if (cfg.has_ffn(l)) {
-        residual_norm_forward(a.xhat, a.h2, a.mean2, a.rstd2, a.res, nullptr, o, nullptr,
-                              P_(w.projb), P_(w.ln2w), P_(w.ln2b), N, d, s);
+        if (cfg.parallel_residual) {
+          // FFN input LN2(x) of the block input; x_hat = x + proj (its bf16 copy unused: yh)
+          residual_norm_forward(a.res, a.h2, a.mean2, a.rstd2, a.res, nullptr, nullptr, nullptr,
+                                nullptr, P_(w.ln2w), P_(w.ln2b), N, d, s);
+          residual_norm_forward(a.xhat, yh, nullptr, nullptr, a.res, nullptr, o, nullptr,
+                                P_(w.proj.b), nullptr, nullptr, N, d, s);
+        } else {
+          residual_norm_forward(a.xhat, a.h2, a.mean2, a.rstd2, a.res, nullptr, o, nullptr,
+                                P_(w.proj.b), P_(w.ln2w), P_(w.ln2b), N, d, s);
+        }
         mark("fwd residual+norm");
         float* m = a.m ? a.m : m_scratch;
         const float* mb;
         if (cfg.ffn_kind == FfnKind::standard) {
-          gemm(blas, s, false, true, N, dff, d, a.h2, d, W_(w.fcw), d, a.pre, CUDA_R_16BF, dff,
+          gemm(blas, s, false, true, N, dff, d, a.h2, d, Wl(w.fc), d, a.pre, CUDA_R_16BF, dff,
                1.f, 0.f);
           mark("fwd gemm fc");
-          bias_act_forward(a.pre, a.f, P_(w.fcb), N, dff, act(), float(cfg.leaky_slope), s);
+          bias_act_forward(a.pre, a.f, P_(w.fc.b), N, dff, act(), float(cfg.leaky_slope), s,
+                           slope_dev(w));
           mark("fwd bias+act");
-          gemm(blas, s, false, true, N, d, dff, a.f, dff, W_(w.fprojw), dff, m, CUDA_R_32F, d,
+          gemm(blas, s, false, true, N, d, dff, a.f, dff, Wl(w.fproj), dff, m, CUDA_R_32F, d,
                1.f, 0.f);
           mark("fwd gemm ffn proj");
-          mb = P_(w.fprojb);
+          mb = P_(w.fproj.b);
         } else {
-          gemm(blas, s, false, true, N, d, d, a.h2, d, W_(w.fusedw), d, m, CUDA_R_32F, d, 1.f,
+          gemm(blas, s, false, true, N, d, d, a.h2, d, Wl(w.fused), d, m, CUDA_R_32F, d, 1.f,
                0.f);
           mark("fwd gemm fused ffn");
-          mb = P_(w.fusedb);
+          mb = P_(w.fused.b);
         }
         residual_norm_forward(res_next, h_next, mean_next, rstd_next, a.xhat, P_(w.beta), m,
                               P_(w.alpha), mb, lnw_next, lnb_next, N, d, s);
         mark("fwd residual+norm");
       } else {
         residual_norm_forward(res_next, h_next, mean_next, rstd_next, a.res, nullptr, o, nullptr,
-                              P_(w.projb), lnw_next, lnb_next, N, d, s);
+                              P_(w.proj.b), lnw_next, lnb_next, N, d, s);
         mark("fwd residual+norm");
       }
     }
-    gemm(blas, s, false, true, N, V, d, hf, d, W_(wte), d, logits, CUDA_R_16BF, ldV, 1.f, 0.f);
+    const size_t head = lm_head != kNone ? lm_head : wte;  // tied: the embedding
+    gemm(blas, s, false, true, N, V, d, hf, d, W_(head), d, logits, CUDA_R_16BF, ldV, 1.f, 0.f);
     mark("fwd gemm lm head");
     GpuStats st;
     if (!has_targets) return st;
@@ -571,9 +717,10 @@ struct GpuModel::Impl {
     if (dp) AERO_CUDA_CHECK(cudaStreamWaitEvent(s, comm_done, 0));  // last step's reductions
     nmarks = 0;
     mark("start");
-    // LM head (tied): logits = hf wte^T
-    gemm(blas, s, false, false, N, d, V, logits, ldV, W_(wte), d, dh, CUDA_R_32F, d, 1.f, 0.f);
-    gemm(blas, s, true, false, V, d, N, logits, ldV, hf, d, G_(wte), CUDA_R_32F, d, 1.f, 1.f);
+    // LM head: logits = hf W^T, W = wte (tied) or lm_head
+    const size_t head = lm_head != kNone ? lm_head : wte;
+    gemm(blas, s, false, false, N, d, V, logits, ldV, W_(head), d, dh, CUDA_R_32F, d, 1.f, 0.f);
+    gemm(blas, s, true, false, V, d, N, logits, ldV, hf, d, G_(head), CUDA_R_32F, d, 1.f, 1.f);
     mark("bwd gemm lm head (2)");
     AERO_CUDA_CHECK(cudaMemsetAsync(dres, 0, size_t(N) * d * 4, s));
     norm_backward(dres, dh, res_final, meanf, rstdf, P_(lnfw), G_(lnfw), G_(lnfb), scratch, N, d,
@@ -585,48 +732,64 @@ struct GpuModel::Impl {
       auto& w = lo[l];
       if (cfg.has_ffn(l)) {
         if (cfg.ffn_scaling)
-          ffn_scale_backward(dm, dres, a.xhat, a.m, P_(cfg.ffn_kind == FfnKind::standard ? w.fprojb : w.fusedb),
+          ffn_scale_backward(dm, dres, a.xhat, a.m, P_(cfg.ffn_kind == FfnKind::standard ? w.fproj.b : w.fused.b),
                              P_(w.alpha), P_(w.beta), G_(w.alpha), G_(w.beta), scratch, N, d, s);
         else
           f32_to_bf16(dm, dres, size_t(N) * d, s);
         mark("bwd ffn scale / cast");
         if (cfg.ffn_kind == FfnKind::standard) {
-          colsum(G_(w.fprojb), dm, N, d, scratch, s);
+          if (w.fproj.b != kNone) colsum(G_(w.fproj.b), dm, N, d, scratch, s);
           mark("bwd bias sums");
-          gemm(blas, s, true, false, d, dff, N, dm, d, a.f, dff, G_(w.fprojw), CUDA_R_32F, dff,
-               1.f, 1.f);
-          gemm(blas, s, false, false, N, dff, d, dm, d, W_(w.fprojw), dff, df, CUDA_R_16BF, dff,
+          gemm(blas, s, true, false, d, dff, N, dm, d, a.f, dff, dWl(w.fproj), CUDA_R_32F, dff,
+               1.f, dWbeta(w.fproj));
+          finish(w.fproj);
+          gemm(blas, s, false, false, N, dff, d, dm, d, Wl(w.fproj), dff, df, CUDA_R_16BF, dff,
                1.f, 0.f);
           mark("bwd gemm ffn proj (2)");
-          act_backward(df, df, a.pre, N, dff, act(), float(cfg.leaky_slope), s);
+          if (slope_dev(w))  // before act_backward overwrites df
+            leaky_slope_grad(G_(w.slope), df, a.pre, size_t(N) * dff, scratch, s);
+          act_backward(df, df, a.pre, N, dff, act(), float(cfg.leaky_slope), s, slope_dev(w));
           mark("bwd act");
-          colsum(G_(w.fcb), df, N, dff, scratch, s);
+          if (w.fc.b != kNone) colsum(G_(w.fc.b), df, N, dff, scratch, s);
           mark("bwd bias sums");
-          gemm(blas, s, true, false, dff, d, N, df, dff, a.h2, d, G_(w.fcw), CUDA_R_32F, d, 1.f,
-               1.f);
-          gemm(blas, s, false, false, N, d, dff, df, dff, W_(w.fcw), d, dh, CUDA_R_32F, d, 1.f,
+          gemm(blas, s, true, false, dff, d, N, df, dff, a.h2, d, dWl(w.fc), CUDA_R_32F, d, 1.f,
+               dWbeta(w.fc));
+          finish(w.fc);
+          gemm(blas, s, false, false, N, d, dff, df, dff, Wl(w.fc), d, dh, CUDA_R_32F, d, 1.f,
                0.f);
           mark("bwd gemm fc (2)");
         } else {
-          colsum(G_(w.fusedb), dm, N, d, scratch, s);
+          if (w.fused.b != kNone) colsum(G_(w.fused.b), dm, N, d, scratch, s);
           mark("bwd bias sums");
-          gemm(blas, s, true, false, d, d, N, dm, d, a.h2, d, G_(w.fusedw), CUDA_R_32F, d, 1.f,
-               1.f);
-          gemm(blas, s, false, false, N, d, d, dm, d, W_(w.fusedw), d, dh, CUDA_R_32F, d, 1.f,
+          gemm(blas, s, true, false, d, d, N, dm, d, a.h2, d, dWl(w.fused), CUDA_R_32F, d, 1.f,
+               dWbeta(w.fused));
+          finish(w.fused);
+          gemm(blas, s, false, false, N, d, d, dm, d, Wl(w.fused), d, dh, CUDA_R_32F, d, 1.f,
                0.f);
           mark("bwd gemm fused ffn (2)");
         }
-        norm_backward(dres, dh, a.xhat, a.mean2, a.rstd2, P_(w.ln2w), G_(w.ln2w), G_(w.ln2b),
-                      scratch, N, d, s);
-        mark("bwd norm");
+        // sequential: LN2 read x_hat; parallel: LN2 read the block input, added below after
+        // d x_hat has gone through the attention projection
+        if (!cfg.parallel_residual) {
+          norm_backward(dres, dh, a.xhat, a.mean2, a.rstd2, P_(w.ln2w), G_(w.ln2w), G_(w.ln2b),
+                        scratch, N, d, s);
+          mark("bwd norm");
+        }
       }
       // attention output projection: xhat = res + y Wo^T + bo
       f32_to_bf16(dm, dres, size_t(N) * d, s);
-      colsum(G_(w.projb), dm, N, d, scratch, s);
+      if (w.proj.b != kNone) colsum(G_(w.proj.b), dm, N, d, scratch, s);
       mark("bwd cast + bias sums");
-      gemm(blas, s, true, false, d, d, N, dm, d, a.y, d, G_(w.projw), CUDA_R_32F, d, 1.f, 1.f);
-      gemm(blas, s, false, false, N, d, d, dm, d, W_(w.projw), d, dy, CUDA_R_16BF, d, 1.f, 0.f);
+      gemm(blas, s, true, false, d, d, N, dm, d, a.y, d, dWl(w.proj), CUDA_R_32F, d, 1.f,
+           dWbeta(w.proj));
+      finish(w.proj);
+      gemm(blas, s, false, false, N, d, d, dm, d, Wl(w.proj), d, dy, CUDA_R_16BF, d, 1.f, 0.f);
       mark("bwd gemm proj (2)");
+      if (cfg.has_ffn(l) && cfg.parallel_residual) {
+        norm_backward(dres, dh, a.res, a.mean2, a.rstd2, P_(w.ln2w), G_(w.ln2w), G_(w.ln2b),
+                      scratch, N, d, s);
+        mark("bwd norm");
+      }
       heads_split(dyh, dy, B, T, H, dk, s);
       mark("bwd heads split");
       const long long sQ = (long long)T * dk, sP = (long long)T * T;
@@ -658,13 +821,15 @@ struct GpuModel::Impl {
       gemm(blas, s, true, false, T, dk, T, dP, T, a.q, dk, dkk, CUDA_R_16BF, dk, 1.f, 0.f, B * H,
            sP, sQ, sQ);
       mark("bwd gemm dQ, dK");
+      if (R > 0) rotary(dq, dkk, rot_cos, rot_sin, B * H, T, dk, R, true, s);
       qkv_merge(dqkv, dq, dkk, dv, B, T, H, dk, s);
       mark("bwd qkv merge");
-      colsum(G_(w.qkvb), dqkv, N, 3 * d, scratch, s);
+      if (w.qkv.b != kNone) colsum(G_(w.qkv.b), dqkv, N, 3 * d, scratch, s);
       mark("bwd bias sums");
-      gemm(blas, s, true, false, 3 * d, d, N, dqkv, 3 * d, a.h1, d, G_(w.qkvw), CUDA_R_32F, d,
-           1.f, 1.f);
-      gemm(blas, s, false, false, N, d, 3 * d, dqkv, 3 * d, W_(w.qkvw), d, dh, CUDA_R_32F, d, 1.f,
+      gemm(blas, s, true, false, 3 * d, d, N, dqkv, 3 * d, a.h1, d, dWl(w.qkv), CUDA_R_32F, d,
+           1.f, dWbeta(w.qkv));
+      finish(w.qkv);
+      gemm(blas, s, false, false, N, d, 3 * d, dqkv, 3 * d, Wl(w.qkv), d, dh, CUDA_R_32F, d, 1.f,
            0.f);
       mark("bwd gemm qkv (2)");
       norm_backward(dres, dh, a.res, a.mean1, a.rstd1, P_(w.ln1w), G_(w.ln1w), G_(w.ln1b),
@@ -756,8 +921,12 @@ void GpuModel::init_weights(uint64_t seed) {
       size_t k = std::strlen(suf);
       return nm.size() >= k && nm.compare(nm.size() - k, k, suf) == 0;
     };
+    auto is_out_proj = [&](const char* lin) {
+      return ends((std::string(lin) + ".weight").c_str()) ||
+             ends((std::string(lin) + ".weight_v").c_str());
+    };
     if (q.decay) {
-      double sd = (ends("attn.proj.weight") || ends("ffn.proj.weight") || ends("ffn.fused.weight"))
+      double sd = (is_out_proj("attn.proj") || is_out_proj("ffn.proj") || is_out_proj("ffn.fused"))
                       ? proj_std
                       : m.cfg.init_std;
       for (size_t i = 0; i < q.size; ++i) x[i] = float(rng.normal() * sd);
@@ -773,7 +942,36 @@ void GpuModel::init_weights(uint64_t seed) {
       std::fill(x, x + q.size, float(m.cfg.ffn_alpha_init));
     } else if (ends("ffn_scale.beta")) {
       std::fill(x, x + q.size, float(m.cfg.ffn_beta_init));
-    }  // biases stay 0
+    } else if (ends("ffn.slope") || nm == "ffn_slope") {
+      std::fill(x, x + q.size, float(m.cfg.leaky_slope));
+    } else if (ends(".sn_u")) {  // random unit rows
+      const size_t rows = size_t(q.shape[0]), len = size_t(q.shape[1]);
+      for (size_t r = 0; r < rows; ++r) {
+        double ss = 0;
+        for (size_t i = 0; i < len; ++i) {
+          double v = rng.normal();
+          x[r * len + i] = float(v);
+          ss += v * v;
+        }
+        const double sc = 1.0 / std::max(std::sqrt(ss), 1e-12);
+        for (size_t i = 0; i < len; ++i) x[r * len + i] = float(x[r * len + i] * sc);
+      }
+    }  // biases stay 0; weight_g below
+  }
+  // weight_g = ||weight_v|| per row: the initial effective weight is v
+  for (auto& q : m.params) {
+    const std::string& nm = q.name;
+    if (nm.size() < 9 || nm.compare(nm.size() - 9, 9, ".weight_g") != 0) continue;
+    const GpuParam& v = m.params[&q - m.params.data() + 1];  // weight_v follows weight_g
+    const size_t len = size_t(v.shape[1]);
+    for (size_t r = 0; r < q.size; ++r) {
+      double ss = 0;
+      for (size_t i = 0; i < len; ++i) {
+        double e = h[v.offset + r * len + i];
+        ss += e * e;
+      }
+      h[q.offset + r] = float(std::sqrt(ss));
+    }
   }
   set_weights(h);
 }
@@ -855,6 +1053,8 @@ std::string GpuModel::profile_report() const {
   return out;
 }
 
+void GpuModel::set_spectral_norm_frozen(bool frozen) { impl_->sn_frozen = frozen; }
+
 void GpuModel::synchronize() const { AERO_CUDA_CHECK(cudaDeviceSynchronize()); }
 
 void GpuModel::set_data_parallel(void* nccl_comm, int world_size) {
@@ -870,13 +1070,15 @@ SafeTensors arena_to_safetensors(const std::vector<GpuParam>& ps, const std::vec
                                  const std::string& prefix) {
   SafeTensors st;
   for (auto& q : ps)
-    st.tensors[prefix + q.name] = StTensor::from_f32(arena.data() + q.offset, q.shape);
+    if (prefix.empty() || q.trainable)
+      st.tensors[prefix + q.name] = StTensor::from_f32(arena.data() + q.offset, q.shape);
   return st;
 }
 void arena_from_safetensors(const std::vector<GpuParam>& ps, std::vector<float>& arena,
                             const std::string& prefix, const SafeTensors& st,
                             const std::string& path) {
   for (auto& q : ps) {
+    if (!prefix.empty() && !q.trainable) continue;  // buffers have no moments
     const StTensor& t = st.at(prefix + q.name);
     if (t.shape != q.shape)
       fail(path + ": tensor '" + prefix + q.name + "' has the wrong shape for this model");

@@ -24,6 +24,7 @@ struct GpuParam {
   size_t size = 0;    // elements
   size_t offset = 0;  // into the parameter / gradient / moment arenas
   bool decay = false;
+  bool trainable = true;  // false for buffers (spectral-norm u): no gradient, no moments
 };
 
 struct GpuStats {
@@ -40,9 +41,11 @@ GpuLayout gpu_param_layout(const model::ModelConfig& cfg);
 
 // Host side of the checkpoints (no GPU needed): the arena's tensors as safetensors entries
 // (prefix + NAME, F32, docs/config.md names) and back (names and shapes must match; extra
-// tensors in the file are ignored). write_weights_file adds __metadata__.format "aero-ckpt-1";
-// for aero::train::load_model to read a GPU checkpoint, pass "aero_config" (the run config
-// JSON) and "step" in metadata, as the CPU trainer writes them.
+// tensors in the file are ignored). With a prefix (optimizer moments "m.", "v.") buffers are
+// skipped, as the CPU trainer's state files hold moments of trainable tensors only.
+// write_weights_file adds __metadata__.format "aero-ckpt-1"; for aero::train::load_model to
+// read a GPU checkpoint, pass "aero_config" (the run config JSON) and "step" in metadata, as
+// the CPU trainer writes them.
 SafeTensors arena_to_safetensors(const std::vector<GpuParam>& ps, const std::vector<float>& arena,
                                  const std::string& prefix);
 void arena_from_safetensors(const std::vector<GpuParam>& ps, std::vector<float>& arena,
@@ -54,6 +57,7 @@ void write_weights_file(const std::string& path, const std::vector<GpuParam>& ps
 std::vector<float> read_weights_file(const std::string& path, const GpuLayout& lay);
 
 // "" when the GPU path supports every switch of cfg; else "not supported on GPU yet: <switch>".
+// Every model switch of docs/config.md is supported; only malformed shapes are refused.
 std::string gpu_unsupported(const model::ModelConfig& cfg);
 
 class GpuModel {
@@ -90,6 +94,10 @@ class GpuModel {
   // Clip (global L2 norm, train.grad_clip) + AdamW (train.beta1/beta2/eps/weight_decay) at
   // learning rate lr; step counts from 1. Returns the gradient norm before clipping.
   double optimizer_step(const model::TrainConfig& tc, double lr, int step);
+
+  // Tests: keep spectral-norm u fixed in training forwards (as BasicModel's
+  // set_spectral_norm_frozen), so that the loss is a fixed function of the weights.
+  void set_spectral_norm_frozen(bool frozen);
 
   // Mean attention entropy per (layer, head) of the last forward, nats.
   std::vector<std::vector<double>> head_entropy() const;

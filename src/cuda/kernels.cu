@@ -396,6 +396,7 @@ __device__ __forceinline__ float act_f(float x, Act act, float slope) {
     }
     case Act::relu: return x > 0.f ? x : 0.f;
     case Act::leaky_relu: return x > 0.f ? x : slope * x;
+    case Act::gelu_exact: return 0.5f * x * (1.f + erff(x * 0.7071067811865476f));
     default: return x;
   }
 }
@@ -409,12 +410,16 @@ __device__ __forceinline__ float act_df(float x, Act act, float slope) {
     }
     case Act::relu: return x > 0.f ? 1.f : 0.f;
     case Act::leaky_relu: return x > 0.f ? 1.f : slope;
+    case Act::gelu_exact:  // Phi(x) + x phi(x)
+      return 0.5f * (1.f + erff(x * 0.7071067811865476f)) +
+             x * expf(-0.5f * x * x) * 0.3989422804014327f;
     default: return 1.f;
   }
 }
 template <int VEC>
 __global__ void k_bias_act_fwd(bf16* pre, bf16* out, const float* bias, int F, Act act,
-                               float slope) {
+                               float slope, const float* slope_dev) {
+  if (slope_dev) slope = *slope_dev;
   const size_t base = size_t(blockIdx.x) * F;  // one block per row
   for (int c = threadIdx.x * VEC; c < F; c += blockDim.x * VEC) {
     float x[VEC], y[VEC];
@@ -431,7 +436,8 @@ __global__ void k_bias_act_fwd(bf16* pre, bf16* out, const float* bias, int F, A
 }
 template <int VEC>
 __global__ void k_act_bwd(bf16* dpre, const bf16* dout, const bf16* pre, int F, Act act,
-                          float slope) {
+                          float slope, const float* slope_dev) {
+  if (slope_dev) slope = *slope_dev;
   const size_t base = size_t(blockIdx.x) * F;
   for (int c = threadIdx.x * VEC; c < F; c += blockDim.x * VEC) {
     float g[VEC], x[VEC];
@@ -440,6 +446,160 @@ __global__ void k_act_bwd(bf16* dpre, const bf16* dout, const bf16* pre, int F, 
 #pragma unroll
     for (int e = 0; e < VEC; ++e) g[e] *= act_df(x[e], act, slope);
     store_bf<VEC>(dpre + base + c, g);
+  }
+}
+
+// Deterministic block sum (fixed tree over blockDim.x <= 1024 threads); every thread gets it.
+__device__ float block_sum(float v, float* sm) {
+  sm[threadIdx.x] = v;
+  __syncthreads();
+  for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+    if (threadIdx.x < s) sm[threadIdx.x] += sm[threadIdx.x + s];
+    __syncthreads();
+  }
+  float r = sm[0];
+  __syncthreads();
+  return r;
+}
+
+// Learnable leaky ReLU slope gradient partials: sum dout * min(pre, 0).
+__global__ void k_slope_partial(float* scratch, const bf16* dout, const bf16* pre, size_t n) {
+  __shared__ float sm[256];
+  float acc = 0.f;
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
+       i += size_t(gridDim.x) * blockDim.x) {
+    float x = __bfloat162float(pre[i]);
+    if (x < 0.f) acc += __bfloat162float(dout[i]) * x;
+  }
+  float t = block_sum(acc, sm);
+  if (threadIdx.x == 0) scratch[blockIdx.x] = t;
+}
+__global__ void k_add_sum(float* out, const float* scratch, int nblk) {
+  if (threadIdx.x != 0) return;
+  double acc = 0.0;
+  for (int i = 0; i < nblk; ++i) acc += scratch[i];
+  *out += float(acc);
+}
+
+// One block per (bh, t) row pair of q and k.
+__global__ void k_rotary(bf16* q, bf16* k, const float* cs, const float* sn, int T, int dk,
+                         int half, float sgn) {
+  const size_t row = blockIdx.x;  // (bh * T + t)
+  const int t = int(row % T);
+  for (int f = threadIdx.x; f < 2 * half; f += blockDim.x) {
+    const int which = f / half, ff = f - which * half;
+    bf16* x = (which == 0 ? q : k) + row * dk;
+    float c = cs[size_t(t) * half + ff], si = sgn * sn[size_t(t) * half + ff];
+    float x1 = __bfloat162float(x[ff]), x2 = __bfloat162float(x[ff + half]);
+    x[ff] = __float2bfloat16(x1 * c - x2 * si);
+    x[ff + half] = __float2bfloat16(x2 * c + x1 * si);
+  }
+}
+
+// Weight norm: one block per row.
+__global__ void k_wn_fwd(bf16* w_eff, float* norms, const float* g, const float* v, int I, int r0,
+                         int r1) {
+  __shared__ float sm[256];
+  const int o = blockIdx.x;
+  const float* vr = v + size_t(o) * I;
+  bf16* wr = w_eff + size_t(o) * I;
+  if (o < r0 || o >= r1) {
+    for (int i = threadIdx.x; i < I; i += blockDim.x) wr[i] = __float2bfloat16(vr[i]);
+    if (threadIdx.x == 0) norms[o] = 0.f;
+    return;
+  }
+  float ss = 0.f;
+  for (int i = threadIdx.x; i < I; i += blockDim.x) ss += vr[i] * vr[i];
+  float nrm = sqrtf(block_sum(ss, sm));
+  float sc = g[o] / nrm;
+  for (int i = threadIdx.x; i < I; i += blockDim.x) wr[i] = __float2bfloat16(sc * vr[i]);
+  if (threadIdx.x == 0) norms[o] = nrm;
+}
+__global__ void k_wn_bwd(float* dg, float* dv, const float* G, const float* g, const float* v,
+                         const float* norms, int I, int r0, int r1) {
+  __shared__ float sm[256];
+  const int o = blockIdx.x;
+  const float* vr = v + size_t(o) * I;
+  const float* Gr = G + size_t(o) * I;
+  float* dvr = dv + size_t(o) * I;
+  if (o < r0 || o >= r1) {
+    for (int i = threadIdx.x; i < I; i += blockDim.x) dvr[i] += Gr[i];
+    return;
+  }
+  float gv = 0.f;
+  for (int i = threadIdx.x; i < I; i += blockDim.x) gv += Gr[i] * vr[i];
+  gv = block_sum(gv, sm);
+  const float nrm = norms[o];
+  if (threadIdx.x == 0) dg[o] += gv / nrm;
+  const float sc = g[o] / nrm, c = gv / (nrm * nrm);
+  for (int i = threadIdx.x; i < I; i += blockDim.x) dvr[i] += sc * (Gr[i] - c * vr[i]);
+}
+
+// Spectral norm power iteration, one block (1024 threads) for the whole sub-matrix: small
+// work once per step; sums in a fixed order.
+__global__ void k_sn_power(float* u, float* v, float* sigma, float* wv, const float* W, int h,
+                           int I, int iterate) {
+  __shared__ float sm[1024];
+  // v = normalize(W^T u)
+  float ss = 0.f;
+  for (int i = threadIdx.x; i < I; i += blockDim.x) {
+    float acc = 0.f;
+    for (int r = 0; r < h; ++r) acc += W[size_t(r) * I + i] * u[r];
+    v[i] = acc;
+    ss += acc * acc;
+  }
+  float inv = 1.f / fmaxf(sqrtf(block_sum(ss, sm)), 1e-12f);
+  for (int i = threadIdx.x; i < I; i += blockDim.x) v[i] *= inv;
+  __syncthreads();
+  // wv = W v: one warp per row
+  const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp, nw = blockDim.x / kWarp;
+  for (int r = warp; r < h; r += nw) {
+    float acc = 0.f;
+    for (int i = lane; i < I; i += kWarp) acc += W[size_t(r) * I + i] * v[i];
+    acc = warp_sum(acc);
+    if (lane == 0) wv[r] = acc;
+  }
+  __syncthreads();
+  if (iterate) {
+    float s2 = 0.f;
+    for (int r = threadIdx.x; r < h; r += blockDim.x) s2 += wv[r] * wv[r];
+    float iu = 1.f / fmaxf(sqrtf(block_sum(s2, sm)), 1e-12f);
+    for (int r = threadIdx.x; r < h; r += blockDim.x) u[r] = wv[r] * iu;
+    __syncthreads();
+  }
+  float sg = 0.f;
+  for (int r = threadIdx.x; r < h; r += blockDim.x) sg += u[r] * wv[r];
+  sg = block_sum(sg, sm);
+  if (threadIdx.x == 0) *sigma = sg;
+}
+__global__ void k_scale_to_bf16(bf16* out, const float* in, const float* div, size_t n) {
+  const float inv = 1.f / *div;
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
+       i += size_t(gridDim.x) * blockDim.x)
+    out[i] = __float2bfloat16(in[i] * inv);
+}
+__global__ void k_dot_partial(float* scratch, const float* a, const float* b, size_t n) {
+  __shared__ float sm[256];
+  float acc = 0.f;
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
+       i += size_t(gridDim.x) * blockDim.x)
+    acc += a[i] * b[i];
+  float t = block_sum(acc, sm);
+  if (threadIdx.x == 0) scratch[1 + blockIdx.x] = t;
+}
+__global__ void k_sum_to0(float* scratch, int nblk) {
+  if (threadIdx.x != 0) return;
+  double acc = 0.0;
+  for (int i = 0; i < nblk; ++i) acc += scratch[1 + i];
+  scratch[0] = float(acc);
+}
+__global__ void k_sn_bwd(float* dW, const float* G, const float* u, const float* v,
+                         const float* sigma, const float* gw, int I, size_t n) {
+  const float inv = 1.f / *sigma, c = *gw / (*sigma * *sigma);
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
+       i += size_t(gridDim.x) * blockDim.x) {
+    size_t r = i / I, col = i - r * I;
+    dW[i] += G[i] * inv - c * u[r] * v[col];
   }
 }
 
@@ -842,19 +1002,67 @@ void theta_grad_reduce(float* dtheta, const float* gE, int B, int H, int T, floa
 }
 
 void bias_act_forward(bf16* pre, bf16* out, const float* bias, int N, int F, Act act, float slope,
-                      cudaStream_t s) {
+                      cudaStream_t s, const float* slope_dev) {
   if (F % 8 == 0)
-    k_bias_act_fwd<8><<<N, 128, 0, s>>>(pre, out, bias, F, act, slope);
+    k_bias_act_fwd<8><<<N, 128, 0, s>>>(pre, out, bias, F, act, slope, slope_dev);
   else
-    k_bias_act_fwd<1><<<N, 256, 0, s>>>(pre, out, bias, F, act, slope);
+    k_bias_act_fwd<1><<<N, 256, 0, s>>>(pre, out, bias, F, act, slope, slope_dev);
   AERO_LAUNCH_CHECK();
 }
 void act_backward(bf16* dpre, const bf16* dout, const bf16* pre, int N, int F, Act act,
-                  float slope, cudaStream_t s) {
+                  float slope, cudaStream_t s, const float* slope_dev) {
   if (F % 8 == 0)
-    k_act_bwd<8><<<N, 128, 0, s>>>(dpre, dout, pre, F, act, slope);
+    k_act_bwd<8><<<N, 128, 0, s>>>(dpre, dout, pre, F, act, slope, slope_dev);
   else
-    k_act_bwd<1><<<N, 256, 0, s>>>(dpre, dout, pre, F, act, slope);
+    k_act_bwd<1><<<N, 256, 0, s>>>(dpre, dout, pre, F, act, slope, slope_dev);
+  AERO_LAUNCH_CHECK();
+}
+void leaky_slope_grad(float* dslope, const bf16* dout, const bf16* pre, size_t n, float* scratch,
+                      cudaStream_t s) {
+  k_slope_partial<<<kSumPartials, 256, 0, s>>>(scratch, dout, pre, n);
+  AERO_LAUNCH_CHECK();
+  k_add_sum<<<1, 32, 0, s>>>(dslope, scratch, kSumPartials);
+  AERO_LAUNCH_CHECK();
+}
+void rotary(bf16* q, bf16* k, const float* cos, const float* sin, int BH, int T, int dk, int R,
+            bool inverse, cudaStream_t s) {
+  const int half = R / 2;
+  if (half <= 0) return;
+  k_rotary<<<unsigned(size_t(BH) * T), 64, 0, s>>>(q, k, cos, sin, T, dk, half,
+                                                   inverse ? -1.f : 1.f);
+  AERO_LAUNCH_CHECK();
+}
+void weight_norm_forward(bf16* w_eff, float* norms, const float* g, const float* v, int O, int I,
+                         int r0, int r1, cudaStream_t s) {
+  k_wn_fwd<<<O, 256, 0, s>>>(w_eff, norms, g, v, I, r0, r1);
+  AERO_LAUNCH_CHECK();
+}
+void weight_norm_backward(float* dg, float* dv, const float* G, const float* g, const float* v,
+                          const float* norms, int O, int I, int r0, int r1, cudaStream_t s) {
+  k_wn_bwd<<<O, 256, 0, s>>>(dg, dv, G, g, v, norms, I, r0, r1);
+  AERO_LAUNCH_CHECK();
+}
+void spectral_norm_forward(bf16* w_eff, float* u, float* v, float* sigma, float* wv,
+                           const float* W, int h, int I, bool iterate, cudaStream_t s) {
+  k_sn_power<<<1, 1024, 0, s>>>(u, v, sigma, wv, W, h, I, iterate ? 1 : 0);
+  AERO_LAUNCH_CHECK();
+  const size_t n = size_t(h) * I;
+  k_scale_to_bf16<<<blocks_for(n, 256), 256, 0, s>>>(w_eff, W, sigma, n);
+  AERO_LAUNCH_CHECK();
+}
+void spectral_norm_backward(float* dW, const float* G, const float* W, const float* u,
+                            const float* v, const float* sigma, int h, int I, float* scratch,
+                            cudaStream_t s) {
+  const size_t n = size_t(h) * I;
+  k_dot_partial<<<kSumPartials, 256, 0, s>>>(scratch, G, W, n);
+  AERO_LAUNCH_CHECK();
+  k_sum_to0<<<1, 32, 0, s>>>(scratch, kSumPartials);
+  AERO_LAUNCH_CHECK();
+  k_sn_bwd<<<blocks_for(n, 256), 256, 0, s>>>(dW, G, u, v, sigma, scratch, I, n);
+  AERO_LAUNCH_CHECK();
+}
+void add_f32(float* dst, const float* src, size_t n, cudaStream_t s) {
+  k_add_f32<<<blocks_for(n, 256), 256, 0, s>>>(dst, src, n);
   AERO_LAUNCH_CHECK();
 }
 void ffn_scale_backward(bf16* dm, float* dres, const float* xhat, const float* m, const float* bm,

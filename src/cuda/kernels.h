@@ -11,7 +11,8 @@
 
 namespace aero::cuda {
 
-enum class Act : int { gelu = 0, relu = 1, leaky_relu = 2, identity = 3 };
+// gelu: tanh approximation; gelu_exact: x Phi(x) with erf.
+enum class Act : int { gelu = 0, relu = 1, leaky_relu = 2, identity = 3, gelu_exact = 4 };
 enum class TempParam : int { none = -1, exp = 0, direct = 1, offset = 2 };
 
 // ---- matrix products (cuBLAS, bf16 operands, fp32 accumulation) ----
@@ -64,6 +65,13 @@ void qkv_merge(bf16* dqkv, const bf16* dq, const bf16* dkey, const bf16* dv, int
 void heads_merge(bf16* y, const bf16* yh, int B, int T, int H, int dk, cudaStream_t s);
 void heads_split(bf16* yh, const bf16* y, int B, int T, int H, int dk, cudaStream_t s);
 
+// ---- rotary embeddings (pythia) ----
+// q, k [B*H, T, dk]: the first R dims of every head rotated in GPT-NeoX's rotate_half layout,
+// x1 = x[:R/2], x2 = x[R/2:R], angle t * base^(-2f/R) from the tables cos, sin [>= T, R/2]:
+// x1' = x1 cos - x2 sin, x2' = x2 cos + x1 sin. inverse: the transpose rotation (backward).
+void rotary(bf16* q, bf16* k, const float* cos, const float* sin, int BH, int T, int dk, int R,
+            bool inverse, cudaStream_t s);
+
 // ---- causal softmax with learnable temperature, row entropy and the entropy regularizer ----
 // P: [B*H, T, T], in = raw scores q.k, out = probabilities (upper triangle written 0).
 // logits z_ij = S_ij * scale / t[h,i] (t from the raw parameter temp[h*ctx+i], or 1 when
@@ -108,18 +116,44 @@ void theta_grad_reduce(float* dtheta, const float* gE, int B, int H, int T, floa
                        float* scratch, cudaStream_t s);
 
 // ---- FFN ----
-// pre += bias (in place, bias may be null); out = act(pre)
+// pre += bias (in place, bias may be null); out = act(pre). slope_dev (learnable leaky ReLU):
+// the slope is read from device memory instead of `slope`.
 void bias_act_forward(bf16* pre, bf16* out, const float* bias, int N, int F, Act act,
-                      float slope, cudaStream_t s);
+                      float slope, cudaStream_t s, const float* slope_dev = nullptr);
 // dpre = dout * act'(pre)  (dpre may alias dout)
 void act_backward(bf16* dpre, const bf16* dout, const bf16* pre, int N, int F, Act act,
-                  float slope, cudaStream_t s);
+                  float slope, cudaStream_t s, const float* slope_dev = nullptr);
+// Learnable leaky ReLU: *dslope += sum_i dout_i * min(pre_i, 0) over n elements (call before
+// act_backward when dpre aliases dout). scratch >= 256 floats.
+void leaky_slope_grad(float* dslope, const bf16* dout, const bf16* pre, size_t n, float* scratch,
+                      cudaStream_t s);
 // FFN scaling x_out = beta * xhat + (m + bm) / alpha, backward:
 // dm = dres / alpha (bf16), dbeta += sum dres*xhat, dalpha += -sum dres*(m+bm)/alpha^2,
 // then dres *= beta (it becomes d loss / d xhat).
 void ffn_scale_backward(bf16* dm, float* dres, const float* xhat, const float* m,
                         const float* bm, const float* alpha, const float* beta, float* dalpha,
                         float* dbeta, float* scratch, int N, int d, cudaStream_t s);
+
+// ---- weight / spectral normalization of a linear's weight [O, I] (docs/model.md) ----
+// Weight norm, rows r0 <= o < r1: w_eff = g_o v_o / ||v_o||, norms[o] = ||v_o||; other rows
+// w_eff = v (norms 0). w_eff in bf16 for the matrix products.
+void weight_norm_forward(bf16* w_eff, float* norms, const float* g, const float* v, int O, int I,
+                         int r0, int r1, cudaStream_t s);
+// G = dLoss/dw_eff: rows in [r0, r1): dg_o += G_o.v_o/|v_o|, dv_o += (g_o/|v_o|)(G_o -
+// (G_o.v_o/|v_o|^2) v_o); other rows dv += G.
+void weight_norm_backward(float* dg, float* dv, const float* G, const float* g, const float* v,
+                          const float* norms, int O, int I, int r0, int r1, cudaStream_t s);
+// Spectral norm of W [h, I] with the power-iteration vector u [h]: v = normalize(W^T u)
+// (-> v [I]); iterate: u = normalize(W v) (u updated in place); sigma = u^T W v (-> *sigma);
+// w_eff = bf16(W * (1/sigma)). wv: scratch [h].
+void spectral_norm_forward(bf16* w_eff, float* u, float* v, float* sigma, float* wv,
+                           const float* W, int h, int I, bool iterate, cudaStream_t s);
+// dW += G/sigma - (sum G.W / sigma^2) u v^T. scratch >= 257 floats.
+void spectral_norm_backward(float* dW, const float* G, const float* W, const float* u,
+                            const float* v, const float* sigma, int h, int I, float* scratch,
+                            cudaStream_t s);
+// dst += src (n floats)
+void add_f32(float* dst, const float* src, size_t n, cudaStream_t s);
 
 // ---- reductions ----
 // out[c] += scale * sum_n in[n*C + c]; scratch >= colsum_scratch_floats(N, C).
