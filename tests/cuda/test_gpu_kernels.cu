@@ -373,14 +373,15 @@ double act_ref(double x, Act a, double slope) {
     case Act::gelu: return 0.5 * x * (1 + std::tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
     case Act::relu: return x > 0 ? x : 0;
     case Act::leaky_relu: return x > 0 ? x : slope * x;
+    case Act::gelu_exact: return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)));
     default: return x;
   }
 }
 
 void test_act(Rng& r, int F) {
   const int N = 29;
-  const char* names[] = {"gelu", "relu", "leaky_relu", "identity"};
-  for (int ai = 0; ai < 4; ++ai) {
+  const char* names[] = {"gelu", "relu", "leaky_relu", "identity", "gelu_exact"};
+  for (int ai = 0; ai < 5; ++ai) {
     Act act = Act(ai);
     auto pre = rand_bf(r, size_t(N) * F, 2.0), bias = rand_f(r, F, 0.5), dout = rand_bf(r, size_t(N) * F);
     DevBuf<bf16> dPre(to_bf16(pre)), dOut(size_t(N) * F), dDo(to_bf16(dout)), dDp(size_t(N) * F);
@@ -399,6 +400,129 @@ void test_act(Rng& r, int F) {
     act_backward(dDp.p, dDo.p, dPre.p, N, F, act, 0.03f, S);
     C.close(std::string("act_backward ") + names[ai] + " vs finite differences", to_d(dDp.down()),
             fd, 8e-3);
+  }
+}
+
+// Learnable leaky ReLU: the slope read from device memory, and its gradient.
+void test_learnable_slope(Rng& r) {
+  const int N = 23, F = 37;
+  auto pre = rand_bf(r, size_t(N) * F, 2.0), dout = rand_bf(r, size_t(N) * F);
+  const float slope = 0.17f;
+  DevBuf<bf16> dPre(to_bf16(pre)), dOut(size_t(N) * F), dDo(to_bf16(dout)), dDp(size_t(N) * F);
+  DevBuf<float> dSl(std::vector<float>{slope}), dGs(std::vector<float>{0.5f}), scr(4096);
+  bias_act_forward(dPre.p, dOut.p, nullptr, N, F, Act::leaky_relu, 0.9f, S, dSl.p);
+  leaky_slope_grad(dGs.p, dDo.p, dPre.p, size_t(N) * F, scr.p, S);
+  act_backward(dDp.p, dDo.p, dPre.p, N, F, Act::leaky_relu, 0.9f, S, dSl.p);
+  std::vector<double> rout(pre.size()), rd(pre.size());
+  double gs = 0.5;
+  for (size_t i = 0; i < pre.size(); ++i) {
+    rout[i] = pre[i] > 0 ? pre[i] : slope * pre[i];
+    rd[i] = pre[i] > 0 ? dout[i] : slope * dout[i];
+    gs += pre[i] < 0 ? double(dout[i]) * pre[i] : 0.0;
+  }
+  C.close("learnable leaky ReLU forward (slope from device)", to_d(dOut.down()), rout, 6e-3);
+  C.close("learnable leaky ReLU backward", to_d(dDp.down()), rd, 6e-3);
+  C.close("learnable leaky ReLU slope gradient (accumulated)", to_d(dGs.down()), {gs}, 1e-5);
+}
+
+// Rotary: forward against the rotate_half formula, inverse(forward(x)) == x.
+void test_rotary(Rng& r) {
+  const int BH = 5, T = 19, dk = 14, R = 10, half = R / 2;
+  auto q = rand_bf(r, size_t(BH) * T * dk), k = rand_bf(r, size_t(BH) * T * dk);
+  std::vector<float> cs(size_t(T) * half), sn(size_t(T) * half);
+  for (int t = 0; t < T; ++t)
+    for (int f = 0; f < half; ++f) {
+      double a = t * std::pow(10000.0, -2.0 * f / R);
+      cs[t * half + f] = float(std::cos(a));
+      sn[t * half + f] = float(std::sin(a));
+    }
+  DevBuf<bf16> dq(to_bf16(q)), dkk(to_bf16(k));
+  DevBuf<float> dc(cs), ds(sn);
+  rotary(dq.p, dkk.p, dc.p, ds.p, BH, T, dk, R, false, S);
+  std::vector<double> rq(q.begin(), q.end()), rk(k.begin(), k.end());
+  for (auto* v : {&rq, &rk})
+    for (int row = 0; row < BH * T; ++row) {
+      int t = row % T;
+      double* x = v->data() + size_t(row) * dk;
+      for (int f = 0; f < half; ++f) {
+        double a = t * std::pow(10000.0, -2.0 * f / R), x1 = x[f], x2 = x[f + half];
+        x[f] = x1 * std::cos(a) - x2 * std::sin(a);
+        x[f + half] = x2 * std::cos(a) + x1 * std::sin(a);
+      }
+    }
+  C.close("rotary forward q (R=10 of dk=14)", to_d(dq.down()), rq, 6e-3);
+  C.close("rotary forward k", to_d(dkk.down()), rk, 6e-3);
+  rotary(dq.p, dkk.p, dc.p, ds.p, BH, T, dk, R, true, S);
+  C.close("rotary inverse undoes forward", to_d(dq.down()), std::vector<double>(q.begin(), q.end()),
+          8e-3);
+}
+
+// Weight norm forward/backward (rows [r0, r1) normalized) and spectral norm (power iteration,
+// sigma, effective weight, gradient) against double-precision loops.
+void test_weight_spectral_norm(Rng& r) {
+  const int O = 45, I = 29, r0 = 15, r1 = 45;
+  auto v = rand_f(r, size_t(O) * I), g = rand_f(r, O), G = rand_f(r, size_t(O) * I);
+  DevBuf<float> dv(v), dg(g), dG(G), norms(O), gg(std::vector<float>(O, 0.f)),
+      gv(std::vector<float>(size_t(O) * I, 0.f));
+  DevBuf<bf16> weff(size_t(O) * I);
+  weight_norm_forward(weff.p, norms.p, dg.p, dv.p, O, I, r0, r1, S);
+  weight_norm_backward(gg.p, gv.p, dG.p, dg.p, dv.p, norms.p, O, I, r0, r1, S);
+  std::vector<double> rw(v.size()), rgg(O, 0.0), rgv(v.size());
+  for (int o = 0; o < O; ++o) {
+    double ss = 0, gvd = 0;
+    for (int i = 0; i < I; ++i) {
+      ss += double(v[o * I + i]) * v[o * I + i];
+      gvd += double(G[o * I + i]) * v[o * I + i];
+    }
+    double n = std::sqrt(ss);
+    bool on = o >= r0 && o < r1;
+    if (on) rgg[o] = gvd / n;
+    for (int i = 0; i < I; ++i) {
+      rw[o * I + i] = on ? g[o] * v[o * I + i] / n : v[o * I + i];
+      rgv[o * I + i] = on ? g[o] / n * (G[o * I + i] - gvd / (n * n) * v[o * I + i]) : G[o * I + i];
+    }
+  }
+  C.close("weight_norm_forward (rows 15..44 of 45)", to_d(weff.down()), rw, 6e-3);
+  C.close("weight_norm_backward dg", to_d(gg.down()), rgg, 1e-5);
+  C.close("weight_norm_backward dv", to_d(gv.down()), rgv, 1e-5);
+
+  const int h = 37;
+  auto W = rand_f(r, size_t(h) * I), u0 = rand_f(r, h), Gs = rand_f(r, size_t(h) * I);
+  for (int iterate = 0; iterate < 2; ++iterate) {
+    DevBuf<float> dW(W), du(u0), dvv(I), sig(1), wv(h), dGs(Gs),
+        dWg(std::vector<float>(size_t(h) * I, 0.f)), scr(4096);
+    DevBuf<bf16> we(size_t(h) * I);
+    spectral_norm_forward(we.p, du.p, dvv.p, sig.p, wv.p, dW.p, h, I, iterate, S);
+    spectral_norm_backward(dWg.p, dGs.p, dW.p, du.p, dvv.p, sig.p, h, I, scr.p, S);
+    std::vector<double> vv(I, 0.0), Wv(h, 0.0), u(u0.begin(), u0.end());
+    for (int rr = 0; rr < h; ++rr)
+      for (int i = 0; i < I; ++i) vv[i] += double(W[rr * I + i]) * u[rr];
+    double nv = 0;
+    for (double x : vv) nv += x * x;
+    for (double& x : vv) x /= std::sqrt(nv);
+    for (int rr = 0; rr < h; ++rr)
+      for (int i = 0; i < I; ++i) Wv[rr] += double(W[rr * I + i]) * vv[i];
+    if (iterate) {
+      double nu = 0;
+      for (double x : Wv) nu += x * x;
+      for (int rr = 0; rr < h; ++rr) u[rr] = Wv[rr] / std::sqrt(nu);
+    }
+    double sigma = 0, gw = 0;
+    for (int rr = 0; rr < h; ++rr) sigma += u[rr] * Wv[rr];
+    std::vector<double> rwe(W.size()), rdw(W.size());
+    for (size_t i = 0; i < W.size(); ++i) {
+      rwe[i] = W[i] / sigma;
+      gw += double(Gs[i]) * W[i];
+    }
+    for (int rr = 0; rr < h; ++rr)
+      for (int i = 0; i < I; ++i)
+        rdw[rr * I + i] = Gs[rr * I + i] / sigma - gw / (sigma * sigma) * u[rr] * vv[i];
+    std::string tag = iterate ? " (power iteration)" : " (u fixed)";
+    C.close("spectral_norm_forward sigma" + tag, to_d(sig.down()), {sigma}, 1e-5);
+    C.close("spectral_norm_forward u" + tag, to_d(du.down()), u, 1e-5);
+    C.close("spectral_norm_forward v" + tag, to_d(dvv.down()), vv, 1e-5);
+    C.close("spectral_norm_forward W/sigma" + tag, to_d(we.down()), rwe, 6e-3);
+    C.close("spectral_norm_backward dW" + tag, to_d(dWg.down()), rdw, 1e-5);
   }
 }
 
@@ -586,6 +710,9 @@ int main() {
     test_act(r, 131);
     test_act(r, 136);  // 16-byte vector path
     test_ffn_scale(r);
+    test_learnable_slope(r);
+    test_rotary(r);
+    test_weight_spectral_norm(r);
     test_reductions(r);
     test_cross_entropy(r, 1024);  // 16-byte vector path
     test_cross_entropy(r, 1003);

@@ -1,8 +1,10 @@
 // The GPU model against the double-precision CPU reference (tests/cuda/cpu_reference.h) on tiny
-// models of the ladder rungs: forward loss pieces, every gradient tensor (vs central finite
-// differences of the CPU forward), a few AdamW training steps (vs the CPU reference trained with
-// the same rules), bit-identical determinism, checkpoint save/load/resume, gradient
-// accumulation, and the error for switches the GPU does not support.
+// models of the ladder rungs and of every other switch (pythia: rotary, parallel residual,
+// untied head, exact GELU; bias-free; learnable leaky ReLU; weight and spectral norm): forward
+// loss pieces, every gradient tensor (vs central finite differences of the CPU forward), a few
+// AdamW training steps (vs the CPU reference trained with the same rules), the spectral-norm
+// power iteration, bit-identical determinism, checkpoint save/load/resume, gradient
+// accumulation, and the error for malformed shapes.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -35,15 +37,20 @@ Batch make_batch(int B, int T, int V, uint64_t seed) {
   return b;
 }
 
+// Central differences of the oracle's training loss; buffers (spectral-norm u) get 0.
 std::vector<double> fd_grad(const CpuReference& ref, const std::vector<double>& w, const Batch& b,
-                            int B, int T) {
-  std::vector<double> g(w.size());
+                            int B, int T, const std::vector<GpuParam>& ps) {
+  std::vector<uint8_t> buffer(w.size(), 0);
+  for (auto& p : ps)
+    if (!p.trainable) std::fill(buffer.begin() + p.offset, buffer.begin() + p.offset + p.size, 1);
+  std::vector<double> g(w.size(), 0.0);
   unsigned nt = std::max(1u, std::thread::hardware_concurrency());
   std::vector<std::thread> th;
   for (unsigned t = 0; t < nt; ++t)
     th.emplace_back([&, t] {
       std::vector<double> x = w;
       for (size_t i = t; i < w.size(); i += nt) {
+        if (buffer[i]) continue;
         const double h = 1e-5 * std::max(1.0, std::fabs(w[i]));
         x[i] = w[i] + h;
         double lp = ref.forward(x, b.tok, b.tgt, B, T, true).loss;
@@ -61,6 +68,7 @@ void check_gradients(const std::string& name, const ModelConfig& cfg) {
   const int B = 3, T = 11;
   GpuModel m(cfg, B, T + 2);
   m.init_weights(7);
+  m.set_spectral_norm_frozen(true);  // the oracle's default (u fixed)
   CpuReference ref(cfg, m.params());
   auto wf = m.weights();
   std::vector<double> w(wf.begin(), wf.end());
@@ -78,16 +86,34 @@ void check_gradients(const std::string& name, const ModelConfig& cfg) {
   C.close(name + ": evaluation loss (no regularizer) vs CPU", {ev.loss}, {re.loss}, 1e-2);
   C.expect(ev.ent_reg == 0.0, name + ": regularizer off at evaluation");
   auto g = m.grads();
-  auto fd = fd_grad(ref, w, b, B, T);
+  auto fd = fd_grad(ref, w, b, B, T, m.params());
   double gn = 0;
   for (double x : fd) gn += x * x;
   gn = std::sqrt(gn);
+  // Activations with a kink (ReLU family): bf16 rounding upstream moves pre-activations near 0
+  // across the kink, so tensors upstream of one see a few-% error from a handful of elements
+  // (measured on an H200: 4-14% for ReLU, 7% for leaky 0.3, against 0.2-1% for GELU).
+  using aero::model::Activation;
+  const bool kink = cfg.ffn_act == Activation::relu || cfg.ffn_act == Activation::leaky_relu ||
+                    cfg.ffn_act == Activation::learnable_leaky_relu;
+  const double tol = kink ? 1e-1 : 6e-2;
+  int checked = 0;
   for (auto& p : m.params()) {
+    if (!p.trainable) {  // buffers: no gradient at all
+      bool zero = std::all_of(g.begin() + p.offset, g.begin() + p.offset + p.size,
+                              [](float x) { return x == 0.f; });
+      C.expect(zero, name + ": buffer " + p.name + " has no gradient");
+      continue;
+    }
+    ++checked;
     std::vector<double> a(g.begin() + p.offset, g.begin() + p.offset + p.size);
     std::vector<double> r(fd.begin() + p.offset, fd.begin() + p.offset + p.size);
     // floor: tensors whose true gradient is tiny next to the whole are compared absolutely
-    C.close(name + ": grad " + p.name, a, r, 6e-2, 1e-3 * gn);
+    C.close(name + ": grad " + p.name, a, r, tol, 1e-3 * gn);
   }
+  C.expect(checked == int(std::count_if(m.params().begin(), m.params().end(),
+                                         [](const GpuParam& p) { return p.trainable; })),
+           name + ": every trainable tensor checked");
 }
 
 // CPU AdamW step with clipping (docs/config.md train.*), mirroring PyTorch's AdamW.
@@ -99,7 +125,7 @@ void cpu_adamw(std::vector<double>& w, std::vector<double>& m, std::vector<doubl
   nrm = std::sqrt(nrm);
   double sc = (tc.grad_clip > 0 && nrm > tc.grad_clip) ? tc.grad_clip / (nrm + 1e-6) : 1.0;
   for (auto& p : ps)
-    for (size_t i = p.offset; i < p.offset + p.size; ++i) {
+    for (size_t i = p.offset; i < p.offset + p.size && p.trainable; ++i) {
       double gi = g[i] * sc;
       m[i] = tc.beta1 * m[i] + (1 - tc.beta1) * gi;
       v[i] = tc.beta2 * v[i] + (1 - tc.beta2) * gi * gi;
@@ -116,6 +142,7 @@ void check_training(const std::string& name, const ModelConfig& cfg) {
   tc.grad_clip = 1.0;
   GpuModel m(cfg, B, T);
   m.init_weights(11);
+  m.set_spectral_norm_frozen(true);
   CpuReference ref(cfg, m.params());
   auto wf = m.weights();
   std::vector<double> w(wf.begin(), wf.end()), mo(w.size(), 0.0), vo(w.size(), 0.0);
@@ -127,7 +154,7 @@ void check_training(const std::string& name, const ModelConfig& cfg) {
     m.backward();
     m.optimizer_step(tc, tc.lr, s);
     cl.push_back(ref.forward(w, b.tok, b.tgt, B, T, true).loss);
-    cpu_adamw(w, mo, vo, fd_grad(ref, w, b, B, T), m.params(), tc, tc.lr, s);
+    cpu_adamw(w, mo, vo, fd_grad(ref, w, b, B, T, m.params()), m.params(), tc, tc.lr, s);
   }
   std::string gs, cs;
   for (int s = 0; s < steps; ++s) {
@@ -144,7 +171,42 @@ void check_training(const std::string& name, const ModelConfig& cfg) {
   C.expect(gl.back() < gl.front() - 0.05, name + ": loss falls over the steps");
 }
 
-void check_determinism_and_checkpoint(const ModelConfig& cfg) {
+// Spectral norm with the power iteration on (training as it runs): losses and the updated u
+// against the oracle's iterating forward over 3 forwards; evaluation forwards leave u alone.
+void check_sn_iteration(const std::string& name, const ModelConfig& cfg) {
+  const int B = 2, T = 13;
+  GpuModel m(cfg, B, T);
+  m.init_weights(21);
+  CpuReference ref(cfg, m.params());
+  ref.set_sn_iterate(true);
+  auto wf = m.weights();
+  std::vector<double> w(wf.begin(), wf.end());
+  Batch b = make_batch(B, T, cfg.vocab_size, 31);
+  for (int k = 0; k < 3; ++k) {
+    std::vector<double> w2;
+    RefStats rs = ref.forward(w, b.tok, b.tgt, B, T, true, &w2);
+    GpuStats gs = m.forward(b.tok.data(), b.tgt.data(), B, T, true);
+    C.close(name + ": iterating training forward " + std::to_string(k + 1) + ", loss vs CPU",
+            {gs.loss}, {rs.loss}, 1e-2);
+    auto now = m.weights();
+    std::vector<double> gu, cu;
+    for (auto& p : m.params())
+      if (!p.trainable)
+        for (size_t i = p.offset; i < p.offset + p.size; ++i) {
+          gu.push_back(now[i]);
+          cu.push_back(w2[i]);
+        }
+    C.close(name + ": power iteration " + std::to_string(k + 1) + ", u vs CPU", gu, cu, 1e-4);
+    w = w2;
+  }
+  auto before = m.weights();
+  m.forward(b.tok.data(), b.tgt.data(), B, T, false);
+  auto after = m.weights();
+  C.expect(std::memcmp(before.data(), after.data(), before.size() * 4) == 0,
+           name + ": evaluation forward leaves u unchanged");
+}
+
+void check_determinism_and_checkpoint(const std::string& name, const ModelConfig& cfg) {
   const int B = 4, T = 12;
   aero::model::TrainConfig tc;
   tc.lr = 3e-3;
@@ -165,10 +227,10 @@ void check_determinism_and_checkpoint(const ModelConfig& cfg) {
   auto la = run(a, 1, 3), lb = run(b, 1, 3);
   auto wa = a.weights(), wb = b.weights();
   C.expect(la == lb && std::memcmp(wa.data(), wb.data(), wa.size() * 4) == 0,
-           "determinism: two runs of 3 steps give bit-identical losses and weights");
+           name + ": determinism: two runs of 3 steps give bit-identical losses and weights");
   auto ga = a.grads(), gb = b.grads();
   C.expect(std::memcmp(ga.data(), gb.data(), ga.size() * 4) == 0,
-           "determinism: bit-identical gradients");
+           name + ": determinism: bit-identical gradients");
 
   // checkpoint: save after step 3, load into a fresh model, both continue: identical.
   std::string dir = (std::filesystem::temp_directory_path() / "aero_gpu_ckpt_test").string();
@@ -180,23 +242,34 @@ void check_determinism_and_checkpoint(const ModelConfig& cfg) {
   auto meta = c.load_optimizer_state(dir + "/w.state.safetensors");
   auto wc = c.weights();
   C.expect(std::memcmp(wa.data(), wc.data(), wa.size() * 4) == 0 && meta["step"] == "3",
-           "checkpoint: weights round-trip bit-exactly through safetensors");
+           name + ": checkpoint: weights round-trip bit-exactly through safetensors");
   auto st = aero::SafeTensors::load(dir + "/w.safetensors");
+  auto ost = aero::SafeTensors::load(dir + "/w.state.safetensors");
   bool names = st.metadata["format"] == "aero-ckpt-1" && st.has("wte") &&
-               st.at("blocks.0.attn.qkv.weight").shape ==
-                   std::vector<int64_t>{3 * cfg.d_model, cfg.d_model} &&
-               st.has("blocks.1.attn.proj.bias") && st.at("wte").dtype == aero::DType::F32;
+               st.at("wte").dtype == aero::DType::F32 &&
+               st.tensors.size() == a.params().size();
+  size_t trainable = 0;
+  for (auto& p : a.params()) {
+    names = names && st.has(p.name) && st.at(p.name).shape == p.shape;
+    // moments of trainable tensors only (as the CPU trainer's AdamW state)
+    names = names && ost.has("m." + p.name) == p.trainable && ost.has("v." + p.name) == p.trainable;
+    trainable += p.trainable;
+  }
+  names = names && ost.tensors.size() == 2 * trainable;
   if (cfg.temperature)
     names = names && st.at("blocks.0.attn.temp").shape ==
                          std::vector<int64_t>{cfg.n_head, cfg.context};
   if (cfg.entropy_reg.enabled)
     names = names && st.at("entropy_theta").shape ==
                          std::vector<int64_t>{cfg.n_layer, cfg.n_head};
-  C.expect(names, "checkpoint: names, shapes and format follow docs/config.md");
+  names = names && st.has("wpe") == cfg.has_positions() &&
+          st.has("lm_head.weight") == !cfg.tie_embeddings &&
+          st.has("blocks.0.attn.proj.bias") == cfg.bias;
+  C.expect(names, name + ": checkpoint: names, shapes, buffers and format follow docs/config.md");
   auto l4a = run(a, 4, 5), l4c = run(c, 4, 5);
   auto w5a = a.weights(), w5c = c.weights();
   C.expect(l4a == l4c && std::memcmp(w5a.data(), w5c.data(), w5a.size() * 4) == 0,
-           "checkpoint: resume from weights + AdamW state continues bit-identically");
+           name + ": checkpoint: resume from weights + AdamW state continues bit-identically");
   std::filesystem::remove_all(dir);
 }
 
@@ -223,20 +296,19 @@ void check_accumulation() {
 }
 
 void check_unsupported() {
+  for (auto c : {cfg_pythia(), cfg_pythia_aero(), cfg_nobias_untied(), cfg_wn(), cfg_sn(),
+                 cfg_sn_v_ffn()})
+    C.expect(gpu_unsupported(c).empty(), "every switch supported: '" + gpu_unsupported(c) + "'");
   ModelConfig c = tiny_base();
-  c.family = aero::model::Family::pythia;
+  c.d_model = 17;
   std::string msg;
   try {
     GpuModel m(c, 1, 4);
   } catch (const std::exception& e) {
     msg = e.what();
   }
-  C.expect(msg.find("not supported on GPU yet: model.family=pythia") != std::string::npos,
-           "unsupported switch gives a clear error: '" + msg + "'");
-  c = tiny_base();
-  c.spectral_norm.ffn = true;
-  C.expect(gpu_unsupported(c).find("spectral_norm") != std::string::npos,
-           "spectral norm reported unsupported");
+  C.expect(msg.find("not supported on GPU yet") != std::string::npos,
+           "malformed shape (d_model % n_head) gives a clear error: '" + msg + "'");
 }
 }  // namespace
 
@@ -247,9 +319,23 @@ int main() {
     check_gradients("SM+LN+G", cfg_baseline());
     check_gradients("EReg(SM(t)+ScFuFFN)", cfg_aero());
     check_gradients("mixed switches", cfg_mixed());
+    check_gradients("pythia", cfg_pythia());
+    check_gradients("pythia AERO stack", cfg_pythia_aero());
+    check_gradients("gpt2 bias-free untied parallel learnable-leaky", cfg_nobias_untied());
+    check_gradients("WN qk+o+ffn", cfg_wn());
+    check_gradients("SN qk+o+ffn", cfg_sn());
+    check_gradients("SN v+ffn WN o", cfg_sn_v_ffn());
     check_training("SM+LN+G", cfg_baseline());
     check_training("EReg(SM(t)+ScFuFFN)", cfg_aero());
-    check_determinism_and_checkpoint(cfg_aero());
+    check_training("pythia", cfg_pythia());
+    check_training("gpt2 bias-free untied parallel learnable-leaky", cfg_nobias_untied());
+    check_training("WN qk+o+ffn", cfg_wn());
+    check_training("SN qk+o+ffn", cfg_sn());
+    check_sn_iteration("SN qk+o+ffn", cfg_sn());
+    check_sn_iteration("SN v+ffn WN o", cfg_sn_v_ffn());
+    check_determinism_and_checkpoint("EReg(SM(t)+ScFuFFN)", cfg_aero());
+    check_determinism_and_checkpoint("pythia AERO stack", cfg_pythia_aero());
+    check_determinism_and_checkpoint("SN v+ffn WN o", cfg_sn_v_ffn());
     check_accumulation();
   } catch (const std::exception& e) {
     C.expect(false, std::string("exception: ") + e.what());
