@@ -21,6 +21,8 @@ void TruncSpec::check() const {
   check_width(out_bits, "truncation output");
   AERO_CHECK(shift >= 0 && shift < in_bits, "truncation by ", shift, " bits of a ", in_bits,
              "-bit value");
+  AERO_CHECK(!bounded || (in_bits >= 2 && shift <= in_bits - 2), "bounded truncation by ", shift, " of a ",
+             in_bits, "-bit value");
 }
 
 namespace {
@@ -44,7 +46,11 @@ std::vector<u64> trunc_deal(Dealer& d, const TruncSpec& s, std::span<const u64> 
     }
     dcf_deal(d, {s.shift, s.out_bits, 1}, alpha, beta);
   }
-  if (need_high(s)) {
+  if (need_high(s) && s.bounded) {  // rho = msb(r) 2^(n-s), see truncation.h
+    const u64 b = mod_w(u64(1) << (s.in_bits - s.shift), s.out_bits);
+    for (size_t i = 0; i < n; ++i) beta[i] = ((mod_w(r_in[i], s.in_bits) >> (s.in_bits - 1)) & 1) ? b : 0;
+    d.share(beta, s.out_bits);
+  } else if (need_high(s)) {
     // out_bits <= 64 and out_bits > in_bits - shift, so the shift is below 64.
     const u64 b = mod_w(u64(1) << (s.in_bits - s.shift), s.out_bits);
     for (size_t i = 0; i < n; ++i) {
@@ -70,7 +76,7 @@ std::vector<u64> trunc_shares(Party& p, const TruncSpec& s, std::span<const u64>
   p.keys.begin("trunc", n);
   std::vector<u64> y(n), yh(n), tmp(n);
   p.keys.share(y, s.out_bits);
-  const u64 half = u64(1) << (s.in_bits - 1);
+  const u64 half = u64(1) << (s.in_bits - (s.bounded ? 2 : 1));
   for (size_t i = 0; i < n; ++i) yh[i] = mod_w(x_hat[i] + half, s.in_bits);
   if (need_low(s)) {
     DcfKeys k = dcf_read(p.keys, {s.shift, s.out_bits, 1}, n);
@@ -79,7 +85,11 @@ std::vector<u64> trunc_shares(Party& p, const TruncSpec& s, std::span<const u64>
     dcf_eval(p.id, k, lo, tmp);
     for (size_t i = 0; i < n; ++i) y[i] -= tmp[i];
   }
-  if (need_high(s)) {
+  if (need_high(s) && s.bounded) {
+    p.keys.share(tmp, s.out_bits);
+    for (size_t i = 0; i < n; ++i)
+      if (((yh[i] >> (s.in_bits - 1)) & 1) == 0) y[i] += tmp[i];
+  } else if (need_high(s)) {
     DcfKeys k = dcf_read(p.keys, {s.in_bits, s.out_bits, 1}, n);
     dcf_eval(p.id, k, yh, tmp);
     for (size_t i = 0; i < n; ++i) y[i] += tmp[i];
@@ -97,7 +107,8 @@ double trunc_key_bytes_per_element(const TruncSpec& s, int party) {
   const size_t n = 1 << 16;
   double b = 8 + (party ? double(packed_bytes(n, s.out_bits)) : 0);
   if (need_low(s)) b += double(dcf_key_bytes({s.shift, s.out_bits, 1}, n, party));
-  if (need_high(s)) b += double(dcf_key_bytes({s.in_bits, s.out_bits, 1}, n, party));
+  if (need_high(s) && s.bounded) b += party ? double(packed_bytes(n, s.out_bits)) : 0;
+  else if (need_high(s)) b += double(dcf_key_bytes({s.in_bits, s.out_bits, 1}, n, party));
   return b / double(n);
 }
 

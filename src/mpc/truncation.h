@@ -19,6 +19,14 @@
 //   Keys per element: DCF(s bits) if faithful + DCF(n bits) if widening, each
 //   ~ bits x (16.25 + out_bits/8) bytes, plus out_bits/8 for party 1.
 //   Source: Boyle et al. Eurocrypt 2021 (arithmetic right shift from DCF).
+// Bounded sign extension (TruncSpec::bounded): when |x| < 2^(n-2) (one spare bit), the
+// n-bit DCF is replaced by a local rule. With Y = x + 2^(n-2) in [0, 2^(n-1)) and Y^ = Y + r,
+// Y + r wraps mod 2^n iff msb(r) = 1 and msb(Y^) = 0 (the carry out of the low n-1 bits can
+// only turn a top bit 1 into 0), so the dealer shares rho = msb(r) 2^(n-s) and a party adds
+// its share when the public msb(Y^) is 0. Keys: out_bits/8 instead of DCF(n); exact under
+// the bound (the caller's range assumption; the fixed-point simulation reports wire widths).
+//   Source: the known-MSB wrap computation of SIRNN (Rathee et al., S&P 2021, sec. 3), here
+//   on masked wires where the wrap becomes a function of one public and one dealer bit.
 // When neither comparison is needed (stochastic, out_bits <= n - s) the gate is the free one.
 #pragma once
 #include <span>
@@ -37,6 +45,7 @@ struct TruncSpec {
   int shift = 0;
   int out_bits = 64;
   bool faithful = true;
+  bool bounded = false;  // |x| < 2^(in_bits-2): sign extension without the n-bit DCF
   void check() const;
   bool is_free() const { return !faithful && out_bits <= in_bits - shift; }
 };

@@ -119,7 +119,7 @@ std::vector<u64> SecureExec::affine(const V& x, int64_t k, int64_t c, int w) con
 
 std::vector<u64> SecureExec::trunc(const V& x, int shift, int in_w, int out_w, const char* tag) {
   SRound r(*this, tag);
-  auto& y = r.trunc(x, {in_w, shift, out_w, true});
+  auto& y = r.trunc(x, {in_w, shift, out_w, true, true});
   r.run();
   return y;
 }
@@ -270,32 +270,38 @@ SWire SecureExec::activation(const SWire& x0, model::Activation act, double slop
       return y;
     }
     case model::Activation::gelu: {
-      const int sh = s_.f - s_.gelu_lut_frac, b = s_.gelu_lut_bits;
+      // On a 28-bit wire (free narrowing: |x| < 2^26, which the 40-bit accumulator of the
+      // linear layer before already implies at scale f), so every comparison is 27 bits; the
+      // ReLU is sign-extended back to 40 bits (bounded rule, local) in the table's round.
+      const int gw = kGeluWidth, sh = s_.f - s_.gelu_lut_frac, b = s_.gelu_lut_bits;
+      const V xg = at_width(x0, gw);
       const int64_t half = int64_t(gelu_.table.size()) / 2, edge = half << sh;
-      auto xlo = affine(x, 1, edge, W), xhi = affine(x, 1, -edge, W);
+      auto xlo = affine(xg, 1, edge, gw), xhi = affine(xg, 1, -edge, gw);
+      xlo.insert(xlo.end(), xhi.begin(), xhi.end());
       SRound r1(*this, "gelu");
-      auto& rl = r1.relu(x, W);
-      auto& u = r1.trunc(x, {W, sh, b, true});
-      auto& lohi = r1.drelu([&] { V c = xlo; c.insert(c.end(), xhi.begin(), xhi.end()); return c; }(), W, b);
+      auto& rl = r1.relu(xg, gw);
+      auto& u = r1.trunc(xg, {gw, sh, b, true});
+      auto& lohi = r1.drelu(xlo, gw, b);
       r1.run();
       V a(2 * n), c(2 * n);
+      const u64 one = dealer() ? 0 : 1;
       for (size_t k = 0; k < n; ++k) {
-        const u64 one = dealer() ? 0 : 1;
-        a[k] = mpc::mod_w(one - lohi[k], b);              // 1 - lo
-        c[k] = mpc::mod_w((dealer() ? 0 : u64(-half)) - u[k], b);     // -half - u
-        a[n + k] = lohi[n + k];                            // hi
-        c[n + k] = mpc::mod_w((dealer() ? 0 : u64(half - 1)) - u[k], b);  // half - 1 - u
+        a[k] = mpc::mod_w(one - lohi[k], b);                         // 1 - lo
+        c[k] = mpc::mod_w(one * u64(-half) - u[k], b);               // -half - u
+        a[n + k] = lohi[n + k];                                      // hi
+        c[n + k] = mpc::mod_w(one * u64(half - 1) - u[k], b);        // half - 1 - u
       }
       SRound r2(*this, "gelu");
       auto& pr = r2.mul(a, c, b);
       r2.run();
       V idx(n);
-      for (size_t k = 0; k < n; ++k) idx[k] = mpc::mod_w(u[k] + pr[k] + pr[n + k] + (dealer() ? 0 : u64(half)), b);
+      for (size_t k = 0; k < n; ++k) idx[k] = mpc::mod_w(u[k] + pr[k] + pr[n + k] + one * u64(half), b);
       SRound r3(*this, "gelu");
       auto& delta = r3.lut(idx, b, W, gelu_.table);
+      auto& rw = r3.trunc(rl, {gw, 0, W, true, true});
       r3.run();
       y.v.resize(n);
-      for (size_t k = 0; k < n; ++k) y.v[k] = mpc::mod_w(rl[k] - delta[k], W);
+      for (size_t k = 0; k < n; ++k) y.v[k] = mpc::mod_w(rw[k] - delta[k], W);
       return y;
     }
     case model::Activation::leaky_relu:
@@ -303,7 +309,7 @@ SWire SecureExec::activation(const SWire& x0, model::Activation act, double slop
       const int64_t sl = encode(slope, s_.f);
       SRound r1(*this, "leaky_relu");
       auto& b = r1.drelu(x, W, W);
-      auto& neg = r1.trunc(affine(x, sl, 0, W), {W, s_.f, W, true});
+      auto& neg = r1.trunc(affine(x, sl, 0, W), {W, s_.f, W, true, true});
       r1.run();
       SRound r2(*this, "leaky_relu");
       V dif(n);

@@ -11,13 +11,18 @@
 // products at 40 bits (kWidth), logits at 32 bits (kScoreWidth), LUT indices at their own
 // 6-14 bits (comparisons and clamps compute the index mod 2^bits only). Narrowing is free.
 //
+// Sign extension (a truncation whose output is wider than its input minus the shift) uses
+// the bounded rule of src/mpc/truncation.h (|value| < 2^(width-2), one spare bit: no n-bit
+// DCF): the engine's range assumption is one bit tighter than "the value fits its wire".
+//
 // Rounds: independent gates of one operator share one opening (mpc::open_many), e.g. GELU's
 // ReLU, truncation and both clamp comparisons. Per operator (rounds):
 //   linear      matmul_w (bias = constant-1 column), faithful trunc (widening to 64 where the
 //               output feeds the residual stream or attention).                          2
 //   relu        relu gate.                                                               1
-//   gelu        {relu(x), trunc x >> 6 to 9 bits, [x >= -2^14], [x >= 2^14]} | clamp by one
-//               9-bit mul | 9-bit DPF table delta = ReLU - GELU (SIGMA's shape).          3
+//   gelu        on a 28-bit wire: {relu(x), trunc x >> 6 to 9 bits, [x >= -2^14],
+//               [x >= 2^14]} | clamp by one 9-bit mul | {9-bit DPF table delta = ReLU -
+//               GELU (SIGMA's shape), relu sign-extended to 40 bits}.                     3
 //   leaky relu  {drelu, trunc(x slope)} | select.                                        2
 //   residual    FFN scaling: public constants (local), faithful trunc.                   1
 //   rotary      public cos/sin (local), faithful trunc.                                   1
@@ -63,6 +68,7 @@ class SecureExec {
   static constexpr int kWidth = 40;       // activations feeding server-weight products (scale f)
   static constexpr int kWide = 64;        // residual stream, Q/K/V, attention products
   static constexpr int kScoreWidth = 32;  // attention logits and their differences
+  static constexpr int kGeluWidth = 28;   // GELU's input (comparisons on 27 bits)
 
   // Exactly one of dealer / party is non-null. model_seed: shared by dealer and server
   // (weight masks R_W = PRG(model_seed, tensor id)).

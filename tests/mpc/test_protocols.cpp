@@ -76,6 +76,36 @@ TEST(MpcProtocols, FaithfulTruncationAndWidening) {
   }
 }
 
+// Bounded sign extension (|x| < 2^(n-2), no n-bit DCF): exact on the whole bounded range,
+// including its edges, for both faithful and stochastic low parts; keys far below the DCF's.
+TEST(MpcProtocols, BoundedSignExtensionIsExactWithinTheBound) {
+  aero::Rng rng(21);
+  struct C { int n, s, out; };
+  for (C c : {C{40, 12, 64}, C{64, 42, 40}, C{40, 0, 64}, C{24, 8, 40}, C{9, 3, 20}, C{3, 1, 8}, C{64, 36, 40}}) {
+    const i64 lim = i64(1) << (c.n - 2);
+    std::vector<u64> x(203);
+    for (auto& v : x) v = mod_w(u64(i64(rng.next_u64() % u64(2 * lim)) - lim), c.n);
+    const i64 edges[] = {0, -1, 1, lim - 1, -lim, lim / 2, -lim / 2};
+    for (size_t i = 0; i < 7; ++i) x[i] = mod_w(u64(edges[i]), c.n);
+    for (bool faithful : {true, false}) {
+      TruncSpec spec{c.n, c.s, c.out, faithful, true};
+      auto y = run_gate(x, c.n, c.out, [&](Dealer& d, std::span<const u64> r) { return trunc_deal(d, spec, r); },
+                        [&](Party& p, std::span<const u64> xh) { return trunc_eval(p, spec, xh); });
+      for (size_t i = 0; i < x.size(); ++i) {
+        const i64 f = floor_div(to_signed(x[i], c.n), c.s);
+        const u64 lo = mod_w(u64(f), c.out), hi = mod_w(u64(f + 1), c.out);
+        if (faithful)
+          ASSERT_EQ(y[i], lo) << "n=" << c.n << " s=" << c.s << " out=" << c.out << " x=" << to_signed(x[i], c.n);
+        else
+          ASSERT_TRUE(y[i] == lo || y[i] == hi) << "n=" << c.n << " s=" << c.s << " x=" << to_signed(x[i], c.n);
+      }
+      TruncSpec full = spec;
+      full.bounded = false;
+      if (c.out > c.n - c.s && c.n >= 24) EXPECT_LT(trunc_key_bytes_per_element(spec, 1) + 100, trunc_key_bytes_per_element(full, 1));
+    }
+  }
+}
+
 TEST(MpcProtocols, StochasticTruncationIsFloorOrFloorPlusOneAndUnbiased) {
   aero::Rng rng(3);
   struct C { int n, s, out; };
