@@ -1,0 +1,131 @@
+// `aero pi dealer`, `aero pi server` and `aero pi client` as three real processes on loopback
+// ports (the deployment path of docs/private_inference.md): the client's revealed logits must
+// equal the fixed-point simulation of the same (random) model bit for bit, and with
+// --reveal token the next token must be the simulation's argmax.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+#include "pi/executors.h"
+#include "pi/graph.h"
+#include "pi/pi_model.h"
+
+namespace fs = std::filesystem;
+using namespace aero;
+
+namespace {
+
+// Starts `args` (argv[0] = the aero binary) with stdout/stderr to `log`; returns the pid.
+pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    FILE* f = std::fopen(log.c_str(), "w");
+    if (f) {
+      dup2(fileno(f), 1);
+      dup2(fileno(f), 2);
+    }
+    std::vector<char*> av;
+    for (const auto& a : args) av.push_back(const_cast<char*>(a.c_str()));
+    av.push_back(nullptr);
+    execv(av[0], av.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+// Waits up to `seconds` for pid; kills it (only this pid) if it is still running.
+int wait_for(pid_t pid, double seconds) {
+  int status = 0;
+  for (int i = 0; i < int(seconds * 20); ++i) {
+    if (waitpid(pid, &status, WNOHANG) == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+    usleep(50000);
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, &status, 0);
+  return -1;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+}  // namespace
+
+TEST(PiProcesses, DealerServerClientMatchFixedPointSimulation) {
+  const std::string aero_bin = std::string(AERO_BINARY_DIR) + "/aero";
+  if (!fs::exists(aero_bin)) GTEST_SKIP() << aero_bin << " not built";
+  const std::string dir = (fs::temp_directory_path() / ("aero_pi_procs_" + std::to_string(::getpid()))).string();
+  fs::create_directories(dir);
+  const std::vector<std::string> sets = {"model.n_layer=2", "model.d_model=16", "model.n_head=2",
+                                         "model.vocab_size=37", "model.context=8", "model.d_ff=32"};
+  const std::vector<int32_t> ids = {3, 14, 15, 9, 26, 5};
+  std::string ids_s;
+  for (auto t : ids) ids_s += (ids_s.empty() ? "" : " ") + std::to_string(t);
+
+  // The reference: the same random model (seed 5) under the fixed-point simulation.
+  auto cfg = model::build_run_config("", "tiny", "SM+LN+G", sets).model;
+  auto m = pi::PiModel::random(cfg, 5);
+  pi::FixedExec fx;
+  auto want_logits = fx.output(pi::full_forward(fx, m, ids, false));
+  pi::FixedExec fx2;
+  const int want_token = pi::argmax_rows(pi::full_forward(fx2, m, ids, false))[0];
+
+  const int base = 20000 + int(::getpid() % 10000) * 4;
+  int run = 0;
+  for (const std::string reveal : {"logits", "token"}) {
+    const int dport = base + 4 * run, sport = dport + 1;
+    ++run;
+    std::vector<std::string> common = {"--preset", "tiny", "--rung", "SM+LN+G", "--random-weights", "5",
+                                       "--reveal", reveal, "--timeout", "60"};
+    for (const auto& s : sets) common.insert(common.end(), {"--set", s});
+    auto with = [&](std::vector<std::string> a) {
+      a.insert(a.begin(), aero_bin);
+      a.insert(a.end(), common.begin(), common.end());
+      return a;
+    };
+    const std::string tag = dir + "/" + reveal;
+    pid_t dealer = spawn(with({"pi", "dealer", "--port", std::to_string(dport), "--tokens", std::to_string(ids.size())}),
+                         tag + ".dealer.log");
+    pid_t server = spawn(with({"pi", "server", "--port", std::to_string(sport), "--dealer",
+                               "127.0.0.1:" + std::to_string(dport), "--tokens", std::to_string(ids.size())}),
+                         tag + ".server.log");
+    pid_t client = spawn(with({"pi", "client", "--server", "127.0.0.1:" + std::to_string(sport), "--dealer",
+                               "127.0.0.1:" + std::to_string(dport), "--ids", ids_s, "--json"}),
+                         tag + ".client.log");
+    const int rc_client = wait_for(client, 120), rc_server = wait_for(server, 30), rc_dealer = wait_for(dealer, 30);
+    const std::string out = slurp(tag + ".client.log");
+    ASSERT_EQ(rc_client, 0) << reveal << " client:\n" << out << "\nserver:\n" << slurp(tag + ".server.log")
+                            << "\ndealer:\n" << slurp(tag + ".dealer.log");
+    EXPECT_EQ(rc_server, 0) << slurp(tag + ".server.log");
+    EXPECT_EQ(rc_dealer, 0) << slurp(tag + ".dealer.log");
+    EXPECT_NE(slurp(tag + ".server.log").find("server: online"), std::string::npos);
+    EXPECT_NE(slurp(tag + ".dealer.log").find("dealer: keys sent"), std::string::npos);
+    auto j = nlohmann::json::parse(out.substr(out.rfind("{\"")));
+    EXPECT_GT(j["rounds"].get<int>(), 10);
+    EXPECT_GT(j["key_bytes"].get<double>(), 0);
+    if (reveal == "logits") {
+      auto got = j["logits"].get<std::vector<double>>();
+      ASSERT_EQ(got.size(), want_logits.size());
+      for (size_t k = 0; k < got.size(); ++k) ASSERT_EQ(got[k], want_logits[k]) << "logit " << k;
+      EXPECT_EQ(j["next_token"].get<int>(), want_token);
+    } else {
+      EXPECT_EQ(j["next_token"].get<int>(), want_token);
+      EXPECT_FALSE(j.contains("logits"));
+    }
+  }
+  fs::remove_all(dir);
+}
