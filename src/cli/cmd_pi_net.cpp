@@ -182,6 +182,7 @@ aero::cli::Registrar reg("pi_net", [](CLI::App& app) {
       double online = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
       double offline = std::chrono::duration<double>(t1 - t0).count();
       const auto tot = peer->meter().total();
+      keys.finish();  // the rest of the streamed keys (the end marker); all must be used
       u_int64_t setup = 0;
       if (auto it = peer->meter().per_op().find("weights"); it != peer->meter().per_op().end())
         setup = it->second.bytes_sent + it->second.bytes_recv;

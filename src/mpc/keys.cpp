@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstring>
 #include <optional>
+#include <thread>
 
 namespace aero::mpc {
 
@@ -21,12 +22,41 @@ void KeyWriter::put_ring(std::span<const u64> v, int w) {
   pack_bits(v, w, {buf_.data() + off, packed_bytes(v.size(), w)});
 }
 
-KeyReader::KeyReader(int party, std::vector<uint8_t> bytes) : party_(party), buf_(std::move(bytes)) {
+KeyReader::KeyReader(int party, std::vector<uint8_t> bytes)
+    : party_(party), buf_(std::move(bytes)), total_(buf_.size()) {
   AERO_CHECK(party == 0 || party == 1, "party must be 0 or 1, got ", party);
   if (party_ == 0) p0_.reseed(get_block());
 }
 
+KeyReader::KeyReader(int party, KeySource source) : party_(party), src_(std::move(source)) {
+  AERO_CHECK(party == 0 || party == 1, "party must be 0 or 1, got ", party);
+  if (party_ == 0) p0_.reseed(get_block());
+}
+
+void KeyReader::fetch_all() {
+  need(SIZE_MAX / 2, nullptr);
+}
+
+void KeyReader::finish() {
+  fetch_all();
+  AERO_CHECK(pos_ == buf_.size(), "key stream of party ", party_, ": ", buf_.size() - pos_,
+             " key bytes left unused: the dealer ran a different program");
+}
+
 void KeyReader::need(size_t n, const char* what) {
+  if (pos_ + n > buf_.size() && src_) {
+    buf_.erase(buf_.begin(), buf_.begin() + std::ptrdiff_t(pos_));  // drop consumed keys
+    pos_ = 0;
+    auto t0 = std::chrono::steady_clock::now();
+    while (n > buf_.size() && src_) {
+      std::vector<uint8_t> c;
+      if (!src_(c)) src_ = nullptr;
+      total_ += c.size();
+      buf_.insert(buf_.end(), c.begin(), c.end());
+    }
+    wait_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  if (!what) return;  // fetch_all
   AERO_CHECK(pos_ + n <= buf_.size(), "key stream of party ", party_, " exhausted while reading ",
              what, " (", n, " bytes needed, ", buf_.size() - pos_,
              " left): the dealer ran a different program");
@@ -123,6 +153,43 @@ void Dealer::private_seeds(std::span<Block> s0, std::span<Block> s1) {
   out_[1].put_bytes({reinterpret_cast<const uint8_t*>(s1.data()), s1.size() * 16});
 }
 
+void KeyPipe::push(int party, std::vector<uint8_t> chunk) {
+  std::unique_lock<std::mutex> lk(mu_);
+  cv_.wait(lk, [&] { return cancelled_ || queued_[0] <= limit_ || queued_[1] <= limit_; });
+  AERO_CHECK(!cancelled_, "key stream cancelled: a party stopped");
+  queued_[party] += chunk.size();
+  pushed_[party] += chunk.size();
+  q_[party].push_back(std::move(chunk));
+  cv_.notify_all();
+}
+
+void KeyPipe::close(std::exception_ptr err) {
+  std::lock_guard<std::mutex> lk(mu_);
+  closed_ = true;
+  err_ = err;
+  cv_.notify_all();
+}
+
+void KeyPipe::cancel() {
+  std::lock_guard<std::mutex> lk(mu_);
+  cancelled_ = true;
+  cv_.notify_all();
+}
+
+bool KeyPipe::pop(int party, std::vector<uint8_t>& out) {
+  std::unique_lock<std::mutex> lk(mu_);
+  cv_.wait(lk, [&] { return !q_[party].empty() || closed_ || cancelled_; });
+  if (err_) std::rethrow_exception(err_);
+  AERO_CHECK(!cancelled_ || !q_[party].empty() || closed_, "key stream cancelled");
+  if (q_[party].empty()) return false;
+  auto c = std::move(q_[party].front());
+  q_[party].pop_front();
+  queued_[party] -= c.size();
+  out.insert(out.end(), c.begin(), c.end());
+  cv_.notify_all();
+  return true;
+}
+
 KeyReader LocalDealer::obtain(int party, const DealerProgram& program) {
   AERO_CHECK(party == 0 || party == 1, "party must be 0 or 1, got ", party);
   if (!done_) {
@@ -146,14 +213,15 @@ KeyReader RemoteDealer::obtain(int party, const DealerProgram&) {
   std::memcpy(&who, head.data(), 8);
   AERO_CHECK(who == u64(party), "dealer sent keys for party ", who, " to party ", party,
              " (roles swapped?)");
-  // Chunks as the dealer generates them; an empty frame ends the stream.
-  std::vector<uint8_t> bytes;
-  for (;;) {
-    auto chunk = ch_.recv();
-    if (chunk.empty()) break;
-    bytes.insert(bytes.end(), chunk.begin(), chunk.end());
-  }
-  return KeyReader(party, std::move(bytes));
+  // Chunks as the dealer generates them, pulled when the gates need them; an empty frame
+  // ends the stream.
+  Channel* ch = &ch_;
+  return KeyReader(party, [ch](std::vector<uint8_t>& out) {
+    OpScope s(*ch, "keys");
+    auto chunk = ch->recv();
+    out.insert(out.end(), chunk.begin(), chunk.end());
+    return !chunk.empty();
+  });
 }
 
 void serve_keys(Channel& to_party0, Channel& to_party1, const DealerProgram& program,
@@ -165,11 +233,38 @@ void serve_keys(Channel& to_party0, Channel& to_party1, const DealerProgram& pro
     const u64 who = u64(p);
     chs[p]->send({reinterpret_cast<const uint8_t*>(&who), 8});
   }
-  Dealer d(seed);
-  d.set_sink([&](int p, std::vector<uint8_t>& b) { chs[p]->send(b); }, kChunk);
-  program(d);
-  d.flush();
-  for (int p = 0; p < 2; ++p) chs[p]->send(std::span<const uint8_t>());
+  KeyPipe pipe(2 * kChunk);
+  std::exception_ptr err[2];
+  auto sender = [&](int p) {
+    try {
+      std::vector<uint8_t> c;
+      while (pipe.pop(p, c)) {
+        chs[p]->send(c);
+        c.clear();
+      }
+      chs[p]->send(std::span<const uint8_t>());
+    } catch (...) {
+      err[p] = std::current_exception();
+      pipe.cancel();
+    }
+  };
+  std::thread t0(sender, 0), t1(sender, 1);
+  std::exception_ptr perr;
+  try {
+    Dealer d(seed);
+    d.set_sink([&](int p, std::vector<uint8_t>& b) { pipe.push(p, std::move(b)); b = {}; }, kChunk);
+    program(d);
+    d.flush();
+    pipe.close();
+  } catch (...) {
+    perr = std::current_exception();
+    pipe.close(perr);
+  }
+  t0.join();
+  t1.join();
+  for (int p = 0; p < 2; ++p)
+    if (err[p]) std::rethrow_exception(err[p]);
+  if (perr) std::rethrow_exception(perr);
 }
 
 }  // namespace aero::mpc

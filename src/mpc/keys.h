@@ -14,8 +14,12 @@
 // (RemoteDealer / serve_keys), an in-process dealer for tests and simulation (LocalDealer), or
 // later a dealer-free two-party generator (HE/OT) producing the same streams.
 #pragma once
+#include <condition_variable>
+#include <deque>
+#include <exception>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <vector>
@@ -37,10 +41,16 @@ class KeyWriter {
   std::vector<uint8_t> buf_;
 };
 
+// Next chunk of a streamed key stream (appended to `out`); false at the end of the stream.
+using KeySource = std::function<bool(std::vector<uint8_t>& out)>;
+
 class KeyReader {
  public:
   KeyReader() = default;
   KeyReader(int party, std::vector<uint8_t> bytes);
+  // Streaming: chunks are pulled from `source` when the buffered bytes run out, and consumed
+  // bytes are dropped, so a party holds about one gate's keys (plus one chunk), not the run's.
+  KeyReader(int party, KeySource source);
   int party() const { return party_; }
   // Gate marker (see Dealer::begin).
   void begin(const char* gate, u64 count);
@@ -52,15 +62,45 @@ class KeyReader {
   void share(std::span<u64> out, int w);
   // This party's private seeds (Dealer::private_seeds).
   void private_seeds(std::span<Block> out);
-  size_t size() const { return buf_.size(); }
+  size_t size() const { return total_; }  // bytes received so far (the whole stream, once read)
   size_t remaining() const { return buf_.size() - pos_; }
+  // Streaming: reads to the end of the stream (fetch_all), and checks that every key byte
+  // was consumed (finish).
+  void fetch_all();
+  void finish();
+  double wait_seconds() const { return wait_s_; }  // time blocked on the source
 
  private:
   void need(size_t n, const char* what);
   int party_ = 0;
   std::vector<uint8_t> buf_;
-  size_t pos_ = 0;
+  size_t pos_ = 0, total_ = 0;
+  KeySource src_;
+  double wait_s_ = 0;
   Prg p0_;
+};
+
+// Hands key chunks from a dealer (thread) to the two parties' streams. The dealer blocks only
+// while BOTH parties have more than `limit` bytes queued: the parties run in lockstep (every
+// round waits for the peer), so one of them is always able to drain its queue and a party
+// waiting for its peer can never starve the other (no deadlock); memory stays about
+// 2 x limit + the keys of one round.
+class KeyPipe {
+ public:
+  explicit KeyPipe(size_t limit) : limit_(limit) {}
+  void push(int party, std::vector<uint8_t> chunk);  // throws once cancelled
+  void close(std::exception_ptr err = nullptr);       // end of both streams (or the dealer's error)
+  bool pop(int party, std::vector<uint8_t>& out);     // rethrows the dealer's error
+  void cancel();                                      // a consumer failed: unblock the dealer
+  size_t pushed(int party) const { return pushed_[party]; }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::vector<uint8_t>> q_[2];
+  size_t queued_[2] = {0, 0}, pushed_[2] = {0, 0}, limit_;
+  bool closed_ = false, cancelled_ = false;
+  std::exception_ptr err_;
 };
 
 class Dealer {
@@ -125,7 +165,9 @@ class LocalDealer final : public CorrelationProvider {
   double seconds_ = 0;
 };
 
-// A party's end of the dealer connection; the program runs in the dealer process.
+// A party's end of the dealer connection; the program runs in the dealer process. The keys
+// are streamed: the reader pulls the dealer's chunks as the gates need them (call
+// KeyReader::finish() after the run).
 class RemoteDealer final : public CorrelationProvider {
  public:
   explicit RemoteDealer(Channel& dealer) : ch_(dealer) {}
@@ -135,7 +177,8 @@ class RemoteDealer final : public CorrelationProvider {
   Channel& ch_;
 };
 
-// Dealer process: runs the program and streams each party its keys (offline traffic).
+// Dealer process: runs the program and streams each party its keys (offline traffic), one
+// sender thread per party behind a KeyPipe (the program never waits on one slow party).
 void serve_keys(Channel& to_party0, Channel& to_party1, const DealerProgram& program,
                 Block seed);
 

@@ -12,10 +12,32 @@ namespace aero::mpc {
 LocalRunResult run_local(const DealerProgram& program, const std::function<void(Party&)>& body,
                          const LocalRunOptions& opt) {
   LocalRunResult res;
-  LocalDealer dealer(opt.dealer_seed);
-  KeyReader keys[2] = {dealer.obtain(0, program), dealer.obtain(1, program)};
-  res.keygen_s = dealer.keygen_seconds();
-  for (int p = 0; p < 2; ++p) res.key_bytes[p] = dealer.key_bytes(p);
+  KeyPipe pipe(opt.stream_limit);
+  std::exception_ptr dealer_err;
+  std::thread dealer_thread;
+  KeyReader keys[2];
+  if (opt.stream_keys) {
+    dealer_thread = std::thread([&] {
+      auto t0 = std::chrono::steady_clock::now();
+      try {
+        Dealer d(opt.dealer_seed);
+        d.set_sink([&](int p, std::vector<uint8_t>& b) { pipe.push(p, std::move(b)); b = {}; }, opt.stream_chunk);
+        program(d);
+        d.flush();
+        pipe.close();
+      } catch (...) {
+        dealer_err = std::current_exception();
+        pipe.close(dealer_err);
+      }
+      res.keygen_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    });
+  } else {
+    LocalDealer dealer(opt.dealer_seed);
+    keys[0] = dealer.obtain(0, program);
+    keys[1] = dealer.obtain(1, program);
+    res.keygen_s = dealer.keygen_seconds();
+    for (int p = 0; p < 2; ++p) res.key_bytes[p] = dealer.key_bytes(p);
+  }
   ChannelOptions co[2];
   for (int p = 0; p < 2; ++p) {
     co[p].peer = p == 0 ? "client" : "server";
@@ -32,14 +54,17 @@ LocalRunResult run_local(const DealerProgram& program, const std::function<void(
   auto run = [&](int p) {
     auto t0 = std::chrono::steady_clock::now();
     try {
+      if (opt.stream_keys)  // here, so that a dealer failure surfaces as this party's error
+        keys[p] = KeyReader(p, [&pipe, p](std::vector<uint8_t>& out) { return pipe.pop(p, out); });
       Party party{p, *ch[p], keys[p]};
       body(party);
+      if (opt.stream_keys) keys[p].finish();
     } catch (...) {
       err[p] = std::current_exception();
       err_order[p] = ++errors;
       ch[p]->close();  // the other party fails fast instead of waiting for its timeout
     }
-    secs[p] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    secs[p] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() - keys[p].wait_seconds();
   };
   auto cpu = [] {
     timespec ts;
@@ -51,6 +76,11 @@ LocalRunResult run_local(const DealerProgram& program, const std::function<void(
   run(0);
   t1.join();
   res.online_cpu_s = cpu() - cpu0;
+  if (opt.stream_keys) {
+    pipe.cancel();  // a failed party leaves the dealer blocked on a full pipe
+    dealer_thread.join();
+    for (int p = 0; p < 2; ++p) res.key_bytes[p] = pipe.pushed(p);
+  }
   // The first failure is the cause; the other party's is its consequence (peer closed).
   if (err[0] || err[1]) {
     const int first = !err[1] ? 0 : !err[0] ? 1 : (err_order[0] < err_order[1] ? 0 : 1);

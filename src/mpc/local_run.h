@@ -14,6 +14,13 @@ struct LocalRunOptions {
   double timeout_s = 30;
   Block dealer_seed = {0x1234, 0x5678};
   Tap tap[2];  // traffic capture per party
+  // Stream the keys: the dealer runs in its own thread while the parties compute, handing
+  // chunks over a KeyPipe (memory: about 2 x stream_limit + one round's keys, instead of the
+  // whole run's keys of both parties). keygen_s is then the dealer thread's wall time
+  // (overlapping the online phase), and online_s excludes the time the parties waited for keys.
+  bool stream_keys = false;
+  size_t stream_limit = size_t(256) << 20;
+  size_t stream_chunk = size_t(16) << 20;
 };
 
 struct LocalRunResult {

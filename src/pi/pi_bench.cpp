@@ -126,7 +126,7 @@ nlohmann::json bench_measured(const model::ModelConfig& full_cfg, const BenchOpt
     bool cl = p.id == mpc::kClient;
     ex.output_client(full ? full_forward(ex, m, cl ? ids : std::vector<int32_t>(T, 0), false)
                           : blocks_forward(ex, m, ex.input_client(cl ? x0 : std::vector<double>{}, T, d)));
-  }, {.timeout_s = 600});
+  }, {.timeout_s = 600, .stream_keys = true});
   const auto& per = res.meter[0].per_op();
   double setup_bytes = 0, setup_rounds = 0, setup_s = 0;
   if (auto it = per.find("weights"); it != per.end())
@@ -147,7 +147,8 @@ nlohmann::json bench_measured(const model::ModelConfig& full_cfg, const BenchOpt
           {"layers_run", layers}, {"n_layer", full_cfg.n_layer}, {"context", T}, {"d_model", d},
           {"extrapolated", !full && layers != full_cfg.n_layer},
           {"measured", {{"online_bytes", online}, {"rounds", rounds}, {"key_bytes_per_party", double(res.key_bytes[1])},
-                        {"keygen_s", res.keygen_s}, {"online_s", online_s}, {"model_setup_bytes", setup_bytes}}},
+                        {"keygen_s", res.keygen_s}, {"online_s", online_s}, {"model_setup_bytes", setup_bytes},
+                        {"keys_streamed", true}}},
           {"online_bytes", online * scale}, {"online_gib", online * scale / gib}, {"rounds", rounds * scale},
           {"key_bytes_per_party", double(res.key_bytes[1]) * scale},
           {"key_gib_per_party", double(res.key_bytes[1]) * scale / gib},

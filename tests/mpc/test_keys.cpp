@@ -60,6 +60,8 @@ TEST(MpcKeys, DealerOverTcpDeliversBothStreams) {
   std::thread dealer([&] { serve_keys(*d0, *d1, program, Block{5, 6}); });
   KeyReader k0 = RemoteDealer(*p0).obtain(0, program);
   KeyReader k1 = RemoteDealer(*p1).obtain(1, program);
+  k0.fetch_all();  // the streamed keys arrive as they are read
+  k1.fetch_all();
   dealer.join();
   Dealer ref(Block{5, 6});
   program(ref);

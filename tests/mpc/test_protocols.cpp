@@ -467,3 +467,53 @@ TEST(MpcProtocols, OpenManyRunsIndependentGatesInOneRound) {
   }
   EXPECT_EQ(res.meter[0].per_op().at("fused").rounds, 1u);
 }
+
+// Streamed keys (the dealer in its own thread, bounded hand-off): the same outputs as the
+// whole-stream run, also with a pipe far smaller than one gate's keys (the dealer then blocks
+// until the parties drain it), and a dealer failure ends the run with its error, not a hang.
+TEST(MpcProtocols, StreamedKeysGiveTheSameResultsWithBoundedMemory) {
+  aero::Rng rng(31);
+  const int w = 30;
+  const size_t n = 4000;
+  auto x = random_signed(rng, n, w);
+  for (auto& v : x) v = mod_w(u64(to_signed(v, w) >> 3), w);
+  auto program = [&](Dealer& d) {
+    auto r = input_deal(d, kClient, n, w);
+    for (int k = 0; k < 6; ++k) r = relu_deal(d, {w, w}, r);
+    auto t = trunc_deal(d, {w, 4, w + 8, true, true}, r);
+    output_deal(d, kClient, t, w + 8);
+  };
+  auto run = [&](LocalRunOptions o) {
+    std::vector<u64> y;
+    auto res = run_local(program, [&](Party& p) {
+      auto xh = input_eval(p, kClient, x, n, w);
+      for (int k = 0; k < 6; ++k) xh = relu_eval(p, {w, w}, xh);
+      auto th = trunc_eval(p, {w, 4, w + 8, true, true}, xh);
+      auto out = output_eval(p, kClient, th, w + 8);
+      if (p.id == kClient) y = out;
+    }, o);
+    return std::make_pair(y, res);
+  };
+  auto [want, r0] = run({});
+  LocalRunOptions so;
+  so.stream_keys = true;
+  so.stream_limit = 1000;  // far below one gate's keys
+  so.stream_chunk = 1;     // a chunk per gate
+  auto [got, r1] = run(so);
+  ASSERT_EQ(got, want);
+  for (size_t i = 0; i < n; ++i) ASSERT_EQ(want[i], mod_w(u64(std::max<i64>(to_signed(x[i], w), 0) >> 4), w + 8));
+  EXPECT_EQ(r1.key_bytes[0], r0.key_bytes[0]);
+  EXPECT_EQ(r1.key_bytes[1], r0.key_bytes[1]);
+  EXPECT_EQ(r1.rounds(), r0.rounds());
+  // The dealer fails halfway: the parties get its error.
+  auto bad = [&](Dealer& d) {
+    auto r = input_deal(d, kClient, n, w);
+    r = relu_deal(d, {w, w}, r);
+    throw aero::Error("dealer broke");
+  };
+  EXPECT_THROW(run_local(bad, [&](Party& p) {
+    auto xh = input_eval(p, kClient, x, n, w);
+    xh = relu_eval(p, {w, w}, xh);
+    relu_eval(p, {w, w}, xh);
+  }, so), aero::Error);
+}

@@ -3,7 +3,9 @@
 // equal the fixed-point simulation of the same (random) model bit for bit, and with
 // --reveal token the next token must be the simulation's argmax.
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -56,6 +58,21 @@ int wait_for(pid_t pid, double seconds) {
   return -1;
 }
 
+// A port the kernel reports free right now (bound to port 0, then released).
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  socklen_t len = sizeof a;
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+    return 0;
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
 std::string slurp(const std::string& path) {
   std::ifstream f(path);
   std::stringstream s;
@@ -84,11 +101,9 @@ TEST(PiProcesses, DealerServerClientMatchFixedPointSimulation) {
   pi::FixedExec fx2;
   const int want_token = pi::argmax_rows(pi::full_forward(fx2, m, ids, false))[0];
 
-  const int base = 20000 + int(::getpid() % 10000) * 4;
-  int run = 0;
   for (const std::string reveal : {"logits", "token"}) {
-    const int dport = base + 4 * run, sport = dport + 1;
-    ++run;
+    const int dport = free_port(), sport = free_port();
+    ASSERT_TRUE(dport > 0 && sport > 0 && dport != sport);
     std::vector<std::string> common = {"--preset", "tiny", "--rung", "SM+LN+G", "--random-weights", "5",
                                        "--reveal", reveal, "--timeout", "60"};
     for (const auto& s : sets) common.insert(common.end(), {"--set", s});
