@@ -190,6 +190,21 @@ bool KeyPipe::pop(int party, std::vector<uint8_t>& out) {
   return true;
 }
 
+std::exception_ptr deal_into(KeyPipe& pipe, const DealerProgram& program, Block seed, size_t chunk) {
+  try {
+    Dealer d(seed);
+    d.set_sink([&](int p, std::vector<uint8_t>& b) { pipe.push(p, std::move(b)); b = {}; }, chunk);
+    program(d);
+    d.flush();
+    pipe.close();
+    return nullptr;
+  } catch (...) {
+    auto err = std::current_exception();
+    pipe.close(err);
+    return err;
+  }
+}
+
 KeyReader LocalDealer::obtain(int party, const DealerProgram& program) {
   AERO_CHECK(party == 0 || party == 1, "party must be 0 or 1, got ", party);
   if (!done_) {
@@ -249,17 +264,7 @@ void serve_keys(Channel& to_party0, Channel& to_party1, const DealerProgram& pro
     }
   };
   std::thread t0(sender, 0), t1(sender, 1);
-  std::exception_ptr perr;
-  try {
-    Dealer d(seed);
-    d.set_sink([&](int p, std::vector<uint8_t>& b) { pipe.push(p, std::move(b)); b = {}; }, kChunk);
-    program(d);
-    d.flush();
-    pipe.close();
-  } catch (...) {
-    perr = std::current_exception();
-    pipe.close(perr);
-  }
+  std::exception_ptr perr = deal_into(pipe, program, seed, kChunk);
   t0.join();
   t1.join();
   for (int p = 0; p < 2; ++p)

@@ -141,6 +141,10 @@ class Dealer {
 
 using DealerProgram = std::function<void(Dealer&)>;
 
+// Runs the program, handing its keys to `pipe` in chunks, and closes the pipe (with the
+// program's error, which is also returned).
+std::exception_ptr deal_into(KeyPipe& pipe, const DealerProgram& program, Block seed, size_t chunk);
+
 class CorrelationProvider {
  public:
   virtual ~CorrelationProvider() = default;

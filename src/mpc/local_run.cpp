@@ -13,22 +13,12 @@ LocalRunResult run_local(const DealerProgram& program, const std::function<void(
                          const LocalRunOptions& opt) {
   LocalRunResult res;
   KeyPipe pipe(opt.stream_limit);
-  std::exception_ptr dealer_err;
   std::thread dealer_thread;
   KeyReader keys[2];
   if (opt.stream_keys) {
     dealer_thread = std::thread([&] {
       auto t0 = std::chrono::steady_clock::now();
-      try {
-        Dealer d(opt.dealer_seed);
-        d.set_sink([&](int p, std::vector<uint8_t>& b) { pipe.push(p, std::move(b)); b = {}; }, opt.stream_chunk);
-        program(d);
-        d.flush();
-        pipe.close();
-      } catch (...) {
-        dealer_err = std::current_exception();
-        pipe.close(dealer_err);
-      }
+      deal_into(pipe, program, opt.dealer_seed, opt.stream_chunk);  // errors reach the parties
       res.keygen_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     });
   } else {
