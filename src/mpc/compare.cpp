@@ -106,17 +106,30 @@ std::vector<u64> relu_eval(Party& p, const CompareSpec& s, std::span<const u64> 
   return open(p, relu_shares(p, s, x_hat), s.out_bits);
 }
 
-std::vector<u64> relu_shares(Party& p, const CompareSpec& s, std::span<const u64> x_hat) {
+namespace {
+// The party side of ReLU; `keep` (optional) receives msb(r)'s shares and the DCF key so that
+// relu_cmp can evaluate the same key at more points.
+struct ReluKeep {
+  std::vector<u64> t;
+  DcfKeys k;
+};
+std::vector<u64> relu_shares_keep(Party& p, const CompareSpec& s, std::span<const u64> x_hat, ReluKeep* keep) {
   s.check(true);
   const size_t n = x_hat.size();
   p.keys.begin("relu", n);
-  std::vector<u64> t(n), r(n), rt(n), ro(n);
+  std::vector<u64> t(n), r(n), rt(n), ro(n), c(2 * n, 0);
   p.keys.share(t, s.out_bits);
   p.keys.share(r, s.out_bits);
   p.keys.share(rt, s.out_bits);
   p.keys.share(ro, s.out_bits);
   const std::vector<u64> yh = offset_input(s, x_hat);
-  const std::vector<u64> c = eval_dcf(p, s, yh, 2);
+  DcfKeys k;
+  if (s.in_bits > 1) {
+    k = dcf_read(p.keys, {s.in_bits - 1, s.out_bits, 2}, n);
+    std::vector<u64> lo(n);
+    for (size_t i = 0; i < n; ++i) lo[i] = mod_w(yh[i], s.in_bits - 1);
+    dcf_eval(p.id, k, lo, c);
+  }
   for (size_t i = 0; i < n; ++i) {
     const u64 pb = msb(yh[i], s.in_bits), q = 1 - 2 * pb, xh = x_hat[i];
     const u64 u = t[i] + c[2 * i], ru = rt[i] + c[2 * i + 1];
@@ -124,7 +137,59 @@ std::vector<u64> relu_shares(Party& p, const CompareSpec& s, std::span<const u64
     if (p.id == kServer) v += xh * pb;
     ro[i] = mod_w(v, s.out_bits);
   }
+  if (keep) keep->t = std::move(t), keep->k = std::move(k);
   return ro;
+}
+}  // namespace
+
+std::vector<u64> relu_shares(Party& p, const CompareSpec& s, std::span<const u64> x_hat) {
+  return relu_shares_keep(p, s, x_hat, nullptr);
+}
+
+void ReluCmpSpec::check() const {
+  CompareSpec{in_bits, relu_bits}.check(true);
+  AERO_CHECK(cmp_bits >= 1 && cmp_bits <= relu_bits, "relu_cmp: comparison width ", cmp_bits,
+             " outside 1..", relu_bits);
+  AERO_CHECK(in_bits > 1, "relu_cmp: input of at least 2 bits");
+}
+
+std::vector<u64> relu_cmp_deal(Dealer& d, const ReluCmpSpec& s, std::span<const u64> r_in) {
+  s.check();
+  const size_t n = r_in.size(), K = s.offsets.size();
+  auto r_relu = relu_deal(d, {s.in_bits, s.relu_bits}, r_in);
+  d.begin("relu_cmp", n * K);
+  std::vector<u64> r_cmp = d.random(n * K, s.cmp_bits);
+  d.share(r_cmp, s.cmp_bits);
+  r_relu.insert(r_relu.end(), r_cmp.begin(), r_cmp.end());
+  return r_relu;
+}
+
+std::pair<std::vector<u64>, std::vector<u64>> relu_cmp_shares(Party& p, const ReluCmpSpec& s,
+                                                              std::span<const u64> x_hat) {
+  s.check();
+  const size_t n = x_hat.size(), K = s.offsets.size();
+  const CompareSpec cs{s.in_bits, s.relu_bits};
+  ReluKeep kp;
+  std::vector<u64> relu = relu_shares_keep(p, cs, x_hat, &kp);
+  const std::vector<u64>& t = kp.t;
+  p.keys.begin("relu_cmp", n * K);
+  std::vector<u64> cmp(n * K);
+  p.keys.share(cmp, s.cmp_bits);
+  for (size_t j = 0; j < K; ++j) {
+    std::vector<u64> xs(n);
+    for (size_t i = 0; i < n; ++i) xs[i] = x_hat[i] - s.offsets[j];
+    const std::vector<u64> yj = offset_input(cs, xs);
+    std::vector<u64> lo(n), cj(2 * n);
+    for (size_t i = 0; i < n; ++i) lo[i] = mod_w(yj[i], s.in_bits - 1);
+    dcf_eval(p.id, kp.k, lo, cj);
+    for (size_t i = 0; i < n; ++i) {  // as drelu_shares, with the ReLU key's payload column 0
+      const u64 pb = msb(yj[i], s.in_bits);
+      u64 v = (1 - 2 * pb) * (t[i] + cj[2 * i]) + cmp[j * n + i];
+      if (p.id == kServer) v += pb;
+      cmp[j * n + i] = mod_w(v, s.cmp_bits);
+    }
+  }
+  return {relu, cmp};
 }
 
 double drelu_key_bytes_per_element(const CompareSpec& s, int party) {

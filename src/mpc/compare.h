@@ -40,6 +40,24 @@ std::vector<u64> relu_eval(Party& p, const CompareSpec& s, std::span<const u64> 
 std::vector<u64> drelu_shares(Party& p, const CompareSpec& s, std::span<const u64> x_hat);
 std::vector<u64> relu_shares(Party& p, const CompareSpec& s, std::span<const u64> x_hat);
 
+// ReLU(x) and DReLU(x - c_k) for public offsets c_k (e.g. GELU's clamp tests), all from ONE
+// DCF key: x - c_k has the same mask r as x, so each comparison is the same key (alpha = the
+// low bits of r) evaluated at another public point. A DCF key hides alpha for any number of
+// evaluation points (full-domain evaluation is the extreme case), and every output is opened
+// under its own fresh mask. Keys: one 2-payload DCF(n-1) + 4 relu shares + 2 shares per
+// offset, instead of one DCF per comparison. Output: relu (relu_bits) then the comparisons
+// (cmp_bits <= relu_bits, offset-major). Source: DReLU/ReLU of Boyle et al. EC'21; the
+// multi-point reuse is this engine's (docs/mpc.md).
+struct ReluCmpSpec {
+  int in_bits = 64, relu_bits = 64, cmp_bits = 64;
+  std::vector<u64> offsets;
+  void check() const;
+};
+std::vector<u64> relu_cmp_deal(Dealer& d, const ReluCmpSpec& s, std::span<const u64> r_in);
+// Shares for open_many: [0] the ReLU (relu_bits), [1] the comparisons (cmp_bits).
+std::pair<std::vector<u64>, std::vector<u64>> relu_cmp_shares(Party& p, const ReluCmpSpec& s,
+                                                              std::span<const u64> x_hat);
+
 double drelu_key_bytes_per_element(const CompareSpec& s, int party);
 double relu_key_bytes_per_element(const CompareSpec& s, int party);
 

@@ -36,6 +36,23 @@ class SRound {
     mpc::CompareSpec c{w, w};
     return add([&] { return mpc::relu_deal(*d_, c, x); }, [&] { return mpc::relu_shares(*p_, c, x); }, w);
   }
+  // ReLU of x and DReLU of x - c_k from one DCF key (mpc::relu_cmp): {relu, comparisons}.
+  std::pair<V*, V*> relu_cmp(const V& x, const mpc::ReluCmpSpec& s) {
+    out_.emplace_back();
+    out_.emplace_back();
+    V* a = &out_[out_.size() - 2];
+    V* b = &out_.back();
+    if (d_) {
+      auto all = mpc::relu_cmp_deal(*d_, s, x);
+      a->assign(all.begin(), all.begin() + std::ptrdiff_t(x.size()));
+      b->assign(all.begin() + std::ptrdiff_t(x.size()), all.end());
+    } else {
+      auto [r, c] = mpc::relu_cmp_shares(*p_, s, x);
+      ops_.push_back({std::move(r), s.relu_bits});
+      ops_.push_back({std::move(c), s.cmp_bits});
+    }
+    return {a, b};
+  }
   V& mul(const V& a, const V& b, int w) {
     return add([&] { return mpc::mul_deal(*d_, a, b, w); }, [&] { return mpc::mul_shares(*p_, a, b, w); }, w);
   }
@@ -161,42 +178,48 @@ std::vector<double> SecureExec::output_client(const SWire& y) {
 }
 
 // Normalized LUT (fixed_point.h InvPowLut) on a positive wire v of width vw whose MSB lies
-// below max_e: b_e = [v >= 2^e] (e < max_e), one-hot of the MSB e* = sum b_e - 1,
-// u = sum_e onehot_e v 2^(63-e) (MSB moved to bit 63; v << (63-e) mod 2^64 needs v only mod
-// 2^(e+1), so a reduced vw > max_e suffices), j = floor(u / 2^(63-M)) mod 2^M (the mantissa),
-// table[(j << 6) + e*]. Rounds: drelu | mul | trunc (no sign extension) | DPF table.
+// below max_e, in 3 rounds:
+//   1: b_e = [v >= 2^e] (e < max_e, 14-bit outputs) and, for every candidate MSB e, the
+//      mantissa t_e = floor(v / 2^(e-M)) mod 2^M (truncate-reduce, no sign extension; local
+//      (v << (M-e)) mod 2^M for e <= M);
+//   2: j = sum_e onehot_e t_e mod 2^M, onehot_e = b_e - b_(e+1) (one M-bit mul);
+//   3: table[(j << 6) + e*], e* = sum b_e - 1 (14-bit DPF table, reordered, see reorder()).
 std::vector<u64> SecureExec::invpow(const V& v, int vw, int max_e, const InvPowLut& L, int out_w, const char* tag,
                                     const std::function<V&(SRound&)>& with_first, V* first_out) {
   const size_t n = v.size();
   const int E = max_e, M = L.mantissa, IB = 6 + M;
-  AERO_CHECK(E <= 63 && vw >= std::min(64, E + 1), "invpow: MSB search below 2^", E, " on a ", vw, "-bit wire");
+  AERO_CHECK(E <= 63 && E > M && vw >= std::min(64, E + 1), "invpow: MSB search below 2^", E, " on a ", vw,
+             "-bit wire");
+  const V vr = affine(v, 1, 0, vw);
   V cmp(n * E);
   for (int e = 0; e < E; ++e) {
-    auto t = affine(v, 1, -(int64_t(1) << e), vw);
+    auto t = affine(vr, 1, -(int64_t(1) << e), vw);
     std::copy(t.begin(), t.end(), cmp.begin() + size_t(e) * n);
   }
   SRound r1(*this, tag);
-  auto& b = r1.drelu(cmp, vw, WIDE);
+  auto& b = r1.drelu(cmp, vw, IB);
+  std::vector<const V*> tr(E, nullptr);
+  for (int e = M + 1; e < E; ++e) tr[e] = &r1.trunc(vr, {vw, e - M, M, true});
   V* extra = with_first ? &with_first(r1) : nullptr;
   r1.run();
   if (extra) *first_out = *extra;
-  V onehot(n * E), shifted(n * E), ecount(n, 0);
+  V onehot(n * E), man(n * E), ecount(n, 0);
   for (int e = 0; e < E; ++e)
     for (size_t k = 0; k < n; ++k) {
       u64 be = b[size_t(e) * n + k], bn = e + 1 < E ? b[size_t(e + 1) * n + k] : 0;
-      onehot[size_t(e) * n + k] = be - bn;
-      shifted[size_t(e) * n + k] = mpc::mod_w(v[k], vw) << (63 - e);
+      onehot[size_t(e) * n + k] = mpc::mod_w(be - bn, M);
+      man[size_t(e) * n + k] = e > M ? (*tr[e])[k] : mpc::mod_w(vr[k] << (M - e), M);
       ecount[k] += be;
     }
   SRound r2(*this, tag);
-  auto& prod = r2.mul(onehot, shifted, WIDE);
+  auto& prod = r2.mul(onehot, man, M);
   r2.run();
-  V u(n, 0);
-  for (int e = 0; e < E; ++e)
-    for (size_t k = 0; k < n; ++k) u[k] += prod[size_t(e) * n + k];
-  auto j = trunc(u, 63 - M, WIDE, M, tag);
   V idx(n);
-  for (size_t k = 0; k < n; ++k) idx[k] = mpc::mod_w((j[k] << 6) + ecount[k] - (dealer() ? 0 : 1), IB);
+  for (size_t k = 0; k < n; ++k) {
+    u64 j = 0;
+    for (int e = 0; e < E; ++e) j += prod[size_t(e) * n + k];
+    idx[k] = mpc::mod_w((mpc::mod_w(j, M) << 6) + ecount[k] - (dealer() ? 0 : 1), IB);
+  }
   SRound r3(*this, tag);
   auto& y = r3.lut(idx, IB, out_w, &L == &inv_ ? inv_tab_ : rsqrt_tab_);
   r3.run();
@@ -276,13 +299,14 @@ SWire SecureExec::activation(const SWire& x0, model::Activation act, double slop
       const int gw = kGeluWidth, sh = s_.f - s_.gelu_lut_frac, b = s_.gelu_lut_bits;
       const V xg = at_width(x0, gw);
       const int64_t half = int64_t(gelu_.table.size()) / 2, edge = half << sh;
-      auto xlo = affine(xg, 1, edge, gw), xhi = affine(xg, 1, -edge, gw);
-      xlo.insert(xlo.end(), xhi.begin(), xhi.end());
+      // [x >= -edge] = DReLU(x + edge), [x >= edge] = DReLU(x - edge): the ReLU's DCF key
+      // evaluated at two more points.
       SRound r1(*this, "gelu");
-      auto& rl = r1.relu(xg, gw);
+      auto [rlp, lohip] = r1.relu_cmp(xg, {gw, gw, b, {u64(-edge), u64(edge)}});
       auto& u = r1.trunc(xg, {gw, sh, b, true});
-      auto& lohi = r1.drelu(xlo, gw, b);
       r1.run();
+      const V& rl = *rlp;
+      const V& lohi = *lohip;
       V a(2 * n), c(2 * n);
       const u64 one = dealer() ? 0 : 1;
       for (size_t k = 0; k < n; ++k) {

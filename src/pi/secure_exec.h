@@ -20,9 +20,10 @@
 //   linear      matmul_w (bias = constant-1 column), faithful trunc (widening to 64 where the
 //               output feeds the residual stream or attention).                          2
 //   relu        relu gate.                                                               1
-//   gelu        on a 28-bit wire: {relu(x), trunc x >> 6 to 9 bits, [x >= -2^14],
-//               [x >= 2^14]} | clamp by one 9-bit mul | {9-bit DPF table delta = ReLU -
-//               GELU (SIGMA's shape), relu sign-extended to 40 bits}.                     3
+//   gelu        on a 28-bit wire: {relu(x) and [x >= -2^14], [x >= 2^14] from one DCF key
+//               (mpc::relu_cmp), trunc x >> 6 to 9 bits} | clamp by one 9-bit mul |
+//               {9-bit DPF table delta = ReLU - GELU (SIGMA's shape), relu sign-extended
+//               to 40 bits}.                                                             3
 //   leaky relu  {drelu, trunc(x slope)} | select.                                        2
 //   residual    FFN scaling: public constants (local), faithful trunc.                   1
 //   rotary      public cos/sin (local), faithful trunc.                                   1
@@ -32,14 +33,14 @@
 //               clipped: none. Exp index {trunc, clamp comparisons} | clamp mul | DPF
 //               table (64-bit out). 1/sum: normalized LUT whose first round also opens the
 //               batched E V product (all heads, E lower triangular); (E V)(1/sum) by mul;
-//               faithful trunc.                                     ceil(log2 T) + 3 + 4 + 2
-//   normalized LUT (1/x, 1/sqrt x): DReLUs [v >= 2^e] (softmax sums: only e below the
-//               sum's bound, on a reduced width) -> one-hot of the MSB; one mul per e moves
-//               the MSB to bit 63; trunc to the 8 mantissa bits; 14-bit DPF table on
-//               (mantissa, e).                                                           4
+//               faithful trunc.                                     ceil(log2 T) + 3 + 3 + 2
+//   normalized LUT (1/x, 1/sqrt x): {DReLUs [v >= 2^e] (softmax sums: only e below the
+//               sum's bound, on a reduced width), the 8 mantissa bits below every candidate
+//               MSB e (truncate-reduce)} | one 8-bit mul selects the mantissa of the MSB |
+//               14-bit DPF table on (mantissa, e).                                      3
 //   layernorm   D = d sum x^2 - (sum x)^2 by quad_rows (one value per row); rsqrt by the
 //               normalized LUT; (d x - sum x) r by mul; public gain (local); faithful trunc;
-//               public bias.                                                             7
+//               public bias.                                                             6
 //   embedding   the client inputs its one-hot rows; matmul_w with the masked table; the server
 //               inputs its positions table; widened to 64. lm_head: matmul_w, trunc, revealed.
 #pragma once

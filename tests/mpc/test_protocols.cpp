@@ -517,3 +517,45 @@ TEST(MpcProtocols, StreamedKeysGiveTheSameResultsWithBoundedMemory) {
     relu_eval(p, {w, w}, xh);
   }, so), aero::Error);
 }
+
+// ReLU and several comparisons x >= c_k from one DCF key, against plaintext; opened together.
+TEST(MpcProtocols, ReluWithComparisonsFromOneKey) {
+  aero::Rng rng(41);
+  for (int n_bits : {28, 9, 64}) {
+    const size_t n = 77;
+    const int cmp_bits = std::min(n_bits, 9);
+    const i64 c = i64(1) << (n_bits - 4);
+    auto x = random_signed(rng, n, n_bits);
+    for (auto& v : x) v = mod_w(u64(to_signed(v, n_bits) >> 2), n_bits);  // x +- c stays in range
+    x[5] = mod_w(u64(c), n_bits), x[6] = mod_w(u64(-c), n_bits), x[7] = mod_w(u64(c - 1), n_bits);
+    ReluCmpSpec spec{n_bits, n_bits, cmp_bits, {mod_w(u64(-c), n_bits), mod_w(u64(c), n_bits)}};
+    std::vector<u64> relu, cmp;
+    LocalRunResult res = run_local(
+        [&](Dealer& d) {
+          auto r = input_deal(d, kClient, n, n_bits);
+          auto o = relu_cmp_deal(d, spec, r);
+          output_deal(d, kClient, std::vector<u64>(o.begin(), o.begin() + n), n_bits);
+          output_deal(d, kClient, std::vector<u64>(o.begin() + n, o.end()), cmp_bits);
+        },
+        [&](Party& p) {
+          auto xh = input_eval(p, kClient, x, n, n_bits);
+          std::vector<std::vector<u64>> got;
+          {
+            OpScope scope(p.peer, "relu_cmp");
+            auto [a, b] = relu_cmp_shares(p, spec, xh);
+            got = open_many(p, {{a, n_bits}, {b, cmp_bits}});
+          }
+          auto o1 = output_eval(p, kClient, got[0], n_bits), o2 = output_eval(p, kClient, got[1], cmp_bits);
+          if (p.id == kClient) relu = o1, cmp = o2;
+        });
+    ASSERT_EQ(relu.size(), n);
+    ASSERT_EQ(cmp.size(), 2 * n);
+    for (size_t i = 0; i < n; ++i) {
+      const i64 v = to_signed(x[i], n_bits);
+      ASSERT_EQ(relu[i], mod_w(u64(std::max<i64>(v, 0)), n_bits)) << n_bits << " " << v;
+      ASSERT_EQ(cmp[i], v >= -c ? 1u : 0u) << n_bits << " x=" << v;
+      ASSERT_EQ(cmp[n + i], v >= c ? 1u : 0u) << n_bits << " x=" << v;
+    }
+    EXPECT_EQ(res.meter[0].per_op().at("relu_cmp").rounds, 1u);
+  }
+}
