@@ -70,6 +70,28 @@ class SRound {
     return add([&] { return mpc::matmul_ss_batch_deal(*d_, s, a, b, w); },
                [&] { return mpc::matmul_ss_batch_shares(*p_, s, a, b, w); }, w);
   }
+  // Replaces the last two gates' openings (same width w) by ONE opening of their difference
+  // a - b (output mask r_a - r_b, uniform as r_a is): the caller needs only a - b.
+  V& sub_last_two(int w) {
+    AERO_CHECK(out_.size() >= 2 && (d_ || ops_.size() >= 2), "SRound::sub_last_two: two gates needed");
+    V a = std::move(out_[out_.size() - 2]), b = std::move(out_.back());
+    out_.pop_back();
+    out_.pop_back();
+    if (!d_) {
+      a = std::move(ops_[ops_.size() - 2].share);
+      b = std::move(ops_.back().share);
+      ops_.pop_back();
+      ops_.pop_back();
+    }
+    for (size_t k = 0; k < a.size(); ++k) a[k] = mpc::mod_w(a[k] - b[k], w);
+    if (d_) {
+      out_.push_back(std::move(a));
+    } else {
+      out_.emplace_back();
+      ops_.push_back({std::move(a), w});
+    }
+    return out_.back();
+  }
   void run() {
     if (d_ || ops_.empty()) return;
     auto r = mpc::open_many(*p_, std::move(ops_));
@@ -295,7 +317,8 @@ SWire SecureExec::activation(const SWire& x0, model::Activation act, double slop
     case model::Activation::gelu: {
       // On a 28-bit wire (free narrowing: |x| < 2^26, which the 40-bit accumulator of the
       // linear layer before already implies at scale f), so every comparison is 27 bits; the
-      // ReLU is sign-extended back to 40 bits (bounded rule, local) in the table's round.
+      // ReLU is sign-extended back to 40 bits (bounded rule) in the table's round, and relu - delta
+      // is opened once (SRound::sub_last_two).
       const int gw = kGeluWidth, sh = s_.f - s_.gelu_lut_frac, b = s_.gelu_lut_bits;
       const V xg = at_width(x0, gw);
       const int64_t half = int64_t(gelu_.table.size()) / 2, edge = half << sh;
@@ -321,11 +344,11 @@ SWire SecureExec::activation(const SWire& x0, model::Activation act, double slop
       V idx(n);
       for (size_t k = 0; k < n; ++k) idx[k] = mpc::mod_w(u[k] + pr[k] + pr[n + k] + one * u64(half), b);
       SRound r3(*this, "gelu");
-      auto& delta = r3.lut(idx, b, W, gelu_.table);
-      auto& rw = r3.trunc(rl, {gw, 0, W, true, true});
+      r3.trunc(rl, {gw, 0, W, true, true});
+      r3.lut(idx, b, W, gelu_.table);
+      auto& out = r3.sub_last_two(W);  // one 40-bit opening of relu - delta
       r3.run();
-      y.v.resize(n);
-      for (size_t k = 0; k < n; ++k) y.v[k] = mpc::mod_w(rw[k] - delta[k], W);
+      y.v = out;
       return y;
     }
     case model::Activation::leaky_relu:
