@@ -31,11 +31,11 @@ NG=$(nvidia-smi -L | wc -l)
 GPUS=$(seq -s, 0 $((NG - 1)))
 lscpu | grep -E "Model name|^CPU\(s\)" | sed 's/  */ /g'
 
-[ -x "$C/aero" ] || { xz -dc "$C/aero.xz" > "$C/aero" && chmod +x "$C/aero"; } || exit 1
-AERO=$PWD/$C/aero
+B=build-ladder-gpu   # ignored, kept between calls on a warm machine (.carry is replaced)
+mkdir -p "$B"
+[ -x "$B/aero" ] || { xz -dc "$C/aero.xz" > "$B/aero" && chmod +x "$B/aero"; } || exit 1
+AERO=$PWD/$B/aero
 "$AERO" --version
-
-B=build-ladder-gpu
 if [ ! -x "$B/aero-gpu" ]; then
   cmake -S "$C/snap/src/cuda" -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release > "$OUT/build.log" 2>&1 &&
     cmake --build "$B" -j "$(nproc)" --target aero-gpu >> "$OUT/build.log" 2>&1 ||
@@ -60,7 +60,7 @@ fi
 cp "$D/manifest.json" "$OUT/corpus_manifest.json"
 stamp "corpus ready"
 
-R=runs/ladder-$PRESET
+R=runs/${LADDER_NAME:-ladder-$PRESET}
 if [ "$MAXS" = auto ]; then
   done_n=$(ls "$R"/*/rung.json 2>/dev/null | wc -l)
   pending=$(( 9 - done_n )); [ $pending -lt 1 ] && pending=1
@@ -73,6 +73,6 @@ fi
   --max-seconds "$MAXS" --pi-layers 0 --no-png --set data.dir="$D" "$@" 2>&1 | tee "$OUT/reproduce.log" | grep -v "^step "
 rc=${PIPESTATUS[0]}
 stamp "reproduce exit $rc"
-# Everything except checkpoints comes back.
-(cd runs && tar --exclude='ckpt' -cf - "ladder-$PRESET") | (cd "$OUT" && tar -xf -)
+# Everything except checkpoints comes back, as one tar (the device tool returns few files).
+(cd runs && tar --exclude='ckpt' -czf "$OUT/$(basename "$R").tar.gz" "$(basename "$R")")
 exit "$rc"
