@@ -141,3 +141,28 @@ TEST(Reproduce, GpuTrainerPathRunsInPiecesAndResumes) {
   EXPECT_NE(read_file(out + "/ladder/results.md").find("| EReg(SM(t)+ScFuFFN)-k1 |"), std::string::npos);
   fs::remove_all(out);
 }
+
+// The ladder on Pythia's block (rotary, parallel attention + MLP, untied head): every rung's
+// patches apply to the pythia family, trains and gets a row; LayerNorm-free rungs drop LN.
+TEST(Reproduce, PythiaLadderRuns) {
+  const std::string out =
+      (fs::temp_directory_path() / ("aero_ladder_py_" + std::to_string(::getpid()))).string();
+  fs::remove_all(out);
+  auto o = micro(out);
+  o.preset = "pythia-tiny";
+  o.rungs = {"SM+LN+G", "SM+R", "EReg(SM(t)+ScFuFFN)-k1"};
+  auto res = ladder::reproduce(o);
+  ASSERT_EQ(res["rungs"].size(), 3u);
+  for (const auto& r : res["rungs"]) {
+    EXPECT_EQ(r["steps"].get<int>(), 6) << r["rung"];
+    EXPECT_TRUE(r["ppl"].is_number()) << r["rung"];
+    const auto cfg = nlohmann::json::parse(read_file(r["run_dir"].get<std::string>() + "/config.json"));
+    EXPECT_EQ(cfg["model"]["family"], "pythia") << r["rung"];
+    EXPECT_FALSE(cfg["model"]["tie_embeddings"].get<bool>());
+  }
+  EXPECT_NE(read_file(out + "/results.md").find("Model: pythia"), std::string::npos);
+  EXPECT_NE(res["rungs"][0]["flops"]["inventory"].get<std::string>().find("LN"), std::string::npos);
+  EXPECT_EQ(res["rungs"][1]["flops"]["inventory"].get<std::string>().find("LN"), std::string::npos);
+  EXPECT_EQ(res["base_config"]["model"]["family"], "pythia");
+  fs::remove_all(out);
+}
