@@ -30,7 +30,7 @@ aero::cli::Registrar reg_pi("pi", [](CLI::App& app) {
   sub->add_option("--scope", a->scope, "blocks (SIGMA's: blocks on embedded input) or full")->capture_default_str();
   sub->add_option("--softmax", a->softmax, "exact_max or clipped (max-free)")->capture_default_str();
   sub->add_option("--reveal", a->reveal, "full scope: logits or token (secure argmax)")->capture_default_str();
-  sub->add_option("--trunc", a->trunc, "faithful (bit-exact with --pi-sim) or stochastic (free, +-1 ulp)")->capture_default_str();
+  sub->add_option("--trunc", a->trunc, "faithful (bit-exact with --pi-sim) or stochastic (no carry DCF, +-1 ulp; with --measure the engine too)")->capture_default_str();
   sub->add_flag("--all-rungs", a->all_rungs, "One line per AERO rung with savings over SM+LN+G");
   sub->add_flag("--measure", a->measure, "Run the secure executor for real (loopback TCP) instead of the cost model");
   sub->add_option("--layers", a->layers, "--measure, blocks scope: blocks actually run (extrapolated to n_layer)")->capture_default_str();
@@ -43,6 +43,7 @@ aero::cli::Registrar reg_pi("pi", [](CLI::App& app) {
     o.reveal_logits = a->reveal == "logits";
     AERO_CHECK(a->trunc == "faithful" || a->trunc == "stochastic", "--trunc '", a->trunc, "': expected faithful or stochastic");
     o.stochastic_trunc = a->trunc == "stochastic";
+    o.spec.stochastic_trunc = o.stochastic_trunc;  // --measure: the engine truncates the same way
     auto rates = aero::pi::measure_machine_rates();
     auto build = [&](const std::string& rung) {
       aero::cli::ConfigOptions c = *opts;

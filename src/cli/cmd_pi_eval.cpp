@@ -17,7 +17,7 @@ aero::cli::Registrar reg_pi_eval("pi_eval", [](CLI::App& app) {
   auto* pi = app.get_subcommand("pi");
   auto* sub = pi->add_subcommand("eval", "Perplexity under the private-inference fixed-point arithmetic (--pi-sim)");
   struct Args {
-    std::string ckpt, split = "valid", data, softmax = "exact_max";
+    std::string ckpt, split = "valid", data, softmax = "exact_max", trunc = "faithful";
     long long max_chunks = 200;
     int seq_len = 0;
     bool json = false, no_float = false;
@@ -29,6 +29,7 @@ aero::cli::Registrar reg_pi_eval("pi_eval", [](CLI::App& app) {
   sub->add_option("--max-chunks", a->max_chunks, "Evaluate at most this many chunks (0 = all)")->capture_default_str();
   sub->add_option("--seq-len", a->seq_len, "Chunk length (default: train.seq_len)");
   sub->add_option("--softmax", a->softmax, "exact_max or clipped")->capture_default_str();
+  sub->add_option("--trunc", a->trunc, "faithful or stochastic (the engine's stochastic truncation, carries drawn by hash)")->capture_default_str();
   sub->add_flag("--no-float", a->no_float, "Skip the float reference");
   sub->add_flag("--json", a->json, "Print one JSON object");
   sub->callback([a] {
@@ -40,10 +41,12 @@ aero::cli::Registrar reg_pi_eval("pi_eval", [](CLI::App& app) {
     auto ds = aero::train::open_split(cfg, split);
     aero::pi::FxSpec spec;
     spec.softmax = aero::pi::softmax_variant_from_string(a->softmax);
+    AERO_CHECK(a->trunc == "faithful" || a->trunc == "stochastic", "--trunc '", a->trunc, "': expected faithful or stochastic");
+    spec.stochastic_trunc = a->trunc == "stochastic";
     int T = a->seq_len > 0 ? a->seq_len : cfg.train.seq_len;
     auto r = aero::pi::pi_evaluate(m, ds, T, a->max_chunks, spec, !a->no_float);
     if (a->json) {
-      nlohmann::json j = {{"checkpoint", path}, {"split", split}, {"softmax", a->softmax},
+      nlohmann::json j = {{"checkpoint", path}, {"split", split}, {"softmax", a->softmax}, {"truncation", a->trunc},
                           {"pi_sim_val_loss", r.ce_fixed}, {"pi_sim_val_ppl", r.ppl_fixed},
                           {"float_val_loss", r.ce_float}, {"float_val_ppl", r.ppl_float},
                           {"next_token_agreement", r.agree_all}, {"last_position_agreement", r.agree_last},

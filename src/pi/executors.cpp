@@ -233,12 +233,24 @@ FixedExec::T FixedExec::embed(const std::vector<int32_t>& ids, const PiModel& m)
   return x;
 }
 
+int64_t FixedExec::tr(__int128 v, int s, uint64_t idx, int site) const {
+  const int64_t f = trunc_floor128(v, s);
+  if (!s_.stochastic_trunc || s == 0) return f;
+  uint64_t h = ((call_ * 4 + uint64_t(site)) * 0x9E3779B97F4A7C15ull) ^ (idx + 0x632BE59BD9B4E019ull);  // splitmix64
+  h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;
+  h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
+  h ^= h >> 31;
+  const uint64_t m = (uint64_t(1) << s) - 1;
+  return f + int64_t(((uint64_t(v) & m) + (h & m)) >> s);  // carry of x_low + r_low
+}
+
 // LayerNorm without a separate mean (every step is degree <= 2 in the masked input, so the
 // secure run opens one value per row before the rsqrt gate):
 //   sx = sum x, D = d sum x^2 - sx^2 + round(d^2 eps 2^2f)   (= d^2 (var + eps) at scale 2f),
 //   r = D^(-1/2) by the normalized LUT at scale rsqrt_out_frac (= 1 / (d sqrt(var + eps))),
 //   y = floor((d x - sx) * r * round(g 2^f) / 2^(f + rsqrt_out_frac)) + round(b 2^f).
 FixedExec::T FixedExec::layernorm(const T& x, const PiNorm& n, const char*) {
+  ++call_;
   const int d = x.cols;
   const auto& g = enc_vec(n.g, s_.f);
   const auto& bb = enc_vec(n.b, s_.f);
@@ -252,7 +264,7 @@ FixedExec::T FixedExec::layernorm(const T& x, const PiNorm& n, const char*) {
     int64_t rs = rsqrt_.eval(D > INT64_MAX ? INT64_MAX : int64_t(D));
     for (int i = 0; i < d; ++i) {
       __int128 c = __int128(d) * r[i] - sx;
-      y.at(t, i) = trunc_floor128(c * rs * g[i], s_.f + s_.rsqrt_out_frac) + bb[i];
+      y.at(t, i) = tr(c * rs * g[i], s_.f + s_.rsqrt_out_frac, uint64_t(t) * d + i) + bb[i];
     }
   }
   track(y);
@@ -261,6 +273,7 @@ FixedExec::T FixedExec::layernorm(const T& x, const PiNorm& n, const char*) {
 
 // Linear: y = floor((x W^T + b 2^2f) / 2^f): the masked matrix product, then truncation.
 FixedExec::T FixedExec::linear(const T& x, const PiLinear& L, const char*) {
+  ++call_;
   AERO_CHECK(x.cols == L.in, "linear: input width ", x.cols, " != ", L.in);
   const auto& e = enc(L);
   T y(x.rows, L.out);
@@ -271,7 +284,7 @@ FixedExec::T FixedExec::linear(const T& x, const PiLinear& L, const char*) {
       const int64_t* r = x.row(t);
       int64_t s = e.b.empty() ? 0 : e.b[o];
       for (int i = 0; i < L.in; ++i) s += r[i] * w[i];
-      y.at(t, o) = trunc_floor(s, s_.f);
+      y.at(t, o) = tr(s, s_.f, uint64_t(t) * L.out + o);
     }
   }
   track(y);
@@ -281,14 +294,22 @@ FixedExec::T FixedExec::linear(const T& x, const PiLinear& L, const char*) {
 // GELU: ReLU(x) - LUT(min(|x| >> (f-6), 255)); ReLU: x [x >= 0];
 // leaky: x [x >= 0] + floor(x round(slope 2^f) / 2^f) [x < 0].
 FixedExec::T FixedExec::activation(const T& x, model::Activation act, double slope) {
+  ++call_;
   T y = x;
   const int64_t sl = encode(slope, s_.f);
-  for (auto& v : y.v) {
+  const int sh = s_.f - s_.gelu_lut_frac;
+  const int64_t half = int64_t(gelu_.table.size()) / 2, edge = half << sh;
+  for (size_t k = 0; k < y.v.size(); ++k) {
+    int64_t& v = y.v[k];
     switch (act) {
-      case model::Activation::gelu: v = gelu_.eval(v, s_); break;
+      case model::Activation::gelu: {  // = GeluLut::eval (table indices are always floors)
+        const int64_t idx = v < -edge ? 0 : v >= edge ? 2 * half - 1 : (trunc_floor(v, sh) + half) & (2 * half - 1);
+        v = (v > 0 ? v : 0) - gelu_.table[size_t(idx)];
+        break;
+      }
       case model::Activation::relu: v = v > 0 ? v : 0; break;
       case model::Activation::leaky_relu:
-      case model::Activation::learnable_leaky_relu: v = v >= 0 ? v : trunc_floor(v * sl, s_.f); break;
+      case model::Activation::learnable_leaky_relu: v = v >= 0 ? v : tr(v * sl, s_.f, k); break;
       case model::Activation::identity: break;
     }
   }
@@ -297,6 +318,7 @@ FixedExec::T FixedExec::activation(const T& x, model::Activation act, double slo
 
 // Rotary: public cos/sin at scale rot_frac, one truncation.
 FixedExec::T FixedExec::rotary(const T& qkv, const PiModel& m) {
+  ++call_;
   T y = qkv;
   const int d = m.cfg.d_model, H = m.cfg.n_head, dk = d / H, half = m.cfg.rotary_dims() / 2;
   const auto& C = enc_vec(m.rot_cos, s_.rot_frac);
@@ -308,8 +330,9 @@ FixedExec::T FixedExec::rotary(const T& qkv, const PiModel& m) {
         for (int i = 0; i < half; ++i) {
           int64_t c = C[size_t(t) * half + i], s = S[size_t(t) * half + i];
           int64_t x1 = p[i], x2 = p[i + half];
-          p[i] = trunc_floor(x1 * c - x2 * s, s_.rot_frac);
-          p[i + half] = trunc_floor(x2 * c + x1 * s, s_.rot_frac);
+          const uint64_t at = uint64_t(p - y.v.data()) + i;
+          p[i] = tr(x1 * c - x2 * s, s_.rot_frac, at);
+          p[i + half] = tr(x2 * c + x1 * s, s_.rot_frac, at + half);
         }
       }
   return y;
@@ -318,6 +341,7 @@ FixedExec::T FixedExec::rotary(const T& qkv, const PiModel& m) {
 // Logits z = floor(q.k * round(c[h,i] 2^c_frac) / 2^(f + c_frac)) at scale f, causal rows:
 // the product of two masked matrices, then the public per-row constant, one truncation.
 FixedExec::T FixedExec::attn_logits(const T& qkv, const PiBlock& b, int H) {
+  ++call_;
   const int Tn = qkv.rows, d = qkv.cols / 3, dk = d / H, Tc = int(b.score_const.size()) / H;
   const auto& cst = enc_vec(b.score_const, s_.c_frac);
   T z(H * Tn, Tn);
@@ -329,7 +353,8 @@ FixedExec::T FixedExec::attn_logits(const T& qkv, const PiBlock& b, int H) {
         const int64_t* k = qkv.row(j) + d + h * dk;
         int64_t s = 0;
         for (int e = 0; e < dk; ++e) s += q[e] * k[e];
-        z.at(h * Tn + i, j) = trunc_floor128(__int128(s) * cst[size_t(h) * Tc + i], s_.f + s_.c_frac);
+        z.at(h * Tn + i, j) =
+            tr(__int128(s) * cst[size_t(h) * Tc + i], s_.f + s_.c_frac, (uint64_t(h) * Tn + i) * Tn + j);
       }
   track(z);
   return z;
@@ -340,6 +365,7 @@ FixedExec::T FixedExec::attn_logits(const T& qkv, const PiBlock& b, int H) {
 //  clipped:   e = ExpLUT[min(max(H - z, 0) >> (f-6), 4095)], H = clip_hi (no max);
 //  out = floor((sum_j e_j v_j) * InvLUT(sum_j e_j) / 2^(exp_frac + inv_frac)).
 FixedExec::T FixedExec::attn_softmax_v(const T& z, const T& qkv, int H) {
+  ++call_;
   const int Tn = qkv.rows, d = qkv.cols / 3, dk = d / H;
   const int shift = s_.f - s_.exp_lut_frac;
   const int64_t last = int64_t(exp_.table.size()) - 1;
@@ -360,14 +386,14 @@ FixedExec::T FixedExec::attn_softmax_v(const T& z, const T& qkv, int H) {
     for (int j = 0; j <= i; ++j) {
       int64_t dd = ref - zr[j];
       if (dd < 0) dd = 0;
-      int64_t idx = std::min(dd >> shift, last);
+      const int64_t idx = std::min(dd >> shift, last);
       sum += (e[j] = exp_.table[idx]);
     }
     int64_t inv = inv_.eval(sum);
     for (int c = 0; c < dk; ++c) {
       int64_t acc = 0;
       for (int j = 0; j <= i; ++j) acc += e[j] * qkv.at(j, 2 * d + h * dk + c);
-      o.at(i, h * dk + c) = trunc_floor128(__int128(acc) * inv, out_shift);
+      o.at(i, h * dk + c) = tr(__int128(acc) * inv, out_shift, uint64_t(i) * d + h * dk + c, 1);
     }
   }
   track(o);
@@ -384,10 +410,11 @@ FixedExec::T FixedExec::add(const T& a, const T& b, const char*) {
 // FFN scaling: floor((x_hat round(beta 2^f) + f round(2^f / alpha)) / 2^f); exact add when
 // beta = 1/alpha = 1 (the constants are public: no interaction but the truncation).
 FixedExec::T FixedExec::residual(const T& xh, const T& f, double beta, double inv_alpha) {
+  ++call_;
   if (beta == 1.0 && inv_alpha == 1.0) return add(xh, f, "residual");
   const int64_t b = encode(beta, s_.f), a = encode(inv_alpha, s_.f);
   T y = xh;
-  for (size_t k = 0; k < y.v.size(); ++k) y.v[k] = trunc_floor(xh.v[k] * b + f.v[k] * a, s_.f);
+  for (size_t k = 0; k < y.v.size(); ++k) y.v[k] = tr(xh.v[k] * b + f.v[k] * a, s_.f, k);
   track(y);
   return y;
 }
@@ -399,6 +426,7 @@ FixedExec::T FixedExec::last_row(const T& x) {
 }
 
 FixedExec::T FixedExec::lm_head(const T& x, const PiModel& m) {
+  ++call_;
   const int V = m.cfg.vocab_size, d = m.cfg.d_model;
   const auto& w = enc_vec(m.head_weight(), s_.f);
   T y(x.rows, V);
@@ -409,7 +437,7 @@ FixedExec::T FixedExec::lm_head(const T& x, const PiModel& m) {
       const int64_t* r = x.row(t);
       int64_t s = 0;
       for (int i = 0; i < d; ++i) s += r[i] * wr[i];
-      y.at(t, o) = trunc_floor(s, s_.f);
+      y.at(t, o) = tr(s, s_.f, uint64_t(t) * V + o);
     }
   }
   return y;

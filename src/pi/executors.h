@@ -57,6 +57,10 @@ class FixedExec {
     std::vector<int64_t> w, b;  // w at scale f, b at scale 2f
   };
   const EncLinear& enc(const PiLinear& L);
+  // Truncation by s of element `idx` of this operator call: floor, or floor + a stochastic
+  // carry with the secure run's distribution (spec().stochastic_trunc).
+  int64_t tr(__int128 v, int s, uint64_t idx, int site = 0) const;
+  uint64_t call_ = 0;  // operator call counter (stochastic carries)
   const std::vector<int64_t>& enc_vec(const std::vector<double>& v, int scale);
   void track(const T& x);
   FxSpec s_;

@@ -37,6 +37,12 @@ struct FxSpec {
   int inv_out_frac = 20;   // exact_max: scale of 1/sum (clipped uses 16)
   int rsqrt_out_frac = 30; // LayerNorm: scale of 1/(d sqrt(var + eps))
   double ln_eps = 1e-5;
+  // Stochastic truncation (Orca; SIGMA's truncate-reduce): floor(x / 2^s) + c, c = 1 with
+  // probability (x mod 2^s) / 2^s, no carry DCF. The secure run draws c from the dealer's mask,
+  // the simulation from a hash of (operator call, element): the same distribution, not the same
+  // bits. Table indices (GELU, exp, the normalized LUT's mantissa) stay floors. Off: every
+  // truncation is a floor.
+  bool stochastic_trunc = false;
 
   int exp_bits() const { return softmax == SoftmaxVariant::exact_max ? exp_lut_bits : clip_lut_bits; }
   int exp_frac() const { return softmax == SoftmaxVariant::exact_max ? exp_out_frac : clip_out_frac; }

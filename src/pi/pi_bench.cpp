@@ -143,7 +143,7 @@ nlohmann::json bench_measured(const model::ModelConfig& full_cfg, const BenchOpt
   json lat = json::object();
   for (const auto& p : net_profiles()) lat[p.name] = latency_s(p, online_s * scale, online * scale, rounds * scale);
   return {{"source", "measured: 2PC run of src/pi/secure_exec over loopback TCP (src/mpc), random weights"},
-          {"scope", to_string(o.scope)}, {"softmax", to_string(o.spec.softmax)}, {"truncation", "faithful"},
+          {"scope", to_string(o.scope)}, {"softmax", to_string(o.spec.softmax)}, {"truncation", o.spec.stochastic_trunc ? "stochastic" : "faithful"},
           {"layers_run", layers}, {"n_layer", full_cfg.n_layer}, {"context", T}, {"d_model", d},
           {"extrapolated", !full && layers != full_cfg.n_layer},
           {"measured", {{"online_bytes", online}, {"rounds", rounds}, {"key_bytes_per_party", double(res.key_bytes[1])},

@@ -25,7 +25,12 @@ class SRound {
     if (p_) scope_.emplace(p_->peer, tag);
   }
   V& trunc(const V& x, mpc::TruncSpec t) {
-    AERO_CHECK(!t.is_free(), "SRound::trunc: free truncations need no round");
+    if (t.is_free()) {  // stochastic truncate-reduce: local, no opening
+      V y = d_ ? mpc::trunc_free_mask(x, t.in_bits, t.shift) : mpc::trunc_free_eval(x, t.in_bits, t.shift);
+      for (auto& e : y) e = mpc::mod_w(e, t.out_bits);
+      out_.push_back(std::move(y));
+      return out_.back();
+    }
     return add([&] { return mpc::trunc_deal(*d_, t, x); }, [&] { return mpc::trunc_shares(*p_, t, x); }, t.out_bits);
   }
   V& drelu(const V& x, int in_w, int out_w) {
@@ -49,7 +54,9 @@ class SRound {
     } else {
       auto [r, c] = mpc::relu_cmp_shares(*p_, s, x);
       ops_.push_back({std::move(r), s.relu_bits});
+      dst_.push_back(out_.size() - 2);
       ops_.push_back({std::move(c), s.cmp_bits});
+      dst_.push_back(out_.size() - 1);
     }
     return {a, b};
   }
@@ -73,7 +80,9 @@ class SRound {
   // Replaces the last two gates' openings (same width w) by ONE opening of their difference
   // a - b (output mask r_a - r_b, uniform as r_a is): the caller needs only a - b.
   V& sub_last_two(int w) {
-    AERO_CHECK(out_.size() >= 2 && (d_ || ops_.size() >= 2), "SRound::sub_last_two: two gates needed");
+    AERO_CHECK(out_.size() >= 2 && (d_ || (ops_.size() >= 2 && dst_.back() == out_.size() - 1 &&
+                                           dst_[dst_.size() - 2] == out_.size() - 2)),
+               "SRound::sub_last_two: the last two gates must both open");
     V a = std::move(out_[out_.size() - 2]), b = std::move(out_.back());
     out_.pop_back();
     out_.pop_back();
@@ -82,6 +91,8 @@ class SRound {
       b = std::move(ops_.back().share);
       ops_.pop_back();
       ops_.pop_back();
+      dst_.pop_back();
+      dst_.pop_back();
     }
     for (size_t k = 0; k < a.size(); ++k) a[k] = mpc::mod_w(a[k] - b[k], w);
     if (d_) {
@@ -89,24 +100,28 @@ class SRound {
     } else {
       out_.emplace_back();
       ops_.push_back({std::move(a), w});
+      dst_.push_back(out_.size() - 1);
     }
     return out_.back();
   }
   void run() {
     if (d_ || ops_.empty()) return;
     auto r = mpc::open_many(*p_, std::move(ops_));
-    for (size_t k = 0; k < r.size(); ++k) out_[k] = std::move(r[k]);
+    for (size_t k = 0; k < r.size(); ++k) out_[dst_[k]] = std::move(r[k]);
     ops_.clear();
+    dst_.clear();
   }
 
  private:
   template <class Deal, class Share>
   V& add(Deal deal, Share share, int w) {
     out_.emplace_back();
-    if (d_)
+    if (d_) {
       out_.back() = deal();
-    else
+    } else {
       ops_.push_back({share(), w});
+      dst_.push_back(out_.size() - 1);
+    }
     return out_.back();
   }
   mpc::Dealer* d_;
@@ -114,6 +129,7 @@ class SRound {
   std::optional<mpc::OpScope> scope_;
   std::deque<V> out_;
   std::vector<mpc::Opening> ops_;
+  std::vector<size_t> dst_;  // out_ index of each opening
 };
 
 namespace {
@@ -158,7 +174,7 @@ std::vector<u64> SecureExec::affine(const V& x, int64_t k, int64_t c, int w) con
 
 std::vector<u64> SecureExec::trunc(const V& x, int shift, int in_w, int out_w, const char* tag) {
   SRound r(*this, tag);
-  auto& y = r.trunc(x, {in_w, shift, out_w, true, true});
+  auto& y = r.trunc(x, tspec(in_w, shift, out_w));
   r.run();
   return y;
 }
@@ -326,7 +342,7 @@ SWire SecureExec::activation(const SWire& x0, model::Activation act, double slop
       // evaluated at two more points.
       SRound r1(*this, "gelu");
       auto [rlp, lohip] = r1.relu_cmp(xg, {gw, gw, b, {u64(-edge), u64(edge)}});
-      auto& u = r1.trunc(xg, {gw, sh, b, true});
+      auto& u = r1.trunc(xg, {gw, sh, b, true});  // table index: always a floor
       r1.run();
       const V& rl = *rlp;
       const V& lohi = *lohip;
@@ -356,7 +372,7 @@ SWire SecureExec::activation(const SWire& x0, model::Activation act, double slop
       const int64_t sl = encode(slope, s_.f);
       SRound r1(*this, "leaky_relu");
       auto& b = r1.drelu(x, W, W);
-      auto& neg = r1.trunc(affine(x, sl, 0, W), {W, s_.f, W, true, true});
+      auto& neg = r1.trunc(affine(x, sl, 0, W), tspec(W, s_.f, W));
       r1.run();
       SRound r2(*this, "leaky_relu");
       V dif(n);
@@ -489,7 +505,7 @@ SWire SecureExec::attn_softmax_v(const SWire& z, const SWire& qkv0, int H) {
   V cmpin = affine(dd, 1, -(last << sh), ZW);
   if (clip) cmpin.insert(cmpin.end(), dd.begin(), dd.end());
   SRound r1(*this, "softmax.exp");
-  auto& u = r1.trunc(dd, {ZW, sh, eb, true});
+  auto& u = r1.trunc(dd, {ZW, sh, eb, true});  // table index: always a floor
   auto& hl = r1.drelu(cmpin, ZW, eb);
   r1.run();
   V a(hl.size()), c(hl.size());

@@ -50,6 +50,7 @@
 
 #include "mpc/keys.h"
 #include "mpc/party.h"
+#include "mpc/truncation.h"
 #include "pi/fixed_point.h"
 #include "pi/graph.h"
 
@@ -102,6 +103,11 @@ class SecureExec {
   friend class SRound;
   V trunc(const V& x, int shift, int in_w, int out_w, const char* tag);
   V affine(const V& x, int64_t k, int64_t c, int w) const;  // k x + public c, mod 2^w
+  // The engine's truncation: faithful or stochastic (FxSpec::stochastic_trunc), bounded sign
+  // extension; stochastic and narrowing is free (no round).
+  mpc::TruncSpec tspec(int in_w, int shift, int out_w) const {
+    return {in_w, shift, out_w, !s_.stochastic_trunc, true};
+  }
   V at_width(const SWire& x, int w);  // narrow (free) or sign-extend (trunc gate of shift 0)
   // Normalized LUT on a positive wire of width vw (mod 2^vw; the MSB is searched below
   // max_e); `with_first` adds independent gates to the first round (see attn_softmax_v).

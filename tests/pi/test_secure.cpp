@@ -117,3 +117,49 @@ TEST(PiSecure, BlocksAndFullScopeEqualFixedPoint) {
     }
   }
 }
+
+// Stochastic truncation in the engine (--trunc stochastic): no carry DCFs, +-1 ulp per
+// truncation. The secure output is no longer the simulation's bit for bit (the carries come
+// from the dealer's masks); it must stay within the fixed-vs-float bound (2% of the RMS) of
+// the faithful simulation, and cost fewer key bytes than the faithful engine.
+TEST(PiSecure, StochasticTruncationStaysWithinTheFixedPointBound) {
+  for (const char* rung : {"SM+LN+G", "SM(t)+ScFuFFN", "SM+LN+LR"}) {
+    auto cfg = model::build_run_config("", "tiny", rung,
+                                       {"model.n_layer=2", "model.n_head=2", "model.d_model=16", "model.context=8",
+                                        "model.vocab_size=13", "model.d_ff=32"})
+                   .model;
+    auto m = PiModel::random(cfg, 41);
+    const int T = 7, d = cfg.d_model;
+    Rng rng(6);
+    std::vector<double> x0(size_t(T) * d);
+    for (auto& v : x0) v = rng.normal();
+    FixedExec xe;
+    auto want = xe.output(blocks_forward(xe, m, xe.input(x0, T, d)));
+    size_t keys[2] = {0, 0};
+    std::vector<double> got;
+    for (bool stoch : {false, true}) {
+      FxSpec spec;
+      spec.stochastic_trunc = stoch;
+      const mpc::Block seed{0x12, 0x34};
+      auto res = mpc::run_local(
+          [&](mpc::Dealer& dl) {
+            SecureExec ex(&dl, nullptr, spec, seed);
+            ex.output_client(blocks_forward(ex, m, ex.input_client({}, T, d)));
+          },
+          [&](mpc::Party& p) {
+            SecureExec ex(nullptr, &p, spec, seed);
+            auto y = ex.output_client(blocks_forward(ex, m, ex.input_client(p.id == mpc::kClient ? x0 : std::vector<double>{}, T, d)));
+            if (p.id == mpc::kClient) got = y;
+          },
+          {.stream_keys = stoch});
+      keys[stoch] = res.key_bytes[1];
+      ASSERT_EQ(got.size(), want.size());
+      double ss = 0, worst = 0;
+      for (size_t k = 0; k < want.size(); ++k) ss += want[k] * want[k], worst = std::max(worst, std::abs(got[k] - want[k]));
+      const double rms = std::sqrt(ss / double(want.size()));
+      if (!stoch) EXPECT_EQ(worst, 0.0) << rung;  // faithful: bit for bit
+      else EXPECT_LT(worst, 0.02 * rms) << rung << " max abs " << worst << " rms " << rms;
+    }
+    EXPECT_LT(double(keys[1]), 0.8 * double(keys[0])) << rung << ": carry DCFs dropped";
+  }
+}
