@@ -149,9 +149,18 @@ GpuLayout gpu_param_layout(const ModelConfig& cfg) {
     add("ln_f.weight", {d}, false);
     add("ln_f.bias", {d}, false);
   }
-  if (!cfg.tie_embeddings) add("lm_head.weight", {cfg.vocab_size, d}, true);
+  // The output head's matrix (lm_head, or wte when tied) is followed by zero rows up to the
+  // padded vocabulary ldV = V rounded up to 64: the LM-head products run at ldV (an odd V such
+  // as GPT-2's 50257 makes cuBLAS pick slow kernels); the zero rows give zero logits, which
+  // the cross-entropy ignores, and zero gradient rows, so the gap stays zero like the others.
+  const size_t pad_rows = size_t((cfg.vocab_size + 63) / 64 * 64 - cfg.vocab_size);
+  if (!cfg.tie_embeddings) {
+    add("lm_head.weight", {cfg.vocab_size, d}, true);
+    lay.size += pad_rows * d;
+  }
   if (cfg.entropy_reg.enabled) add("entropy_theta", {L, H}, false);
   add("wte", {cfg.vocab_size, d}, true);
+  if (cfg.tie_embeddings) lay.size += pad_rows * d;
   if (cfg.has_positions()) add("wpe", {cfg.context, d}, true);
   lay.size = (lay.size + 63) / 64 * 64;
   return lay;
@@ -195,10 +204,24 @@ struct GpuModel::Impl {
   float* dtemp_row = nullptr;
   float* scratch = nullptr;
   size_t scratch_n = 0;
-  float* scalars = nullptr;  // [0] ce sum, [1] grad norm, [2] clip scale, [3..3+L) pen sums
+  float* scalars = nullptr;  // [0] ce sum, [1] grad norm, [2] clip scale, [3] forward_async extra, [8..8+L) pen sums
   int32_t *tok = nullptr, *tgt = nullptr, *btok = nullptr, *bstart = nullptr, *border = nullptr;
   int U = 0;
-  std::vector<int32_t> count, ht, hs, idx;  // host scratch of the bucket sort
+  std::vector<int32_t> count;  // host scratch of the bucket sort
+  // Pinned host staging of a forward's inputs (tokens, targets, the embedding-backward buckets),
+  // so that the copies are asynchronous: a ring of 3, each reused once the copies that read it
+  // have run (its event).
+  struct Stage {
+    int32_t *tok = nullptr, *tgt = nullptr, *btok = nullptr, *bstart = nullptr, *border = nullptr;
+    cudaEvent_t copied = nullptr;
+  };
+  Stage stages[3];
+  int stage_next = 0;
+  float* hsums = nullptr;  // pinned: the synchronous forward's loss sums
+  int* guard = nullptr;    // device: the NaN guard's sticky flag (forward_async, optimizer_step_async)
+  std::vector<cudaEvent_t> fences;  // ring of fence events
+  uint64_t fence_next = 0;
+  std::vector<void*> host_allocs;  // pinned host memory handed out by host_buffer()
   // last forward
   int B = 0, T = 0;
   bool trained_forward = false, has_targets = false;
@@ -416,6 +439,27 @@ struct GpuModel::Impl {
     btok = dalloc<int32_t>(N);
     bstart = dalloc<int32_t>(N + 1);
     border = dalloc<int32_t>(N);
+    for (auto& st : stages) {
+      void* q = nullptr;
+      AERO_CUDA_CHECK(cudaMallocHost(&q, (5 * N + 1) * sizeof(int32_t)));
+      host_allocs.push_back(q);
+      st.tok = static_cast<int32_t*>(q);
+      st.tgt = st.tok + N;
+      st.btok = st.tgt + N;
+      st.border = st.btok + N;
+      st.bstart = st.border + N;  // N + 1
+      AERO_CUDA_CHECK(cudaEventCreateWithFlags(&st.copied, cudaEventDisableTiming));
+    }
+    {
+      void* q = nullptr;
+      AERO_CUDA_CHECK(cudaMallocHost(&q, (8 + L) * sizeof(float)));
+      host_allocs.push_back(q);
+      hsums = static_cast<float*>(q);
+    }
+    guard = dalloc<int>(1);
+    AERO_CUDA_CHECK(cudaMemset(guard, 0, sizeof(int)));
+    fences.resize(16);
+    for (auto& e : fences) AERO_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
     AERO_CUDA_CHECK(cudaDeviceSynchronize());  // the memsets above ran on the legacy stream
   }
 
@@ -435,9 +479,14 @@ struct GpuModel::Impl {
                     (void*)dres, (void*)dh, (void*)dm, (void*)df, (void*)dy, (void*)dyh,
                     (void*)dq, (void*)dkk, (void*)dv, (void*)dP, (void*)dqkv, (void*)dtemp_row,
                     (void*)scratch, (void*)scalars, (void*)tok, (void*)tgt, (void*)btok,
-                    (void*)bstart, (void*)border, (void*)dweff, (void*)rot_cos, (void*)rot_sin})
+                    (void*)bstart, (void*)border, (void*)dweff, (void*)rot_cos, (void*)rot_sin,
+                    (void*)guard})
       f(q);
     for (void* q : extra) f(q);
+    for (void* q : host_allocs) cudaFreeHost(q);
+    for (auto& st : stages)
+      if (st.copied) cudaEventDestroy(st.copied);
+    for (auto e : fences) cudaEventDestroy(e);
     for (auto e : layer_done) cudaEventDestroy(e);
     if (comm_done) cudaEventDestroy(comm_done);
     if (blas) cublasDestroy(blas);
@@ -521,8 +570,10 @@ struct GpuModel::Impl {
   }
 
   // ---------------------------------------------------------------------------------------
-  GpuStats forward(const int32_t* tokens, const int32_t* targets, int B_, int T_, bool training,
-                   float gscale) {
+  // Everything of a forward up to the loss sums in `scalars` ([0] CE sum, [8 + l] penalty sum
+  // of layer l); nothing waits for the GPU. Returns false when there are no targets (no loss).
+  bool enqueue_forward(const int32_t* tokens, const int32_t* targets, int B_, int T_,
+                       bool training, float gscale) {
     if (B_ < 1 || B_ > Bmax || T_ < 1 || T_ > Tmax)
       fail("GpuModel::forward: batch " + std::to_string(B_) + " x " + std::to_string(T_) +
            " exceeds the allocated " + std::to_string(Bmax) + " x " + std::to_string(Tmax));
@@ -536,32 +587,41 @@ struct GpuModel::Impl {
     for (int i = 0; i < N; ++i)
       if (tokens[i] < 0 || tokens[i] >= V || (targets && (targets[i] < 0 || targets[i] >= V)))
         fail("GpuModel::forward: token id out of range [0, " + std::to_string(V) + ")");
-    AERO_CUDA_CHECK(cudaMemcpyAsync(tok, tokens, N * 4, cudaMemcpyHostToDevice, s));
-    if (targets) AERO_CUDA_CHECK(cudaMemcpyAsync(tgt, targets, N * 4, cudaMemcpyHostToDevice, s));
+    // Inputs through a pinned staging slot (asynchronous copies; the slot is reused only once
+    // the copies of its previous forward have run).
+    Stage& sg = stages[stage_next];
+    stage_next = (stage_next + 1) % 3;
+    AERO_CUDA_CHECK(cudaEventSynchronize(sg.copied));
+    std::memcpy(sg.tok, tokens, size_t(N) * 4);
+    AERO_CUDA_CHECK(cudaMemcpyAsync(tok, sg.tok, N * 4, cudaMemcpyHostToDevice, s));
+    if (targets) {
+      std::memcpy(sg.tgt, targets, size_t(N) * 4);
+      AERO_CUDA_CHECK(cudaMemcpyAsync(tgt, sg.tgt, N * 4, cudaMemcpyHostToDevice, s));
+    }
     if (trained_forward) {
       // Group rows by token for the deterministic embedding backward (counting sort, rows of
       // one token in increasing order).
       count.assign(size_t(V) + 1, 0);
       for (int i = 0; i < N; ++i) ++count[size_t(tokens[i]) + 1];
-      ht.clear();
-      hs.clear();
+      int u = 0;
       for (int v = 0; v < V; ++v) {
         if (count[v + 1] > 0) {
-          ht.push_back(v);
-          hs.push_back(count[v]);
+          sg.btok[u] = v;
+          sg.bstart[u] = count[v];
+          ++u;
         }
         count[v + 1] += count[v];
       }
-      hs.push_back(N);
-      idx.resize(N);
-      for (int i = 0; i < N; ++i) idx[count[tokens[i]]++] = i;
-      U = int(ht.size());
-      // Pageable sources are staged before these return; stream order keeps them behind the
-      // previous step's backward, which still reads the old buckets.
-      AERO_CUDA_CHECK(cudaMemcpyAsync(btok, ht.data(), U * 4, cudaMemcpyHostToDevice, s));
-      AERO_CUDA_CHECK(cudaMemcpyAsync(bstart, hs.data(), (U + 1) * 4, cudaMemcpyHostToDevice, s));
-      AERO_CUDA_CHECK(cudaMemcpyAsync(border, idx.data(), N * 4, cudaMemcpyHostToDevice, s));
+      sg.bstart[u] = N;
+      for (int i = 0; i < N; ++i) sg.border[count[tokens[i]]++] = i;
+      U = u;
+      // Stream order keeps these behind the previous step's backward, which still reads the
+      // old buckets.
+      AERO_CUDA_CHECK(cudaMemcpyAsync(btok, sg.btok, U * 4, cudaMemcpyHostToDevice, s));
+      AERO_CUDA_CHECK(cudaMemcpyAsync(bstart, sg.bstart, (U + 1) * 4, cudaMemcpyHostToDevice, s));
+      AERO_CUDA_CHECK(cudaMemcpyAsync(border, sg.border, N * 4, cudaMemcpyHostToDevice, s));
     }
+    AERO_CUDA_CHECK(cudaEventRecord(sg.copied, s));
     const bool reg = trained_forward && cfg.entropy_reg.enabled;
     const float lnT = std::log(float(T));
     const double rw = reg_row_weight(B, T) * (cfg.entropy_reg.reduction ==
@@ -669,29 +729,70 @@ struct GpuModel::Impl {
       }
     }
     const size_t head = lm_head != kNone ? lm_head : wte;  // tied: the embedding
-    gemm(blas, s, false, true, N, V, d, hf, d, W_(head), d, logits, CUDA_R_16BF, ldV, 1.f, 0.f);
+    // over the padded vocabulary (zero rows after the head matrix: zero logits V..ldV)
+    gemm(blas, s, false, true, N, ldV, d, hf, d, W_(head), d, logits, CUDA_R_16BF, ldV, 1.f, 0.f);
     mark("fwd gemm lm head");
-    GpuStats st;
-    if (!has_targets) return st;
+    if (!has_targets) return false;
     cross_entropy_forward_backward(logits, loss_rows, tgt, N, V, ldV, gscale / float(N),
                                    trained_forward, s);
     mark("cross-entropy (fused fwd+bwd)");
     sum_f32(scalars, loss_rows, N, scratch, s);
     if (reg)
       for (int l = 0; l < L; ++l) sum_f32(scalars + 8 + l, acts[l].pen, size_t(B) * H * T, scratch, s);
-    std::vector<float> h(8 + L, 0.f);
-    AERO_CUDA_CHECK(cudaMemcpyAsync(h.data(), scalars, h.size() * 4, cudaMemcpyDeviceToHost, s));
-    AERO_CUDA_CHECK(cudaStreamSynchronize(s));
-    mark("loss sums");
-    prof_collect();
-    st.ce = double(h[0]) / N;
+    return true;
+  }
+
+  // The loss of the sums of a forward (enqueue_forward's layout) over B_ x T_ rows.
+  GpuStats stats_from_sums(const float* h, int B_, int T_, bool reg) const {
+    GpuStats st;
+    st.ce = double(h[0]) / (B_ * T_);
     if (reg) {
       double pen = 0;
       for (int l = 0; l < L; ++l) pen += h[8 + l];
-      st.ent_reg = pen * reg_row_weight(B, T);
+      st.ent_reg = pen * reg_row_weight(B_, T_);
     }
     st.loss = st.ce + cfg.entropy_reg.lambda * st.ent_reg;
     return st;
+  }
+
+  GpuStats forward(const int32_t* tokens, const int32_t* targets, int B_, int T_, bool training,
+                   float gscale) {
+    if (!enqueue_forward(tokens, targets, B_, T_, training, gscale)) return GpuStats{};
+    cudaStream_t s = stream;
+    AERO_CUDA_CHECK(cudaMemcpyAsync(hsums, scalars, (8 + L) * 4, cudaMemcpyDeviceToHost, s));
+    AERO_CUDA_CHECK(cudaStreamSynchronize(s));
+    mark("loss sums");
+    prof_collect();
+    return stats_from_sums(hsums, B, T, trained_forward && cfg.entropy_reg.enabled);
+  }
+
+  // The training forward without waiting: the loss sums (all-reduced over the data-parallel
+  // ranks first) land in `out`; the NaN guard's flag is set when they are not finite.
+  void forward_async(const int32_t* tokens, const int32_t* targets, int B_, int T_, float gscale,
+                     float* out, float extra) {
+    if (!targets) fail("GpuModel::forward_async: a training forward needs targets");
+    enqueue_forward(tokens, targets, B_, T_, /*training=*/true, gscale);
+    cudaStream_t s = stream;
+    const bool reg = cfg.entropy_reg.enabled;
+    fill_f32(scalars + 3, extra, 1, s);
+#ifdef AERO_HAVE_NCCL
+    if (comm) {
+      auto nc = static_cast<ncclComm_t>(comm);
+      auto ok = [](ncclResult_t r) {
+        if (r != ncclSuccess) fail(std::string("ncclAllReduce (loss): ") + ncclGetErrorString(r));
+      };
+      ok(ncclGroupStart());
+      ok(ncclAllReduce(scalars, scalars, 1, ncclFloat, ncclSum, nc, s));
+      ok(ncclAllReduce(scalars + 3, scalars + 3, 1, ncclFloat, ncclSum, nc, s));
+      if (reg) ok(ncclAllReduce(scalars + 8, scalars + 8, L, ncclFloat, ncclSum, nc, s));
+      ok(ncclGroupEnd());
+    }
+#endif
+    flag_nonfinite(guard, scalars, 1, s);
+    if (reg) flag_nonfinite(guard, scalars + 8, L, s);
+    AERO_CUDA_CHECK(cudaMemcpyAsync(out, scalars, (8 + L) * 4, cudaMemcpyDeviceToHost, s));
+    mark("loss sums");
+    prof_collect();
   }
 
   void allreduce_range(size_t begin, size_t end, cudaEvent_t ready) {
@@ -719,8 +820,10 @@ struct GpuModel::Impl {
     mark("start");
     // LM head: logits = hf W^T, W = wte (tied) or lm_head
     const size_t head = lm_head != kNone ? lm_head : wte;
-    gemm(blas, s, false, false, N, d, V, logits, ldV, W_(head), d, dh, CUDA_R_32F, d, 1.f, 0.f);
-    gemm(blas, s, true, false, V, d, N, logits, ldV, hf, d, G_(head), CUDA_R_32F, d, 1.f, 1.f);
+    // padded vocabulary: dlogits columns V..ldV are zero (cross-entropy), so are the weight
+    // rows there; their gradient rows stay zero
+    gemm(blas, s, false, false, N, d, ldV, logits, ldV, W_(head), d, dh, CUDA_R_32F, d, 1.f, 0.f);
+    gemm(blas, s, true, false, ldV, d, N, logits, ldV, hf, d, G_(head), CUDA_R_32F, d, 1.f, 1.f);
     mark("bwd gemm lm head (2)");
     AERO_CUDA_CHECK(cudaMemsetAsync(dres, 0, size_t(N) * d * 4, s));
     norm_backward(dres, dh, res_final, meanf, rstdf, P_(lnfw), G_(lnfw), G_(lnfb), scratch, N, d,
@@ -907,7 +1010,11 @@ const GpuParam& GpuModel::param(const std::string& name) const {
     if (q.name == name) return q;
   fail("GpuModel: no parameter named '" + name + "'");
 }
-size_t GpuModel::num_parameters() const { return impl_->n; }
+size_t GpuModel::num_parameters() const {
+  size_t k = 0;
+  for (auto& q : impl_->params) k += q.size;
+  return k;
+}
 
 void GpuModel::init_weights(uint64_t seed) {
   auto& m = *impl_;
@@ -1020,6 +1127,65 @@ double GpuModel::optimizer_step(const model::TrainConfig& tc, double lr, int ste
   AERO_CUDA_CHECK(cudaMemcpyAsync(&nrm, m.scalars + 1, 4, cudaMemcpyDeviceToHost, m.stream));
   AERO_CUDA_CHECK(cudaStreamSynchronize(m.stream));
   return nrm;
+}
+
+// ---- the asynchronous training path (aero-gpu) ------------------------------------------------
+void GpuModel::forward_async(const int32_t* tokens, const int32_t* targets, int B, int T,
+                             float grad_scale, float* sums_out, float extra) {
+  impl_->forward_async(tokens, targets, B, T, grad_scale, sums_out, extra);
+}
+int GpuModel::loss_sums_size() const { return 8 + impl_->L; }
+GpuStats GpuModel::stats_from_sums(const float* sums, int B, int T) const {
+  return impl_->stats_from_sums(sums, B, T, impl_->cfg.entropy_reg.enabled);
+}
+void GpuModel::optimizer_step_async(const model::TrainConfig& tc, double lr, int step,
+                                    float* norm_out) {
+  auto& m = *impl_;
+  AERO_CUDA_CHECK(cudaStreamWaitEvent(m.stream, m.comm_done, 0));
+  grad_norm(m.scalars + 1, m.scalars + 2, m.g, m.n, float(tc.grad_clip), m.scratch, m.stream);
+  flag_nonfinite(m.guard, m.scalars + 1, 1, m.stream);
+  adamw(m.p, m.p16, m.g, m.mom1, m.mom2, m.mask, m.n, float(lr), float(tc.beta1),
+        float(tc.beta2), float(tc.eps), float(tc.weight_decay), step, m.scalars + 2, m.stream,
+        m.guard);
+  AERO_CUDA_CHECK(cudaMemcpyAsync(norm_out, m.scalars + 1, 4, cudaMemcpyDeviceToHost, m.stream));
+}
+void GpuModel::reset_guard() {
+  AERO_CUDA_CHECK(cudaMemsetAsync(impl_->guard, 0, sizeof(int), impl_->stream));
+}
+uint64_t GpuModel::fence() {
+  auto& m = *impl_;
+  AERO_CUDA_CHECK(cudaEventRecord(m.fences[m.fence_next % m.fences.size()], m.stream));
+  return m.fence_next++;
+}
+void GpuModel::wait_fence(uint64_t f) {
+  // A slot re-recorded by a later fence makes this wait longer, never shorter.
+  auto& m = *impl_;
+  AERO_CUDA_CHECK(cudaEventSynchronize(m.fences[f % m.fences.size()]));
+}
+float* GpuModel::host_buffer(size_t n) {
+  void* q = nullptr;
+  AERO_CUDA_CHECK(cudaMallocHost(&q, std::max<size_t>(n, 1) * sizeof(float)));
+  impl_->host_allocs.push_back(q);
+  std::memset(q, 0, std::max<size_t>(n, 1) * sizeof(float));
+  return static_cast<float*>(q);
+}
+void GpuModel::allreduce_sum(std::vector<double>& v) {
+  auto& m = *impl_;
+  if (!m.comm || v.empty()) return;
+#ifdef AERO_HAVE_NCCL
+  synchronize();
+  double* dv = dalloc<double>(v.size());
+  AERO_CUDA_CHECK(cudaMemcpy(dv, v.data(), v.size() * 8, cudaMemcpyHostToDevice));
+  ncclResult_t r = ncclAllReduce(dv, dv, v.size(), ncclDouble, ncclSum,
+                                 static_cast<ncclComm_t>(m.comm), m.stream);
+  if (r != ncclSuccess) {
+    cudaFree(dv);
+    fail(std::string("ncclAllReduce: ") + ncclGetErrorString(r));
+  }
+  AERO_CUDA_CHECK(cudaStreamSynchronize(m.stream));
+  AERO_CUDA_CHECK(cudaMemcpy(v.data(), dv, v.size() * 8, cudaMemcpyDeviceToHost));
+  cudaFree(dv);
+#endif
 }
 
 std::vector<std::vector<double>> GpuModel::head_entropy() const {

@@ -32,7 +32,8 @@ struct GpuStats {
 };
 
 // The GPU arena's parameter layout for cfg (names and shapes of docs/config.md, offsets with
-// 64-element alignment, decay group). Pure host code: needs no GPU.
+// 64-element alignment, decay group; the output head's matrix is followed by zero rows up to
+// the vocabulary rounded up to 64, for the padded LM-head products). Pure host code: needs no GPU.
 struct GpuLayout {
   std::vector<GpuParam> params;
   size_t size = 0;  // arena elements, gaps included
@@ -72,7 +73,7 @@ class GpuModel {
   const model::ModelConfig& config() const;
   const std::vector<GpuParam>& params() const;
   const GpuParam& param(const std::string& name) const;
-  size_t num_parameters() const;
+  size_t num_parameters() const;  // elements of all tensors (the arena's alignment gaps excluded)
 
   // N(0, init_std) for matrices and embeddings (output projections / sqrt(2L)), LN gains 1,
   // biases 0, temperatures / theta / alpha / beta at their configured initial values.
@@ -94,6 +95,34 @@ class GpuModel {
   // Clip (global L2 norm, train.grad_clip) + AdamW (train.beta1/beta2/eps/weight_decay) at
   // learning rate lr; step counts from 1. Returns the gradient norm before clipping.
   double optimizer_step(const model::TrainConfig& tc, double lr, int step);
+
+  // The asynchronous training path (aero-gpu's step pipeline): the same work as forward /
+  // optimizer_step, but nothing waits for the GPU, so the host can prepare the next batch while
+  // the GPU computes. Results land in pinned host memory (host_buffer) when the GPU gets there;
+  // read them after wait_fence on a later fence.
+  // forward_async: a training forward; tokens/targets are copied before it returns. The loss
+  // sums (loss_sums_size() floats; stats_from_sums turns them into the loss) go to sums_out;
+  // with a data-parallel communicator they are first summed over the ranks (so stats_from_sums
+  // with the global batch gives the global batch's loss), and so is `extra` (sums_out[3]), a
+  // value the ranks agree on through the reduction (aero-gpu: the time-limit request).
+  // NaN guard: a non-finite loss sum sets a sticky device flag; optimizer_step_async sets it
+  // for a non-finite gradient norm too, and while it is set AdamW changes nothing (weights and
+  // moments stay as they were), until reset_guard().
+  void forward_async(const int32_t* tokens, const int32_t* targets, int B, int T,
+                     float grad_scale, float* sums_out, float extra = 0.f);
+  int loss_sums_size() const;
+  GpuStats stats_from_sums(const float* sums, int B, int T) const;
+  // Clip + AdamW as optimizer_step; the gradient norm goes to *norm_out (pinned host memory).
+  void optimizer_step_async(const model::TrainConfig& tc, double lr, int step, float* norm_out);
+  void reset_guard();
+  // A point in the model's stream; wait_fence blocks until the GPU has passed it (16 fences
+  // may be outstanding).
+  uint64_t fence();
+  void wait_fence(uint64_t f);
+  // Pinned host memory of n floats (zeroed), freed with the model.
+  float* host_buffer(size_t n);
+  // Data parallel: v summed over the ranks (synchronous; no-op without a communicator).
+  void allreduce_sum(std::vector<double>& v);
 
   // Tests: keep spectral-norm u fixed in training forwards (as BasicModel's
   // set_spectral_norm_frozen), so that the loss is a fixed function of the weights.

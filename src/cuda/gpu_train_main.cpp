@@ -4,12 +4,23 @@
 //                  [--overwrite] [--stop-after N] [--max-seconds S] [--device D] [-q]
 //   aero-gpu train --resume RUN_DIR [--stop-after N] [--max-seconds S] [--device D] [-q]
 //   aero-gpu eval RUN_DIR|CKPT [--max-batches N] [--json FILE] [--device D]
+// Data parallel: `--gpus N` forks one process per GPU (rank i on device i); or start the
+// processes yourself with --world N --rank R --id-file F [--device D].
 // Built by the standalone CUDA build (no CLI11 there): a small hand-written parser.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -24,10 +35,14 @@ const char* kUsage =
     "usage:\n"
     "  aero-gpu train --out RUN_DIR [--config RUN.json | --preset NAME] [--rung RUNG]\n"
     "                 [--set KEY=VALUE]... [--overwrite] [--stop-after N] [--max-seconds S]\n"
-    "                 [--device D] [-q]\n"
+    "                 [--device D] [-q] [--gpus N | --world N --rank R --id-file F]\n"
     "  aero-gpu train --resume RUN_DIR [--stop-after N] [--max-seconds S] [--device D] [-q]\n"
+    "                 [--gpus N | --world N --rank R --id-file F]\n"
     "  aero-gpu eval RUN_DIR|CKPT [--max-batches N] [--json FILE] [--device D]\n"
     "--max-seconds stops with a checkpoint after S seconds (exit status 0; --resume continues).\n"
+    "--gpus N: data parallel on GPUs 0..N-1, one process each (NCCL); train.batch_size is the\n"
+    "global batch (divisible by N), so the run equals the one-GPU run. --world/--rank/--id-file\n"
+    "start one such process by hand (id file: a new path shared by all; device defaults to rank).\n"
     "eval: validation loss/perplexity over every full chunk of the valid split (or N batches)\n"
     "and the mean attention entropy of each (layer, head), as JSON (`aero reproduce` reads it).\n"
     "The configuration is the JSON RunConfig of `aero config` (docs/config.md); --config without\n"
@@ -60,11 +75,98 @@ long long parse_int(const std::string& flag, const std::string& v) {
   usage_error(flag + " expects an integer, got '" + v + "'");
 }
 
+// The ranks started by launch_ranks: a SIGTERM/SIGINT to the launcher is passed on to them.
+pid_t g_ranks[64];
+volatile sig_atomic_t g_nranks = 0;
+void forward_signal(int sig) {
+  for (int i = 0; i < g_nranks; ++i) kill(g_ranks[i], SIGTERM);
+  _exit(128 + sig);
+}
+
+// --gpus N: run this command once per GPU (ranks 0..N-1 on devices 0..N-1) and wait for them.
+// If one process fails, the others get 120 s to finish (rank 0 may be writing the stop
+// checkpoint) before they are terminated (a lone survivor would wait in NCCL forever).
+int launch_ranks(const std::vector<std::string>& args, int gpus) {
+  std::error_code ec;
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe", ec).string();
+  if (ec || self.empty()) usage_error("--gpus: cannot find this executable (/proc/self/exe)");
+  char tmpl[] = "/tmp/aero-gpu-XXXXXX";
+  if (!mkdtemp(tmpl)) usage_error("--gpus: cannot create a temporary directory");
+  const std::string dir = tmpl, id_file = dir + "/nccl-id";
+  std::vector<pid_t> pids;
+  for (int r = 0; r < gpus; ++r) {
+    std::vector<std::string> a = {self, "train"};
+    a.insert(a.end(), args.begin(), args.end());
+    for (const char* x : {"--world", "--rank", "--id-file", "--device"}) a.push_back(x), a.push_back("");
+    size_t n = a.size();
+    a[n - 7] = std::to_string(gpus);
+    a[n - 5] = std::to_string(r);
+    a[n - 3] = id_file;
+    a[n - 1] = std::to_string(r);
+    const pid_t pid = fork();
+    if (pid < 0) {
+      std::perror("aero-gpu: fork");
+      for (pid_t p : pids) kill(p, SIGTERM);
+      return 1;
+    }
+    if (pid == 0) {
+      std::vector<char*> av;
+      for (auto& x : a) av.push_back(x.data());
+      av.push_back(nullptr);
+      execv(self.c_str(), av.data());
+      std::perror("aero-gpu: execv");
+      _exit(127);
+    }
+    pids.push_back(pid);
+    g_ranks[r] = pid;
+    g_nranks = r + 1;
+    if (r == 0) {
+      std::signal(SIGTERM, forward_signal);
+      std::signal(SIGINT, forward_signal);
+    }
+  }
+  std::vector<int> status(gpus, -1);
+  int alive = gpus;
+  bool failed = false, killed = false;
+  std::chrono::steady_clock::time_point failed_at;
+  while (alive > 0) {
+    int st = 0;
+    const pid_t p = waitpid(-1, &st, WNOHANG);
+    if (p > 0) {
+      for (int r = 0; r < gpus; ++r)
+        if (pids[r] == p) {
+          status[r] = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+          --alive;
+          if (status[r] != 0 && !failed) {
+            failed = true;
+            failed_at = std::chrono::steady_clock::now();
+          }
+        }
+      continue;
+    }
+    if (p < 0) break;
+    if (failed && !killed && std::chrono::steady_clock::now() - failed_at > std::chrono::seconds(120)) {
+      for (int r = 0; r < gpus; ++r)
+        if (status[r] < 0) {
+          std::fprintf(stderr, "aero-gpu: terminating rank %d (another rank failed)\n", r);
+          kill(pids[r], SIGTERM);
+        }
+      killed = true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  std::filesystem::remove_all(dir, ec);
+  if (status[0] != 0) return status[0];
+  for (int x : status)
+    if (x != 0) return x;
+  return 0;
+}
+
 int cmd_train(const std::vector<std::string>& args) {
-  std::string out, resume, config_path, preset, rung;
+  std::string out, resume, config_path, preset, rung, id_file;
   std::vector<std::string> sets;
-  bool overwrite = false, quiet = false;
-  long long stop_after = -1, device = 0;
+  bool overwrite = false, quiet = false, device_set = false;
+  long long stop_after = -1, device = 0, gpus = 0, world = 1, rank = 0;
   double max_seconds = 0;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
@@ -81,14 +183,41 @@ int cmd_train(const std::vector<std::string>& args) {
     else if (a == "--overwrite") overwrite = true;
     else if (a == "-q" || a == "--quiet") quiet = true;
     else if (a == "--stop-after") stop_after = parse_int(a, value());
-    else if (a == "--device") device = parse_int(a, value());
+    else if (a == "--device") device = parse_int(a, value()), device_set = true;
     else if (a == "--max-seconds") max_seconds = parse_double(a, value());
+    else if (a == "--gpus") gpus = parse_int(a, value());
+    else if (a == "--world") world = parse_int(a, value());
+    else if (a == "--rank") rank = parse_int(a, value());
+    else if (a == "--id-file") id_file = value();
     else if (a == "-h" || a == "--help") {
       std::printf("%s", kUsage);
       return 0;
     } else usage_error("unknown argument '" + a + "'");
   }
+  if (gpus != 0) {
+    if (gpus < 1 || gpus > 64) usage_error("--gpus expects 1..64");
+    if (world != 1 || !id_file.empty() || device_set)
+      usage_error("--gpus starts the processes itself: do not combine it with --world, "
+                  "--rank, --id-file or --device");
+    if (gpus > 1) {
+      std::vector<std::string> rest;
+      for (size_t i = 0; i < args.size(); ++i) {
+        if (args[i] == "--gpus") {
+          ++i;
+          continue;
+        }
+        rest.push_back(args[i]);
+      }
+      return launch_ranks(rest, int(gpus));
+    }
+  }
+  if (world < 1 || rank < 0 || rank >= world) usage_error("--rank must be in [0, --world)");
+  if (world > 1 && id_file.empty()) usage_error("--world needs --id-file");
+  if (world > 1 && !device_set) device = rank;
   aero::cuda::GpuTrainOptions to;
+  to.world = int(world);
+  to.rank = int(rank);
+  to.id_file = id_file;
   to.max_seconds = max_seconds;
   to.progress = !quiet;
   to.overwrite = overwrite;
@@ -107,14 +236,16 @@ int cmd_train(const std::vector<std::string>& args) {
         aero::model::build_run_config(config_path, preset, rung, sets), to);
   }
   const auto& c = t->config();
-  std::fprintf(stderr,
-               "aero-gpu train: %zu parameters, L=%d H=%d d=%d V=%d, %d steps x %d x %d x %d "
-               "tokens, data %s, device %lld\n",
-               t->model().num_parameters(), c.model.n_layer, c.model.n_head, c.model.d_model,
-               c.model.vocab_size, c.train.steps, c.train.batch_size, c.train.grad_accum,
-               c.train.seq_len, c.data.dir.empty() ? "synthetic (built in)" : c.data.dir.c_str(),
-               device);
+  if (rank == 0)
+    std::fprintf(stderr,
+                 "aero-gpu train: %zu parameters, L=%d H=%d d=%d V=%d, %d steps x %d x %d x %d "
+                 "tokens, data %s, device %lld%s\n",
+                 t->model().num_parameters(), c.model.n_layer, c.model.n_head, c.model.d_model,
+                 c.model.vocab_size, c.train.steps, c.train.batch_size, c.train.grad_accum,
+                 c.train.seq_len, c.data.dir.empty() ? "synthetic (built in)" : c.data.dir.c_str(),
+                 device, world > 1 ? (", rank 0 of " + std::to_string(world)).c_str() : "");
   const aero::cuda::GpuTrainSummary s = t->run();
+  if (rank != 0) return s.diverged ? 1 : 0;
   if (s.diverged) {
     std::fprintf(stderr,
                  "aero-gpu: training stopped at step %lld: %s; the weights are saved in %s\n",

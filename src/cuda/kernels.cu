@@ -856,7 +856,8 @@ __global__ void k_cross_entropy8(bf16* logits, float* loss_row, const int32_t* t
 // ---------------------------------------------------------------------------------------------
 __global__ void k_adamw(float* p, bf16* p16, const float* g, float* m, float* v,
                         const uint8_t* mask, size_t n, float lr, float b1, float b2, float eps,
-                        float wd, float c1, float c2, const float* gscale) {
+                        float wd, float c1, float c2, const float* gscale, const int* skip) {
+  if (skip && *skip) return;
   float sc = gscale ? *gscale : 1.f;
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
        i += size_t(gridDim.x) * blockDim.x) {
@@ -871,6 +872,14 @@ __global__ void k_adamw(float* p, bf16* p16, const float* g, float* m, float* v,
     p[i] = pi;
     p16[i] = __float2bfloat16(pi);
   }
+}
+
+__global__ void k_flag_nonfinite(int* flag, const float* x, int n) {
+  int bad = 0;
+  // exponent bits all ones: inf or NaN (a bit test, whatever the fast-math flags)
+  for (int i = threadIdx.x; i < n; i += blockDim.x)
+    bad |= (__float_as_uint(x[i]) & 0x7f800000u) == 0x7f800000u;
+  if (__syncthreads_or(bad) && threadIdx.x == 0) *flag = 1;
 }
 
 }  // namespace
@@ -1115,11 +1124,17 @@ void cross_entropy_forward_backward(bf16* logits, float* loss_row, const int32_t
 
 void adamw(float* p, bf16* p16, const float* g, float* m, float* v, const uint8_t* decay_mask,
            size_t n, float lr, float beta1, float beta2, float eps, float wd, int step,
-           const float* grad_scale, cudaStream_t s) {
+           const float* grad_scale, cudaStream_t s, const int* skip) {
   float c1 = 1.f - std::pow(beta1, float(step));
   float c2 = 1.f - std::pow(beta2, float(step));
   k_adamw<<<blocks_for(n, 256, 132 * 16), 256, 0, s>>>(p, p16, g, m, v, decay_mask, n, lr, beta1,
-                                                       beta2, eps, wd, c1, c2, grad_scale);
+                                                       beta2, eps, wd, c1, c2, grad_scale, skip);
+  AERO_LAUNCH_CHECK();
+}
+
+void flag_nonfinite(int* flag, const float* x, int n, cudaStream_t s) {
+  if (n <= 0) return;
+  k_flag_nonfinite<<<1, 256, 0, s>>>(flag, x, n);
   AERO_LAUNCH_CHECK();
 }
 

@@ -176,8 +176,11 @@ void cross_entropy_forward_backward(bf16* logits, float* loss_row, const int32_t
 // ---- optimizer ----
 // AdamW (decoupled decay, bias-corrected) on the whole arena; decay_mask[i] = 1 for decayed
 // elements; grads are multiplied by *grad_scale (clip) first. Writes the bf16 shadow too.
+// skip (optional, device): when *skip != 0 the kernel changes nothing (the NaN guard).
 void adamw(float* p, bf16* p16, const float* g, float* m, float* v, const uint8_t* decay_mask,
            size_t n, float lr, float beta1, float beta2, float eps, float wd, int step,
-           const float* grad_scale, cudaStream_t s);
+           const float* grad_scale, cudaStream_t s, const int* skip = nullptr);
+// *flag = 1 if any of x[0..n) is not finite (else *flag is left as it is: a sticky flag).
+void flag_nonfinite(int* flag, const float* x, int n, cudaStream_t s);
 
 }  // namespace aero::cuda

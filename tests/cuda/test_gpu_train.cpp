@@ -2,8 +2,10 @@
 // gradient accumulation trained 12 steps; a second run stopped at step 6 and resumed from its
 // checkpoint gives bit-identical losses and metrics; a checkpoint rewritten by the host-only
 // writer (the one test_gpu_train_ckpt checks against aero::train's loaders) is byte-identical
-// to the GPU-written one and resumes identically; the loss falls on the synthetic corpus; the
-// NaN guard (lr 1000) stops a run with a checkpoint that resume refuses. SKIP (exit 0) without a GPU.
+// to the GPU-written one and resumes identically; the pipelined run() gives the losses of
+// one synchronous step() at a time; the loss falls on the synthetic corpus; the NaN guard
+// (lr 1000) stops a run with a checkpoint that resume refuses and whose weights are those
+// before the failing step (the update is skipped on the GPU). SKIP (exit 0) without a GPU.
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -127,6 +129,19 @@ int main() {
       c.expect(same(sc.losses, full.losses, 6) && sc.losses.size() == 6,
                "resume from the host-written checkpoint: losses 7..12 identical");
     }
+    // 3b. The pipelined loop of run() (next step queued before the last one is read back)
+    // equals one synchronous step at a time.
+    {
+      cuda::GpuTrainer t(cfg, quiet);
+      std::vector<double> ls;
+      for (int i = 0; i < 12; ++i) {
+        std::string bad;
+        ls.push_back(t.step(&bad).loss);
+        if (!bad.empty()) break;
+      }
+      c.expect(same(ls, full.losses) && ls.size() == 12,
+               "step() one at a time: the 12 losses of the pipelined run(), bit for bit");
+    }
     // 4. It learns: 80 steps at a higher rate on the synthetic corpus (ln 64 = 4.16 at start).
     {
       auto cl = tiny({"train.steps=80", "train.lr=1e-2", "train.eval_every=0", "train.warmup=5"});
@@ -155,6 +170,20 @@ int main() {
         refused = std::string(e.what()).find("stopped") != std::string::npos;
       }
       c.expect(refused, "resume refuses the stop checkpoint");
+      // The failing step's update was not applied: the stop checkpoint's weights file equals
+      // that of a run stopped (normally) after the steps that succeeded.
+      if (s.steps_done >= 1) {
+        auto o2 = quiet;
+        o2.out_dir = N + "2";
+        o2.stop_after = s.steps_done;
+        cuda::GpuTrainSummary s2 = cuda::GpuTrainer(cn, o2).run();
+        c.expect(!s2.diverged && !s2.checkpoint.empty() &&
+                     read_file(s2.checkpoint) == read_file(s.checkpoint),
+                 "NaN guard: stop checkpoint weights == weights after step " +
+                     std::to_string(s.steps_done) + " of a run stopped there");
+      } else {
+        c.expect(false, "NaN guard: expected at least one finite step before the stop");
+      }
     }
     // 6. A fresh run refuses a directory that holds one.
     {
