@@ -286,8 +286,9 @@ std::vector<u64> SecureExec::matmul_server(const V& x, size_t M, size_t K, size_
 }
 
 // Linear: X' = [X | 1] times W' = [W^T ; round(b 2^2f)] by matmul_w at 40 bits (the bias is a
-// weight row), then faithful truncation by f; outputs that feed the residual stream or the
-// attention products are sign-extended to 64 bits by the same truncation gate (same round).
+// weight row), then truncation by f (faithful or stochastic, tspec); outputs that feed the
+// residual stream or the attention products are sign-extended to 64 bits by the same
+// truncation gate (same round).
 // The server sends W'^ = W' + R_W to the client once (tag "weights": model setup).
 SWire SecureExec::linear(const SWire& x0, const PiLinear& L, const char* tag) {
   AERO_CHECK(x0.cols == L.in, "secure linear ", tag, ": input width ", x0.cols, " != ", L.in);
@@ -431,7 +432,7 @@ SWire SecureExec::rotary(const SWire& qkv, const PiModel& m) {
 
 // z = floor(q.k * round(c[h,i] 2^c_frac) / 2^(f + c_frac)) on the causal entries: one batched
 // matmul_ss for all heads (64 bits, lower triangle only), the public per-row constant (local),
-// one faithful truncation to 32 bits (no sign extension). Entries above the diagonal stay 0.
+// one truncation to 32 bits (no sign extension: free when stochastic). Entries above the diagonal stay 0.
 SWire SecureExec::attn_logits(const SWire& qkv0, const PiBlock& b, int H) {
   const size_t T = qkv0.rows, d = qkv0.cols / 3, dk = d / H, Tc = b.score_const.size() / H;
   const V qkv = at_width(qkv0, WIDE);
@@ -545,7 +546,7 @@ SWire SecureExec::attn_softmax_v(const SWire& z, const SWire& qkv0, int H) {
   auto inv = invpow(sum, sw, max_e, inv_, WIDE, "softmax.recip", [&](SRound& rr) -> V& {
     return rr.matmul(mpc::BatchMatShape{{T, T, dk}, size_t(H), true, false}, E, vh, WIDE);
   }, &ev);
-  // (E V) x (1/sum), then the faithful truncation to 40 bits (sign extension in the same gate).
+  // (E V) x (1/sum), then the truncation to 40 bits (sign extension in the same gate).
   V evd(T * d), invb(T * d);
   for (int h = 0; h < H; ++h)
     for (size_t t = 0; t < T; ++t)
@@ -560,8 +561,8 @@ SWire SecureExec::attn_softmax_v(const SWire& z, const SWire& qkv0, int H) {
 }
 
 // LayerNorm (FixedExec::layernorm): D = d sum x^2 - (sum x)^2 + eps' by quad_rows (one opened
-// value per row, 64 bits), r = Rsqrt(D) (normalized LUT, 4 rounds), (d x - sum x) r by mul,
-// public gain (local), faithful truncation to 40 bits, public bias (local). 7 rounds.
+// value per row, 64 bits), r = Rsqrt(D) (normalized LUT, 3 rounds), (d x - sum x) r by mul,
+// public gain (local), truncation to 40 bits, public bias (local). 6 rounds.
 SWire SecureExec::layernorm(const SWire& x, const PiNorm& nrm, const char* tag) {
   const size_t R = x.rows, d = x.cols;
   const V x64 = at_width(x, WIDE);

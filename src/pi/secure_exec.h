@@ -3,7 +3,10 @@
 //   dealer mode  (mpc::Dealer*): wires carry masks r, each op calls <gate>_deal;
 //   party mode   (mpc::Party*):  wires carry masked values x^ = x + r, each op calls <gate>_eval.
 // Every operator reproduces FixedExec's integer definition exactly (faithful truncations), so
-// the secure output equals the fixed-point simulation bit for bit.
+// the secure output equals the fixed-point simulation bit for bit. With
+// FxSpec::stochastic_trunc the truncations of values drop their carry DCF (floor + a carry
+// drawn from the mask, +-1 ulp; free when they narrow the wire) and the output stays within
+// the simulation's stated bounds instead (table indices stay floors).
 //
 // Wire widths (SWire::w): the residual stream, Q/K/V and the attention products run at 64
 // bits (so LayerNorm and the scores need no sign-extension gate: the truncation that ends the
