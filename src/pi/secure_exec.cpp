@@ -636,36 +636,53 @@ SWire SecureExec::lm_head(const SWire& x, const PiModel& m) {
   return y;
 }
 
-// Secure argmax of a 1 x V row: per tournament level one DReLU (value comparison) round and
-// one select round (value and index together).
+// Secure argmax of a 1 x V row (first maximum on ties, like argmax_rows): a tournament whose
+// level k computes max(a, b) = b + relu(a - b) and the bit [a >= b] from one DCF key
+// (relu_cmp), while the index selection of level k - 1 (idx_b + bit (idx_a - idx_b), one mul)
+// runs in the same round: ceil(log2 V) + 1 rounds instead of 2 per level.
 SWire SecureExec::argmax(const SWire& lg) {
   AERO_CHECK(lg.rows == 1, "secure argmax: one row expected, got ", lg.rows);
   const int w = lg.w;
   V val = lg.v, idx(val.size());
   for (size_t k = 0; k < idx.size(); ++k) idx[k] = dealer() ? 0 : u64(k);  // public indices
-  while (val.size() > 1) {
-    size_t pairs = val.size() / 2;
-    V diff(pairs), g2(2 * pairs), d2(2 * pairs);
+  bool pending = false;  // the previous level's index selection
+  V p_bit, p_a, p_b;
+  bool p_odd = false;
+  u64 p_last = 0;
+  while (val.size() > 1 || pending) {
+    const size_t pairs = val.size() / 2;
+    V diff(pairs), dab(p_a.size());
     for (size_t k = 0; k < pairs; ++k) diff[k] = mpc::mod_w(val[2 * k] - val[2 * k + 1], w);
-    SRound r1(*this, "argmax");
-    auto& ge = r1.drelu(diff, w, w);
-    r1.run();
-    for (size_t k = 0; k < pairs; ++k) {
-      g2[k] = g2[pairs + k] = ge[k];
-      d2[k] = mpc::mod_w(val[2 * k] - val[2 * k + 1], w);
-      d2[pairs + k] = mpc::mod_w(idx[2 * k] - idx[2 * k + 1], w);
+    for (size_t k = 0; k < dab.size(); ++k) dab[k] = mpc::mod_w(p_a[k] - p_b[k], w);
+    SRound r(*this, "argmax");
+    std::pair<V*, V*> mc{nullptr, nullptr};
+    if (pairs) mc = r.relu_cmp(diff, {w, w, w, {0}});
+    V* sel = pending ? &r.mul(p_bit, dab, w) : nullptr;
+    r.run();
+    if (pending) {  // indices aligned with this level's values
+      V ni(p_bit.size());
+      for (size_t k = 0; k < ni.size(); ++k) ni[k] = mpc::mod_w(p_b[k] + (*sel)[k], w);
+      if (p_odd) ni.push_back(p_last);
+      idx = std::move(ni);
+      pending = false;
     }
-    SRound r2(*this, "argmax");
-    auto& sel = r2.mul(g2, d2, w);  // select: b + ge (a - b)
-    r2.run();
-    V nv(pairs), ni(pairs);
-    for (size_t k = 0; k < pairs; ++k) {
-      nv[k] = mpc::mod_w(val[2 * k + 1] + sel[k], w);
-      ni[k] = mpc::mod_w(idx[2 * k + 1] + sel[pairs + k], w);
+    if (pairs) {
+      V nv(pairs);
+      p_a.assign(pairs, 0);
+      p_b.assign(pairs, 0);
+      for (size_t k = 0; k < pairs; ++k) {
+        nv[k] = mpc::mod_w(val[2 * k + 1] + (*mc.first)[k], w);
+        p_a[k] = idx[2 * k], p_b[k] = idx[2 * k + 1];
+      }
+      p_bit = *mc.second;
+      p_odd = val.size() % 2;
+      p_last = idx.back();
+      if (p_odd) nv.push_back(val.back());
+      val = std::move(nv);
+      pending = true;
+    } else {
+      p_a.clear(), p_b.clear();
     }
-    if (val.size() % 2) nv.push_back(val.back()), ni.push_back(idx.back());
-    val = std::move(nv);
-    idx = std::move(ni);
   }
   return SWire{1, 1, idx, w};
 }

@@ -95,9 +95,10 @@ class SecureExec {
   T embed(const std::vector<int32_t>& ids, const PiModel& m);
   T last_row(const T& x);
   T lm_head(const T& x, const PiModel& m);
-  // Secure argmax of a 1 x V row (first maximum on ties, like argmax_rows): a tournament of
-  // drelu + select (value and index together) per level, ceil(log2 V) levels x 2 rounds; the
-  // result is a 1 x 1 wire holding the index (reveal it with output_client).
+  // Secure argmax of a 1 x V row (first maximum on ties, like argmax_rows): a tournament,
+  // max(a, b) = b + relu(a - b) with [a >= b] from the same DCF key, each level's index
+  // selection in the next level's round: ceil(log2 V) + 1 rounds; the result is a 1 x 1 wire
+  // holding the index (reveal it with output_client).
   T argmax(const T& logits);
 
  private:

@@ -163,3 +163,35 @@ TEST(PiSecure, StochasticTruncationStaysWithinTheFixedPointBound) {
     EXPECT_LT(double(keys[1]), 0.8 * double(keys[0])) << rung << ": carry DCFs dropped";
   }
 }
+
+// Secure argmax alone on awkward sizes, with ties (first maximum wins, like argmax_rows) and
+// negative values: ceil(log2 V) + 1 rounds.
+TEST(PiSecure, ArgmaxAwkwardSizesAndTies) {
+  Rng rng(17);
+  for (int V : {1, 2, 3, 5, 17, 100, 129}) {
+    std::vector<double> x(static_cast<size_t>(V), 0.0);
+    for (auto& v : x) v = double(int(rng.below(7)) - 3);  // many ties
+    Mat<double> m(1, V);
+    m.v = x;
+    const int want = argmax_rows(m)[0];
+    std::vector<double> got;
+    const mpc::Block seed{0x9, 0x8};
+    auto res = mpc::run_local(
+        [&](mpc::Dealer& dl) {
+          SecureExec ex(&dl, nullptr, FxSpec{}, seed);
+          ex.output_client(ex.argmax(ex.input_client({}, 1, V)));
+        },
+        [&](mpc::Party& p) {
+          SecureExec ex(nullptr, &p, FxSpec{}, seed);
+          auto y = ex.output_client(ex.argmax(ex.input_client(p.id == mpc::kClient ? x : std::vector<double>{}, 1, V)));
+          if (p.id == mpc::kClient) got = y;
+        });
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(int(std::lround(got[0] * (1 << FxSpec{}.f))), want) << "V=" << V;
+    int levels = 0;
+    while ((1 << levels) < V) ++levels;
+    EXPECT_EQ(res.meter[0].per_op().count("argmax") ? res.meter[0].per_op().at("argmax").rounds : 0u,
+              u_int64_t(V > 1 ? levels + 1 : 0))
+        << "V=" << V;
+  }
+}
