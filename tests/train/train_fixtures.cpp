@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -24,7 +26,8 @@ model::RunConfig small_config(const std::vector<std::string>& extra) {
 }
 
 std::string fresh_dir(const std::string& name) {
-  fs::path p = fs::path(::testing::TempDir()) / ("aero_train_" + name);
+  // Per process: ctest runs tests in parallel processes, and several use the same fixture.
+  fs::path p = fs::path(::testing::TempDir()) / ("aero_train_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(p);
   fs::create_directories(p);
   return p.string();
