@@ -31,6 +31,9 @@ aero::cli::Registrar reg("reproduce", [](CLI::App& app) {
                   "parallel, one per GPU");
   sub->add_option("--gpus", o->gpus, "GPU ids for --gpu-trainer (repeatable or comma-separated)")
       ->delimiter(',');
+  sub->add_flag("--refresh-pi", o->refresh_pi,
+               "Measure the private-inference cost of finished rungs again with this build (no retraining) "
+               "and rewrite the tables");
   sub->add_option("--max-seconds", o->max_seconds,
                   "With --gpu-trainer: stop each training process after this many seconds with a checkpoint "
                   "(run in pieces; rerun the same command to continue)");

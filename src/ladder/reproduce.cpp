@@ -78,6 +78,19 @@ json measure_pi(const model::ModelConfig& mc, int layers, const pi::MachineRates
   return out;
 }
 
+// The private-inference part of a finished rung: pi.json and r["pi"].
+void write_pi(const std::string& dir, json& r, const model::ModelConfig& mc, int T, int pi_layers,
+              const pi::MachineRates& rates) {
+  json pij = measure_pi(mc, pi_layers, rates);
+  r["pi"] = pij;
+  const json& src = pij.contains("measured") ? pij["measured"] : pij["cost_model"];
+  json pi_file = {{"online_bytes", src["online_bytes"]}, {"rounds", src["rounds"]},
+                  {"latency_s", src["latency_s"]}, {"offline_bytes", src["key_bytes_per_party"]},
+                  {"scope", "blocks"}, {"tokens", T},
+                  {"source", src.value("source", std::string("measured"))}};
+  write_file_atomic(dir + "/pi.json", pi_file.dump(2) + "\n");
+}
+
 // What the evaluation of a trained rung found (CPU or GPU).
 struct RungEval {
   double ce = NAN, ppl = NAN;
@@ -118,14 +131,7 @@ json finish_rung(const LadderOptions& o, const std::string& rung, const std::str
 
   // Private inference.
   std::fprintf(stderr, "[reproduce] %s: private inference cost\n", rung.c_str());
-  json pij = measure_pi(cfg.model, o.pi_layers, rates);
-  r["pi"] = pij;
-  const json& src = pij.contains("measured") ? pij["measured"] : pij["cost_model"];
-  json pi_file = {{"online_bytes", src["online_bytes"]}, {"rounds", src["rounds"]},
-                  {"latency_s", src["latency_s"]}, {"offline_bytes", src["key_bytes_per_party"]},
-                  {"scope", "blocks"}, {"tokens", T},
-                  {"source", src.value("source", std::string("measured"))}};
-  write_file_atomic(dir + "/pi.json", pi_file.dump(2) + "\n");
+  write_pi(dir, r, cfg.model, T, o.pi_layers, rates);
   write_file_atomic(dir + "/rung.json", r.dump(2) + "\n");
   return r;
 }
@@ -134,9 +140,21 @@ std::string rung_dir(const LadderOptions& o, const std::string& rung) {
   return (fs::path(o.out_dir) / rung_slug(rung)).string();
 }
 
-json load_done(const std::string& rung, const std::string& dir) {
-  std::fprintf(stderr, "[reproduce] %s: done earlier (%s/rung.json), skipped\n", rung.c_str(), dir.c_str());
-  return json::parse(read_file(dir + "/rung.json"));
+// A finished rung is loaded as it is; with refresh_pi its private-inference costs are measured
+// again with this build's engine (the trained model is not needed: costs depend on the shape).
+json load_done(const LadderOptions& o, const std::string& rung, const std::string& dir,
+               const pi::MachineRates& rates) {
+  json r = json::parse(read_file(dir + "/rung.json"));
+  if (!o.refresh_pi) {
+    std::fprintf(stderr, "[reproduce] %s: done earlier (%s/rung.json), skipped\n", rung.c_str(), dir.c_str());
+    return r;
+  }
+  std::fprintf(stderr, "[reproduce] %s: done earlier; private-inference cost measured again\n", rung.c_str());
+  const model::RunConfig cfg = model::run_config_from_json(json::parse(read_file(dir + "/config.json")), dir + "/config.json");
+  write_pi(dir, r, cfg.model, cfg.train.seq_len, o.pi_layers, rates);
+  r["run_dir"] = dir;
+  write_file_atomic(dir + "/rung.json", r.dump(2) + "\n");
+  return r;
 }
 
 // The CPU path: train (or resume) with train::Trainer, evaluate with the CPU model.
@@ -418,7 +436,7 @@ json reproduce(const LadderOptions& o) {
   for (size_t i = 0; i < rungs.size(); ++i) {
     std::fprintf(stderr, "[reproduce] rung %zu/%zu: %s\n", i + 1, rungs.size(), rungs[i].c_str());
     const std::string dir = rung_dir(o, rungs[i]);
-    json r = file_exists(dir + "/rung.json") ? load_done(rungs[i], dir)
+    json r = file_exists(dir + "/rung.json") ? load_done(o, rungs[i], dir, rates)
              : o.gpu_trainer.empty()          ? run_rung_cpu(o, rungs[i], rates)
                                               : analyze_rung_gpu(o, rungs[i], rates);
     if (r.is_null())

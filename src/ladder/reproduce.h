@@ -29,6 +29,9 @@ struct LadderOptions {
   // > 0: each training process stops with a checkpoint after this many seconds (a piece);
   // rungs left unfinished are reported and a rerun continues them.
   double max_seconds = 0;
+  // Finished rungs: measure their private-inference cost again (the engine changed) and
+  // rewrite the tables, without retraining.
+  bool refresh_pi = false;
 };
 
 // The ladder of the paper's Table (SPEC 5.1), pruned forms keeping FFNs in the first

@@ -64,6 +64,18 @@ TEST(Reproduce, MicroLadderWritesTablesAndSkipsFinishedRungs) {
   auto again = ladder::reproduce(micro(out));
   EXPECT_EQ(fs::last_write_time(out + "/SM_LN_G/rung.json"), t0);
   EXPECT_EQ(again["rungs"][0]["ppl"], res["rungs"][0]["ppl"]);
+  // --refresh-pi measures the private-inference cost again without retraining: same costs
+  // (same engine), same perplexity, no new checkpoint; a doctored cost is replaced.
+  auto doctored = nlohmann::json::parse(read_file(out + "/SM_LN_G/rung.json"));
+  doctored["pi"]["measured"]["online_bytes"] = 1;
+  write_file_atomic(out + "/SM_LN_G/rung.json", doctored.dump());
+  auto o = micro(out);
+  o.refresh_pi = true;
+  auto refreshed = ladder::reproduce(o);
+  EXPECT_EQ(refreshed["rungs"][0]["pi"]["measured"]["online_bytes"],
+            res["rungs"][0]["pi"]["measured"]["online_bytes"]);
+  EXPECT_EQ(refreshed["rungs"][0]["ppl"], res["rungs"][0]["ppl"]);
+  EXPECT_EQ(refreshed["rungs"][0]["steps"], res["rungs"][0]["steps"]);
 }
 
 TEST(Reproduce, InterruptedRungResumesFromItsCheckpoint) {
