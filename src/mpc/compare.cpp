@@ -192,18 +192,31 @@ std::pair<std::vector<u64>, std::vector<u64>> relu_cmp_shares(Party& p, const Re
   return {relu, cmp};
 }
 
+size_t drelu_key_bytes(const CompareSpec& s, size_t n, int party) {
+  size_t b = 8 + (party ? 2 * packed_bytes(n, s.out_bits) : 0);
+  if (s.in_bits > 1) b += dcf_key_bytes({s.in_bits - 1, s.out_bits, 1}, n, party);
+  return b;
+}
+
+size_t relu_key_bytes(const CompareSpec& s, size_t n, int party) {
+  size_t b = 8 + (party ? 4 * packed_bytes(n, s.out_bits) : 0);
+  if (s.in_bits > 1) b += dcf_key_bytes({s.in_bits - 1, s.out_bits, 2}, n, party);
+  return b;
+}
+
+size_t relu_cmp_key_bytes(const ReluCmpSpec& s, size_t n, int party) {
+  return relu_key_bytes({s.in_bits, s.relu_bits}, n, party) + 8 +
+         (party ? packed_bytes(n * s.offsets.size(), s.cmp_bits) : 0);
+}
+
 double drelu_key_bytes_per_element(const CompareSpec& s, int party) {
   const size_t n = 1 << 16;
-  double b = 8 + (party ? 2.0 * double(packed_bytes(n, s.out_bits)) : 0);
-  if (s.in_bits > 1) b += double(dcf_key_bytes({s.in_bits - 1, s.out_bits, 1}, n, party));
-  return b / double(n);
+  return double(drelu_key_bytes(s, n, party)) / double(n);
 }
 
 double relu_key_bytes_per_element(const CompareSpec& s, int party) {
   const size_t n = 1 << 16;
-  double b = 8 + (party ? 4.0 * double(packed_bytes(n, s.out_bits)) : 0);
-  if (s.in_bits > 1) b += double(dcf_key_bytes({s.in_bits - 1, s.out_bits, 2}, n, party));
-  return b / double(n);
+  return double(relu_key_bytes(s, n, party)) / double(n);
 }
 
 }  // namespace aero::mpc

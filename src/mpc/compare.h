@@ -58,6 +58,12 @@ std::vector<u64> relu_cmp_deal(Dealer& d, const ReluCmpSpec& s, std::span<const 
 std::pair<std::vector<u64>, std::vector<u64>> relu_cmp_shares(Party& p, const ReluCmpSpec& s,
                                                               std::span<const u64> x_hat);
 
+// Exact key bytes a batch of n gates writes to `party`'s stream (gate markers included), as
+// the *_deal functions write them; the cost model (src/pi) counts with these.
+size_t drelu_key_bytes(const CompareSpec& s, size_t n, int party);
+size_t relu_key_bytes(const CompareSpec& s, size_t n, int party);
+size_t relu_cmp_key_bytes(const ReluCmpSpec& s, size_t n, int party);
+
 double drelu_key_bytes_per_element(const CompareSpec& s, int party);
 double relu_key_bytes_per_element(const CompareSpec& s, int party);
 

@@ -123,6 +123,7 @@ void Dealer::flush() {
   if (!sink_) return;
   for (int p = 0; p < 2; ++p)
     if (!out_[p].bytes().empty()) {
+      sunk_[p] += out_[p].bytes().size();
       sink_(p, out_[p].bytes());
       out_[p].bytes().clear();
     }
@@ -132,6 +133,7 @@ void Dealer::begin(const char* gate, u64 count) {
   if (sink_)
     for (int p = 0; p < 2; ++p)
       if (out_[p].bytes().size() >= chunk_) {
+        sunk_[p] += out_[p].bytes().size();
         sink_(p, out_[p].bytes());
         out_[p].bytes().clear();
       }

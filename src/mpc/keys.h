@@ -36,6 +36,7 @@ class KeyWriter {
   void put_u64(u64 v) { put_bytes({reinterpret_cast<const uint8_t*>(&v), 8}); }
   void put_ring(std::span<const u64> v, int w);
   std::vector<uint8_t>& bytes() { return buf_; }
+  size_t size() const { return buf_.size(); }
 
  private:
   std::vector<uint8_t> buf_;
@@ -122,6 +123,9 @@ class Dealer {
     out_[1].put_bytes(b);
   }
   std::vector<uint8_t> take(int party) { return std::move(out_[party].bytes()); }
+  // Key bytes written to `party`'s stream so far (handed to the sink or still buffered; party
+  // 0's includes its 16-byte stream seed). What the party reads, byte for byte.
+  size_t written(int party) const { return sunk_[party] + out_[party].size(); }
   // Streaming: when set, every `begin` hands a party's buffered bytes to sink(party, bytes)
   // once they exceed `chunk` bytes (serve_keys sends them while the program still runs, so
   // the dealer holds one chunk and the parties never wait for the whole program).
@@ -137,6 +141,7 @@ class Dealer {
   KeyWriter out_[2];
   std::function<void(int, std::vector<uint8_t>&)> sink_;
   size_t chunk_ = 0;
+  size_t sunk_[2] = {0, 0};
 };
 
 using DealerProgram = std::function<void(Dealer&)>;

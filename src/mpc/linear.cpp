@@ -261,4 +261,21 @@ std::vector<u64> select_eval(Party& p, std::span<const u64> b_hat, std::span<con
   return z;
 }
 
+size_t matmul_w_key_bytes(const MatShape& s, int w, int party) {
+  return 8 + (party ? packed_bytes(s.m * s.k, w) + packed_bytes(s.m * s.n, w) : 0);
+}
+
+size_t matmul_ss_batch_key_bytes(const BatchMatShape& s, int w, int party) {
+  const BatchParts z = parts(s);
+  return 8 + (party ? packed_bytes(s.batch * z.a_shared, w) + packed_bytes(s.batch * z.b, w) +
+                          packed_bytes(s.out_count(), w)
+                    : 0);
+}
+
+size_t quad_rows_key_bytes(size_t rows, size_t cols, int w, int party) {
+  return 8 + (party ? packed_bytes(rows * cols, w) + packed_bytes(rows, w) : 0);
+}
+
+size_t mul_key_bytes(size_t n, int w, int party) { return 8 + (party ? 3 * packed_bytes(n, w) : 0); }
+
 }  // namespace aero::mpc

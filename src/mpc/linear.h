@@ -77,6 +77,13 @@ std::vector<u64> quad_rows_deal(Dealer& d, size_t rows, size_t cols, u64 a, u64 
 std::vector<u64> quad_rows_eval(Party& p, size_t rows, size_t cols, u64 a, u64 b, std::span<const u64> x_hat, int w);
 
 std::vector<u64> mul_deal(Dealer& d, std::span<const u64> r_a, std::span<const u64> r_b, int w);
+
+// Exact key bytes each gate writes to `party`'s stream (marker included; party 0's shares come
+// from its seed stream, so it gets the markers only).
+size_t matmul_w_key_bytes(const MatShape& s, int w, int party);
+size_t matmul_ss_batch_key_bytes(const BatchMatShape& s, int w, int party);
+size_t quad_rows_key_bytes(size_t rows, size_t cols, int w, int party);
+size_t mul_key_bytes(size_t n, int w, int party);
 // `tag`: the operator name the traffic is metered under (select passes "select").
 std::vector<u64> mul_eval(Party& p, std::span<const u64> a_hat, std::span<const u64> b_hat, int w,
                           const char* tag = "mul");

@@ -54,6 +54,10 @@ std::vector<u64> lut_shares(Party& p, const LutSpec& s, std::span<const u64> x_h
   return y;
 }
 
+size_t lut_key_bytes(int in_bits, int out_bits, size_t n, int party) {
+  return 8 + (party ? packed_bytes(n, out_bits) : 0) + dpf_key_bytes({in_bits, out_bits}, n, party);
+}
+
 double lut_key_bytes_per_element(const LutSpec& s, int party) {
   const size_t n = 1 << 12;
   double b = 16 + double(dpf_key_bytes({s.in_bits, s.out_bits}, n, party)) +

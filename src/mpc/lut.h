@@ -27,6 +27,9 @@ struct LutSpec {
 std::vector<u64> lut_deal(Dealer& d, const LutSpec& s, std::span<const u64> r_in);
 std::vector<u64> lut_eval(Party& p, const LutSpec& s, std::span<const u64> x_hat);
 std::vector<u64> lut_shares(Party& p, const LutSpec& s, std::span<const u64> x_hat);  // no opening
+// Exact key bytes of a batch of n lookups for `party` (markers included; the table is public
+// and not needed).
+size_t lut_key_bytes(int in_bits, int out_bits, size_t n, int party);
 double lut_key_bytes_per_element(const LutSpec& s, int party);
 
 }  // namespace aero::mpc

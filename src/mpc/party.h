@@ -49,6 +49,14 @@ std::vector<u64> input_eval(Party& p, int owner, std::span<const u64> x, size_t 
 
 // Output: reveals a masked wire to `receiver` only (the dealer hands it the mask).
 void output_deal(Dealer& d, int receiver, std::span<const u64> r, int w);
+// Exact key bytes of input_deal / output_deal for `party` (marker; the mask for the owner /
+// receiver).
+inline size_t input_key_bytes(size_t n, int w, int owner, int party) {
+  return 8 + (party == owner ? packed_bytes(n, w) : 0);
+}
+inline size_t output_key_bytes(size_t n, int w, int receiver, int party) {
+  return 8 + (party == receiver ? packed_bytes(n, w) : 0);
+}
 // Returns the plaintext at `receiver`, an empty vector at the other party.
 std::vector<u64> output_eval(Party& p, int receiver, std::span<const u64> x_hat, int w);
 

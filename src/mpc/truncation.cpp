@@ -102,14 +102,18 @@ std::vector<u64> trunc_shares(Party& p, const TruncSpec& s, std::span<const u64>
   return y;
 }
 
-double trunc_key_bytes_per_element(const TruncSpec& s, int party) {
+size_t trunc_key_bytes(const TruncSpec& s, size_t n, int party) {
   if (s.is_free()) return 0;
+  size_t b = 8 + (party ? packed_bytes(n, s.out_bits) : 0);
+  if (need_low(s)) b += dcf_key_bytes({s.shift, s.out_bits, 1}, n, party);
+  if (need_high(s) && s.bounded) b += party ? packed_bytes(n, s.out_bits) : 0;
+  else if (need_high(s)) b += dcf_key_bytes({s.in_bits, s.out_bits, 1}, n, party);
+  return b;
+}
+
+double trunc_key_bytes_per_element(const TruncSpec& s, int party) {
   const size_t n = 1 << 16;
-  double b = 8 + (party ? double(packed_bytes(n, s.out_bits)) : 0);
-  if (need_low(s)) b += double(dcf_key_bytes({s.shift, s.out_bits, 1}, n, party));
-  if (need_high(s) && s.bounded) b += party ? double(packed_bytes(n, s.out_bits)) : 0;
-  else if (need_high(s)) b += double(dcf_key_bytes({s.in_bits, s.out_bits, 1}, n, party));
-  return b / double(n);
+  return double(trunc_key_bytes(s, n, party)) / double(n);
 }
 
 }  // namespace aero::mpc

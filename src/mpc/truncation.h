@@ -54,6 +54,8 @@ std::vector<u64> trunc_deal(Dealer& d, const TruncSpec& s, std::span<const u64> 
 std::vector<u64> trunc_eval(Party& p, const TruncSpec& s, std::span<const u64> x_hat);
 // Party side without the opening (the gate must not be free): the share for open_many.
 std::vector<u64> trunc_shares(Party& p, const TruncSpec& s, std::span<const u64> x_hat);
+// Exact key bytes of a batch of n gates for `party` (marker included; 0 for the free case).
+size_t trunc_key_bytes(const TruncSpec& s, size_t n, int party);
 // Key bytes per element for party `party` (0 for the free case).
 double trunc_key_bytes_per_element(const TruncSpec& s, int party);
 

@@ -2,9 +2,9 @@
 // executors (CrypTen's idea: one model graph, several backends):
 //   FloatExec  - real arithmetic (double), the reference;
 //   FixedExec  - fixed-point simulation, bit-compatible with the secure run (fixed_point.h);
-//   CostExec   - shapes only: per-operator online bytes, rounds and key bytes of the 2PC
-//                protocols (cost_model.h);
-//   (the 2PC executor on the mpc primitives implements the same interface).
+//   SecureExec - the 2PC executor on the mpc primitives (secure_exec.h), in dealer, party or
+//                count mode; count mode is the cost model (cost_model.h): exact per-operator
+//                online bytes, rounds and key bytes with no cryptography.
 // An executor E provides a tensor type E::T (a [rows, cols] matrix, one sequence) and the
 // operators below; the graph never looks inside a tensor.
 #pragma once

@@ -47,55 +47,52 @@ MachineRates measure_machine_rates() {
   return r;
 }
 
+namespace {
+// The engine's truncation mode: either flag asks for stochastic truncation.
+FxSpec effective_spec(const BenchOptions& o) {
+  FxSpec s = o.spec;
+  s.stochastic_trunc = o.spec.stochastic_trunc || o.stochastic_trunc;
+  return s;
+}
+}  // namespace
+
 nlohmann::json bench_cost(const model::ModelConfig& cfg, const BenchOptions& o, const MachineRates& rates) {
   using nlohmann::json;
-  PiModel m = PiModel::shapes(cfg);
-  CostExec ex(o.spec, o.widths, o.reveal_logits, o.stochastic_trunc);
+  const FxSpec spec = effective_spec(o);
+  const CostCount c = count_cost(cfg, o.scope, spec, o.reveal_logits);
   const int T = cfg.context;
-  if (o.scope == Scope::blocks) {
-    blocks_forward(ex, m, ex.input(T, cfg.d_model));
-  } else {
-    std::vector<int32_t> ids(T, 0);
-    full_forward(ex, m, ids, false);
-  }
-  OpCost tot = ex.total();
   // Per party: integer GEMMs plus FSS evaluation (AES-bound). Key generation (dealer): the
-  // mask products (one GEMM of each linear's shape) plus about 4 AES blocks per 16 key bytes.
-  double compute_s = tot.gemm_macs / rates.gemm_macs_per_s + tot.fss_blocks / rates.aes_blocks_per_s;
-  double keygen_s = tot.gemm_macs / 3.0 / rates.gemm_macs_per_s + 2.0 * tot.key_bytes / 16.0 * 4.0 / rates.aes_blocks_per_s;
-  // One-time model setup: every weight matrix masked once and sent to the client (issue 5's
-  // reusable masked weights), at the accumulator-side width of 32 bits.
-  double setup = 0;
-  for (const auto& b : m.blocks) {
-    setup += double(b.qkv.out) * b.qkv.in + double(b.proj.out) * b.proj.in;
-    if (b.has_ffn) {
-      if (cfg.ffn_kind == model::FfnKind::fused) setup += double(b.fused.out) * b.fused.in;
-      else setup += double(b.fc.out) * b.fc.in + double(b.fc_proj.out) * b.fc_proj.in;
-    }
-  }
-  if (o.scope == Scope::full) setup += double(cfg.vocab_size) * cfg.d_model * (cfg.tie_embeddings ? 1 : 2);
-  setup *= 4.0;
+  // mask products (one GEMM of each product's shape) plus about 4 AES blocks per 16 key bytes.
+  double compute_s = c.gemm_macs / rates.gemm_macs_per_s + c.fss_blocks / rates.aes_blocks_per_s;
+  double keygen_s = c.gemm_macs / 2.0 / rates.gemm_macs_per_s +
+                    (c.key_bytes[0] + c.key_bytes[1]) / 16.0 * 4.0 / rates.aes_blocks_per_s;
   const double gib = double(1ull << 30);
   json ops = json::object();
-  for (const auto& [name, c] : ex.ops()) {
-    ops[name] = {{"elements", c.elements}, {"online_bytes", c.online_bytes}, {"rounds", c.rounds},
-                 {"key_bytes_per_party", c.key_bytes}, {"instances", c.count},
-                 {"online_share", c.online_bytes / tot.online_bytes}};
+  for (const auto& [name, v] : c.counter.per_op()) {
+    if (name == "weights") continue;  // model setup, reported as model_setup_bytes
+    const double b = v.bytes_sent + v.bytes_recv;
+    ops[name] = {{"elements", v.elements}, {"online_bytes", b}, {"bytes_sent", v.bytes_sent},
+                 {"bytes_recv", v.bytes_recv}, {"rounds", v.rounds}, {"key_bytes_per_party", v.key_bytes[1]},
+                 {"key_bytes_party0", v.key_bytes[0]}, {"instances", v.count},
+                 {"online_share", c.online_bytes > 0 ? b / c.online_bytes : 0.0}};
   }
   json lat = json::object();
-  for (const auto& p : net_profiles()) lat[p.name] = latency_s(p, compute_s, tot.online_bytes, tot.rounds);
-  json j = {{"source", "cost-model (analytic, src/pi/cost_model.cpp; not a socket measurement)"},
+  for (const auto& p : net_profiles()) lat[p.name] = latency_s(p, compute_s, c.online_bytes, c.rounds);
+  json j = {{"source", "cost-model (src/pi/cost_model.cpp: the secure executor in count mode, exact bytes / rounds / "
+                       "keys of the engine; times are estimates)"},
             {"scope", to_string(o.scope)},
             {"n_layer", cfg.n_layer}, {"d_model", cfg.d_model}, {"n_head", cfg.n_head}, {"context", T},
-            {"softmax", to_string(o.spec.softmax)},
-            {"truncation", o.stochastic_trunc ? "stochastic" : "faithful"},
+            {"softmax", to_string(spec.softmax)},
+            {"truncation", spec.stochastic_trunc ? "stochastic" : "faithful"},
             {"reveal", o.scope == Scope::full ? (o.reveal_logits ? "logits" : "next_token") : "hidden"},
-            {"online_bytes", tot.online_bytes}, {"online_gib", tot.online_bytes / gib},
-            {"rounds", tot.rounds},
-            {"key_bytes_per_party", tot.key_bytes}, {"key_gib_per_party", tot.key_bytes / gib},
-            {"model_setup_bytes", setup},
+            {"online_bytes", c.online_bytes}, {"online_gib", c.online_bytes / gib},
+            {"online_bytes_sent", c.bytes_sent}, {"online_bytes_recv", c.bytes_recv},
+            {"rounds", c.rounds},
+            {"key_bytes_per_party", c.key_bytes[1]}, {"key_gib_per_party", c.key_bytes[1] / gib},
+            {"key_bytes_party0", c.key_bytes[0]},
+            {"model_setup_bytes", c.setup_bytes},
             {"online_compute_s_estimate", compute_s}, {"keygen_s_estimate", keygen_s},
-            {"gemm_macs_per_party", tot.gemm_macs}, {"fss_aes_blocks_per_party", tot.fss_blocks},
+            {"gemm_macs_per_party", c.gemm_macs}, {"fss_aes_blocks_per_party", c.fss_blocks},
             {"machine", {{"int64_gemm_macs_per_s", rates.gemm_macs_per_s}, {"aes_blocks_per_s", rates.aes_blocks_per_s}}},
             {"latency_s", lat},
             {"ops", ops}};
@@ -117,15 +114,22 @@ nlohmann::json bench_measured(const model::ModelConfig& full_cfg, const BenchOpt
   for (auto& t : ids) t = int32_t(rng.below(cfg.vocab_size));
   const mpc::Block seed{0xA5, 0x5A};
   const bool full = o.scope == Scope::full;
+  const FxSpec spec = effective_spec(o);
+  // Full scope: logits, or only the next token (secure argmax) revealed to the client.
+  auto reveal = [&](SecureExec& ex, const SWire& y) {
+    ex.output_client(!full || o.reveal_logits ? y : ex.argmax(y));
+  };
+  std::map<std::string, double> key_by_op;  // party 1's key bytes per operator tag
   auto program = [&](mpc::Dealer& dl) {
-    SecureExec ex(&dl, nullptr, o.spec, seed);
-    ex.output_client(full ? full_forward(ex, m, ids, false) : blocks_forward(ex, m, ex.input_client({}, T, d)));
+    SecureExec ex(&dl, nullptr, spec, seed);
+    reveal(ex, full ? full_forward(ex, m, ids, false) : blocks_forward(ex, m, ex.input_client({}, T, d)));
+    key_by_op = ex.key_bytes_by_op();
   };
   auto res = mpc::run_local(program, [&](mpc::Party& p) {
-    SecureExec ex(nullptr, &p, o.spec, seed);
+    SecureExec ex(nullptr, &p, spec, seed);
     bool cl = p.id == mpc::kClient;
-    ex.output_client(full ? full_forward(ex, m, cl ? ids : std::vector<int32_t>(T, 0), false)
-                          : blocks_forward(ex, m, ex.input_client(cl ? x0 : std::vector<double>{}, T, d)));
+    reveal(ex, full ? full_forward(ex, m, cl ? ids : std::vector<int32_t>(T, 0), false)
+                    : blocks_forward(ex, m, ex.input_client(cl ? x0 : std::vector<double>{}, T, d)));
   }, {.timeout_s = 600, .stream_keys = true});
   const auto& per = res.meter[0].per_op();
   double setup_bytes = 0, setup_rounds = 0, setup_s = 0;
@@ -137,13 +141,22 @@ nlohmann::json bench_measured(const model::ModelConfig& full_cfg, const BenchOpt
   double scale = full ? 1.0 : double(full_cfg.n_layer) / layers;
   json ops = json::object();
   for (const auto& [k, v] : per)
-    ops[k] = {{"online_bytes", double(v.bytes_sent + v.bytes_recv)}, {"rounds", v.rounds}, {"seconds", v.seconds}};
+    ops[k] = {{"online_bytes", double(v.bytes_sent + v.bytes_recv)}, {"bytes_sent", double(v.bytes_sent)},
+              {"bytes_recv", double(v.bytes_recv)}, {"rounds", v.rounds}, {"seconds", v.seconds},
+              {"key_bytes_per_party", 0.0}};
+  for (const auto& [k, v] : key_by_op) {
+    if (v <= 0) continue;
+    if (!ops.contains(k))  // keys without online traffic (e.g. the output mask)
+      ops[k] = {{"online_bytes", 0.0}, {"bytes_sent", 0.0}, {"bytes_recv", 0.0}, {"rounds", 0}, {"seconds", 0.0}};
+    ops[k]["key_bytes_per_party"] = v;
+  }
   const double gib = double(1ull << 30);
   double online_s = res.online_s - setup_s;
   json lat = json::object();
   for (const auto& p : net_profiles()) lat[p.name] = latency_s(p, online_s * scale, online * scale, rounds * scale);
   return {{"source", "measured: 2PC run of src/pi/secure_exec over loopback TCP (src/mpc), random weights"},
-          {"scope", to_string(o.scope)}, {"softmax", to_string(o.spec.softmax)}, {"truncation", o.spec.stochastic_trunc ? "stochastic" : "faithful"},
+          {"scope", to_string(o.scope)}, {"softmax", to_string(spec.softmax)}, {"truncation", spec.stochastic_trunc ? "stochastic" : "faithful"},
+          {"reveal", full ? (o.reveal_logits ? "logits" : "next_token") : "hidden"},
           {"layers_run", layers}, {"n_layer", full_cfg.n_layer}, {"context", T}, {"d_model", d},
           {"extrapolated", !full && layers != full_cfg.n_layer},
           {"measured", {{"online_bytes", online}, {"rounds", rounds}, {"key_bytes_per_party", double(res.key_bytes[1])},

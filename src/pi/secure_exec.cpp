@@ -15,15 +15,99 @@ namespace aero::pi {
 using mpc::u64;
 constexpr int W = SecureExec::kWidth, WIDE = SecureExec::kWide, ZW = SecureExec::kScoreWidth;
 
+// GateCounter: a replica of mpc::Meter's accounting (transport.cpp) for both parties.
+void GateCounter::on_send(int p, const std::string& tag, double b) {
+  if (p == 0) {
+    per_op_[tag].bytes_sent += b;
+    bytes_ += b;
+  }
+  sent_since_recv_[p] = true;
+}
+void GateCounter::on_recv(int p, const std::string& tag, double b) {
+  if (p == 0) {
+    per_op_[tag].bytes_recv += b;
+    bytes_ += b;
+  }
+  if (sent_since_recv_[p]) {
+    rounds_[p] += 1;
+    if (p == 0) per_op_[tag].rounds += 1;
+  }
+  sent_since_recv_[p] = false;
+}
+void GateCounter::exchange(const std::string& tag, double payload, double elements) {
+  for (int p = 0; p < 2; ++p) on_send(p, tag, kHeader + payload);
+  for (int p = 0; p < 2; ++p) on_recv(p, tag, kHeader + payload);
+  per_op_[tag].elements += elements;
+  per_op_[tag].count += 1;
+}
+void GateCounter::send(const std::string& tag, int from, double payload, double elements) {
+  on_send(from, tag, kHeader + payload);
+  on_recv(1 - from, tag, kHeader + payload);
+  per_op_[tag].elements += elements;
+  per_op_[tag].count += 1;
+}
+void GateCounter::keys(const std::string& tag, double p0, double p1) {
+  auto& t = per_op_[tag];
+  t.key_bytes[0] += p0, t.key_bytes[1] += p1;
+  keys_[0] += p0, keys_[1] += p1;
+}
+void GateCounter::work(const std::string& tag, double macs, double aes_blocks) {
+  auto& t = per_op_[tag];
+  t.gemm_macs += macs, t.fss_blocks += aes_blocks;
+}
+
+// Tag of the operator the enclosed gates are metered under, in every mode (party mode: the
+// mpc gate opens its own OpScope of the same name; see SecureExec::push_tag).
+class TagScope {
+ public:
+  TagScope(SecureExec& ex, const std::string& t) : ex_(ex) { ex_.push_tag(t); }
+  ~TagScope() { ex_.pop_tag(); }
+  TagScope(const TagScope&) = delete;
+  TagScope& operator=(const TagScope&) = delete;
+
+ private:
+  SecureExec& ex_;
+};
+
+void SecureExec::settle_keys() {
+  if (!d_) return;
+  const size_t w = d_->written(1);
+  key_by_tag_[tags_.back()] += double(w - key_mark_);
+  key_mark_ = w;
+}
+void SecureExec::push_tag(const std::string& t) {
+  settle_keys();
+  tags_.push_back(t);
+}
+void SecureExec::pop_tag() {
+  settle_keys();
+  tags_.pop_back();
+}
+std::map<std::string, double> SecureExec::key_bytes_by_op() {
+  settle_keys();
+  return key_by_tag_;
+}
+
+namespace {
+// FSS evaluation work (AES blocks, one party) for the compute estimate of the cost model.
+double dcf_aes(size_t n, int bits, int points = 1) { return 2.0 * double(n) * bits * points; }
+double lut_aes(size_t n, int bits) { return 2.0 * double(n) * double(size_t(1) << bits); }
+}  // namespace
+
 // One round of independent gates: in dealer mode each gate deals at once (same order as the
 // parties), in party mode each computes this party's share and run() opens them all in one
-// message each way (mpc::open_many). Outputs live until the round is destroyed.
+// message each way (mpc::open_many); in count mode each gate charges its exact key bytes and
+// run() charges the one frame each way. Outputs live until the round is destroyed.
 class SRound {
  public:
   using V = std::vector<u64>;
-  SRound(SecureExec& ex, const char* tag) : d_(ex.d_), p_(ex.p_) {
+  SRound(SecureExec& ex, const char* tag) : ex_(ex), d_(ex.d_), p_(ex.p_), c_(ex.c_), tag_(tag) {
     if (p_) scope_.emplace(p_->peer, tag);
+    ex_.push_tag(tag_);
   }
+  ~SRound() { ex_.pop_tag(); }
+  SRound(const SRound&) = delete;
+  SRound& operator=(const SRound&) = delete;
   V& trunc(const V& x, mpc::TruncSpec t) {
     if (t.is_free()) {  // stochastic truncate-reduce: local, no opening
       V y = d_ ? mpc::trunc_free_mask(x, t.in_bits, t.shift) : mpc::trunc_free_eval(x, t.in_bits, t.shift);
@@ -31,18 +115,36 @@ class SRound {
       out_.push_back(std::move(y));
       return out_.back();
     }
+    if (c_) {
+      const bool low = t.faithful && t.shift > 0, high = t.out_bits > t.in_bits - t.shift && !t.bounded;
+      return count(x.size(), t.out_bits, mpc::trunc_key_bytes(t, x.size(), 0), mpc::trunc_key_bytes(t, x.size(), 1),
+                   (low ? dcf_aes(x.size(), t.shift) : 0) + (high ? dcf_aes(x.size(), t.in_bits) : 0));
+    }
     return add([&] { return mpc::trunc_deal(*d_, t, x); }, [&] { return mpc::trunc_shares(*p_, t, x); }, t.out_bits);
   }
   V& drelu(const V& x, int in_w, int out_w) {
     mpc::CompareSpec c{in_w, out_w};
+    if (c_)
+      return count(x.size(), out_w, mpc::drelu_key_bytes(c, x.size(), 0), mpc::drelu_key_bytes(c, x.size(), 1),
+                   dcf_aes(x.size(), in_w - 1));
     return add([&] { return mpc::drelu_deal(*d_, c, x); }, [&] { return mpc::drelu_shares(*p_, c, x); }, out_w);
   }
   V& relu(const V& x, int w) {
     mpc::CompareSpec c{w, w};
+    if (c_)
+      return count(x.size(), w, mpc::relu_key_bytes(c, x.size(), 0), mpc::relu_key_bytes(c, x.size(), 1),
+                   dcf_aes(x.size(), w - 1));
     return add([&] { return mpc::relu_deal(*d_, c, x); }, [&] { return mpc::relu_shares(*p_, c, x); }, w);
   }
   // ReLU of x and DReLU of x - c_k from one DCF key (mpc::relu_cmp): {relu, comparisons}.
   std::pair<V*, V*> relu_cmp(const V& x, const mpc::ReluCmpSpec& s) {
+    if (c_) {
+      const size_t n = x.size(), K = s.offsets.size();
+      count(n, s.relu_bits, mpc::relu_cmp_key_bytes(s, n, 0), mpc::relu_cmp_key_bytes(s, n, 1),
+            dcf_aes(n, s.in_bits - 1, int(1 + K)));
+      count(n * K, s.cmp_bits, 0, 0);
+      return {&out_[out_.size() - 2], &out_.back()};
+    }
     out_.emplace_back();
     out_.emplace_back();
     V* a = &out_[out_.size() - 2];
@@ -61,9 +163,13 @@ class SRound {
     return {a, b};
   }
   V& mul(const V& a, const V& b, int w) {
+    if (c_) return count(a.size(), w, mpc::mul_key_bytes(a.size(), w, 0), mpc::mul_key_bytes(a.size(), w, 1));
     return add([&] { return mpc::mul_deal(*d_, a, b, w); }, [&] { return mpc::mul_shares(*p_, a, b, w); }, w);
   }
   V& lut(const V& idx, int in_bits, int out_bits, const std::vector<int64_t>& table) {
+    if (c_)
+      return count(idx.size(), out_bits, mpc::lut_key_bytes(in_bits, out_bits, idx.size(), 0),
+                   mpc::lut_key_bytes(in_bits, out_bits, idx.size(), 1), lut_aes(idx.size(), in_bits));
     mpc::LutSpec ls;
     ls.in_bits = in_bits;
     ls.out_bits = out_bits;
@@ -74,6 +180,10 @@ class SRound {
     return add([&] { return mpc::lut_deal(*d_, ls, i); }, [&] { return mpc::lut_shares(*p_, ls, i); }, out_bits);
   }
   V& matmul(const mpc::BatchMatShape& s, const V& a, const V& b, int w) {
+    if (c_) {
+      c_->work(tag_, 3.0 * double(s.batch) * double(s.mat.m) * double(s.mat.k) * double(s.mat.n), 0);
+      return count(s.out_count(), w, mpc::matmul_ss_batch_key_bytes(s, w, 0), mpc::matmul_ss_batch_key_bytes(s, w, 1));
+    }
     return add([&] { return mpc::matmul_ss_batch_deal(*d_, s, a, b, w); },
                [&] { return mpc::matmul_ss_batch_shares(*p_, s, a, b, w); }, w);
   }
@@ -106,6 +216,15 @@ class SRound {
   }
   void run() {
     if (d_ || ops_.empty()) return;
+    if (c_) {  // one frame each way holding every opening, packed per gate (mpc::open_many)
+      double payload = 0, elems = 0;
+      for (const auto& o : ops_) payload += double(mpc::packed_bytes(o.share.size(), o.w)), elems += double(o.share.size());
+      c_->exchange(tag_, payload, elems);
+      for (size_t k = 0; k < ops_.size(); ++k) out_[dst_[k]] = std::move(ops_[k].share);
+      ops_.clear();
+      dst_.clear();
+      return;
+    }
     auto r = mpc::open_many(*p_, std::move(ops_));
     for (size_t k = 0; k < r.size(); ++k) out_[dst_[k]] = std::move(r[k]);
     ops_.clear();
@@ -113,6 +232,15 @@ class SRound {
   }
 
  private:
+  // Count mode: charges the gate's key bytes and queues a zero share of its opening.
+  V& count(size_t n, int w, size_t k0, size_t k1, double aes = 0) {
+    c_->keys(tag_, double(k0), double(k1));
+    c_->work(tag_, 0, aes);
+    out_.emplace_back();
+    ops_.push_back({V(n, 0), w});
+    dst_.push_back(out_.size() - 1);
+    return out_.back();
+  }
   template <class Deal, class Share>
   V& add(Deal deal, Share share, int w) {
     out_.emplace_back();
@@ -124,8 +252,11 @@ class SRound {
     }
     return out_.back();
   }
+  SecureExec& ex_;
   mpc::Dealer* d_;
   mpc::Party* p_;
+  GateCounter* c_;
+  std::string tag_;
   std::optional<mpc::OpScope> scope_;
   std::deque<V> out_;
   std::vector<mpc::Opening> ops_;
@@ -148,9 +279,11 @@ std::vector<int64_t> reorder(const InvPowLut& L) {
 }
 }  // namespace
 
-SecureExec::SecureExec(mpc::Dealer* dealer, mpc::Party* party, const FxSpec& spec, mpc::Block model_seed)
+SecureExec::SecureExec(mpc::Dealer* dealer, mpc::Party* party, GateCounter* counter, const FxSpec& spec,
+                       mpc::Block model_seed)
     : d_(dealer),
       p_(party),
+      c_(counter),
       s_(spec),
       seed_(model_seed),
       gelu_(spec),
@@ -159,8 +292,15 @@ SecureExec::SecureExec(mpc::Dealer* dealer, mpc::Party* party, const FxSpec& spe
       rsqrt_(-0.5, 2 * spec.f, spec.rsqrt_out_frac, spec.inv_mantissa),
       inv_tab_(reorder(inv_)),
       rsqrt_tab_(reorder(rsqrt_)) {
-  AERO_CHECK((d_ != nullptr) != (p_ != nullptr), "SecureExec: exactly one of dealer / party");
+  AERO_CHECK((d_ != nullptr) + (p_ != nullptr) + (c_ != nullptr) == 1,
+             "SecureExec: exactly one of dealer / party / counter");
+  if (d_) key_mark_ = d_->written(1);
 }
+
+SecureExec::SecureExec(mpc::Dealer* dealer, mpc::Party* party, const FxSpec& spec, mpc::Block model_seed)
+    : SecureExec(dealer, party, nullptr, spec, model_seed) {}
+
+SecureExec::SecureExec(GateCounter* counter, const FxSpec& spec) : SecureExec(nullptr, nullptr, counter, spec, {0, 0}) {}
 
 std::vector<u64> SecureExec::constant(size_t n, int64_t c, int w) const {
   return std::vector<u64>(n, dealer() ? 0 : mpc::mod_w(u64(c), w));
@@ -189,21 +329,34 @@ std::vector<u64> SecureExec::at_width(const SWire& x, int w) {
   return trunc(x.v, 0, x.w, w, "widen");
 }
 
+// A private input of `owner` (x: its values, ignored elsewhere), metered as "input".
+std::vector<u64> SecureExec::input(int owner, const V& x, size_t n, int w) {
+  if (p_) return mpc::input_eval(*p_, owner, x, n, w);
+  TagScope ts(*this, "input");
+  if (dealer()) return mpc::input_deal(*d_, owner, n, w);
+  c_->keys(tag(), double(mpc::input_key_bytes(n, w, owner, 0)), double(mpc::input_key_bytes(n, w, owner, 1)));
+  c_->send(tag(), owner, double(mpc::packed_bytes(n, w)), double(n));
+  return V(n, 0);
+}
+
 SWire SecureExec::input_client(const std::vector<double>& x, int rows, int cols) {
   size_t n = size_t(rows) * cols;
   SWire y{rows, cols, {}, WIDE};
-  if (dealer()) {
-    y.v = mpc::input_deal(*d_, mpc::kClient, n, WIDE);
-  } else {
-    std::vector<u64> enc(n, 0);
-    if (p_->id == mpc::kClient)
-      for (size_t k = 0; k < n; ++k) enc[k] = u64(encode(x[k], s_.f));
-    y.v = mpc::input_eval(*p_, mpc::kClient, enc, n, WIDE);
+  std::vector<u64> enc;
+  if (client()) {
+    enc.assign(n, 0);
+    for (size_t k = 0; k < n; ++k) enc[k] = u64(encode(x[k], s_.f));
   }
+  y.v = input(mpc::kClient, enc, n, WIDE);
   return y;
 }
 
 std::vector<double> SecureExec::output_client(const SWire& y) {
+  if (counting()) {  // the mask goes to the client's key stream; no online traffic
+    c_->keys(tag(), double(mpc::output_key_bytes(y.v.size(), y.w, mpc::kClient, 0)),
+             double(mpc::output_key_bytes(y.v.size(), y.w, mpc::kClient, 1)));
+    return {};
+  }
   if (dealer()) {
     mpc::output_deal(*d_, mpc::kClient, y.v, y.w);
     return {};
@@ -267,9 +420,20 @@ std::vector<u64> SecureExec::invpow(const V& v, int vw, int max_e, const InvPowL
 std::vector<u64> SecureExec::matmul_server(const V& x, size_t M, size_t K, size_t N, const std::vector<int64_t>& w_kn,
                                            int w) {
   const uint64_t id = tensor_id_++;
-  auto r_w = mpc::weight_mask(seed_, id, K * N, w);
   mpc::MatShape shape{M, K, N};
-  if (dealer()) return mpc::matmul_w_deal(*d_, shape, x, r_w, w);
+  if (counting()) {  // model setup (the masked weights, server to client), then the product
+    c_->send("weights", mpc::kServer, double(mpc::packed_bytes(K * N, w)), double(K * N));
+    TagScope ts(*this, "matmul_w");
+    c_->keys(tag(), double(mpc::matmul_w_key_bytes(shape, w, 0)), double(mpc::matmul_w_key_bytes(shape, w, 1)));
+    c_->work(tag(), 2.0 * double(M) * double(K) * double(N), 0);
+    c_->exchange(tag(), double(mpc::packed_bytes(M * N, w)), double(M * N));
+    return V(M * N, 0);
+  }
+  auto r_w = mpc::weight_mask(seed_, id, K * N, w);
+  if (dealer()) {
+    TagScope ts(*this, "matmul_w");
+    return mpc::matmul_w_deal(*d_, shape, x, r_w, w);
+  }
   std::vector<u64> w_plain, w_hat(K * N);
   {  // model setup: the masked weights go to the client once (reusable across queries)
     mpc::OpScope scope(p_->peer, "weights");
@@ -300,7 +464,7 @@ SWire SecureExec::linear(const SWire& x0, const PiLinear& L, const char* tag) {
     xp[t * K + K - 1] = dealer() ? 0 : 1;  // public constant 1: mask 0
   }
   std::vector<int64_t> wk;
-  if (!dealer() && p_->id == mpc::kServer) {
+  if (server()) {
     wk.assign(K * N, 0);
     for (size_t i = 0; i + 1 < K; ++i)
       for (size_t o = 0; o < N; ++o) wk[i * N + o] = encode(L.w[o * L.in + i], s_.f);
@@ -416,8 +580,9 @@ SWire SecureExec::rotary(const SWire& qkv, const PiModel& m) {
       for (int h = 0; h < H; ++h) {
         size_t base = size_t(t) * qkv.cols + size_t(part) * d + size_t(h) * dk;
         for (int i = 0; i < half; ++i) {
-          u64 c = u64(encode(m.rot_cos[size_t(t) * half + i], s_.rot_frac));
-          u64 sn = u64(encode(m.rot_sin[size_t(t) * half + i], s_.rot_frac));
+          // public cos / sin (count mode: shapes only, any constant does)
+          u64 c = counting() ? 1 : u64(encode(m.rot_cos[size_t(t) * half + i], s_.rot_frac));
+          u64 sn = counting() ? 0 : u64(encode(m.rot_sin[size_t(t) * half + i], s_.rot_frac));
           u64 x1 = y.v[base + i], x2 = y.v[base + i + half];
           lin.push_back(x1 * c - x2 * sn);
           pos.push_back(base + i);
@@ -449,7 +614,7 @@ SWire SecureExec::attn_logits(const SWire& qkv0, const PiBlock& b, int H) {
   r.run();
   V s = std::move(sref);
   size_t k = 0;
-  for (int h = 0; h < H; ++h)
+  for (int h = 0; h < H && !counting(); ++h)  // public per-row constants (none in count mode)
     for (size_t i = 0; i < T; ++i) {
       u64 c = u64(encode(b.score_const[size_t(h) * Tc + i], s_.c_frac));
       for (size_t j = 0; j <= i; ++j) s[k++] *= c;
@@ -567,8 +732,15 @@ SWire SecureExec::layernorm(const SWire& x, const PiNorm& nrm, const char* tag) 
   const size_t R = x.rows, d = x.cols;
   const V x64 = at_width(x, WIDE);
   V D;
-  if (dealer()) {
-    D = mpc::quad_rows_deal(*d_, R, d, u64(d), 1, x64, WIDE);
+  if (dealer() || counting()) {
+    TagScope outer(*this, tag), inner(*this, "quad_rows");  // party mode: OpScope(tag), then quad_rows_eval's
+    if (dealer()) {
+      D = mpc::quad_rows_deal(*d_, R, d, u64(d), 1, x64, WIDE);
+    } else {
+      c_->keys(this->tag(), double(mpc::quad_rows_key_bytes(R, d, WIDE, 0)), double(mpc::quad_rows_key_bytes(R, d, WIDE, 1)));
+      c_->exchange(this->tag(), double(mpc::packed_bytes(R, WIDE)), double(R));
+      D.assign(R, 0);
+    }
   } else {
     mpc::OpScope scope(p_->peer, tag);
     D = mpc::quad_rows_eval(*p_, R, d, u64(d), 1, x64, WIDE);
@@ -584,10 +756,11 @@ SWire SecureExec::layernorm(const SWire& x, const PiNorm& nrm, const char* tag) 
   auto& crr = rm.mul(c, rb, WIDE);
   rm.run();
   V cr = std::move(crr);
-  for (size_t t = 0; t < R; ++t)
-    for (size_t i = 0; i < d; ++i) cr[t * d + i] *= u64(encode(nrm.g[i], s_.f));
+  if (!counting())  // public gain (shapes-only models carry none)
+    for (size_t t = 0; t < R; ++t)
+      for (size_t i = 0; i < d; ++i) cr[t * d + i] *= u64(encode(nrm.g[i], s_.f));
   auto y = trunc(cr, s_.f + s_.rsqrt_out_frac, WIDE, W, tag);
-  if (!dealer())
+  if (p_)  // public bias (parties only)
     for (size_t t = 0; t < R; ++t)
       for (size_t i = 0; i < d; ++i) y[t * d + i] = mpc::mod_w(y[t * d + i] + u64(encode(nrm.b[i], s_.f)), W);
   return SWire{int(R), int(d), y, W};
@@ -598,21 +771,25 @@ SWire SecureExec::layernorm(const SWire& x, const PiNorm& nrm, const char* tag) 
 // sign-extended to the 64-bit residual stream (one round).
 SWire SecureExec::embed(const std::vector<int32_t>& ids, const PiModel& m) {
   const size_t T = ids.size(), Vv = m.cfg.vocab_size, d = m.cfg.d_model;
-  V oh(T * Vv, 0);
-  if (!dealer() && p_->id == mpc::kClient)
+  V oh;
+  if (client()) {
+    oh.assign(T * Vv, 0);
     for (size_t t = 0; t < T; ++t) oh[t * Vv + size_t(ids[t])] = 1;
-  auto x1 = dealer() ? mpc::input_deal(*d_, mpc::kClient, T * Vv, W) : mpc::input_eval(*p_, mpc::kClient, oh, T * Vv, W);
+  }
+  auto x1 = input(mpc::kClient, oh, T * Vv, W);
   std::vector<int64_t> wk;
-  if (!dealer() && p_->id == mpc::kServer) {
+  if (server()) {
     wk.resize(Vv * d);
     for (size_t k = 0; k < Vv * d; ++k) wk[k] = encode(m.wte[k], s_.f);
   }
   SWire x{int(T), int(d), matmul_server(x1, T, Vv, d, wk, W), W};
-  if (!m.wpe.empty()) {
-    V pe(T * d, 0);
-    if (!dealer() && p_->id == mpc::kServer)
+  if (m.cfg.has_positions()) {
+    V pe;
+    if (server()) {
+      pe.assign(T * d, 0);
       for (size_t k = 0; k < T * d; ++k) pe[k] = mpc::mod_w(u64(encode(m.wpe[k], s_.f)), W);
-    auto pw = dealer() ? mpc::input_deal(*d_, mpc::kServer, T * d, W) : mpc::input_eval(*p_, mpc::kServer, pe, T * d, W);
+    }
+    auto pw = input(mpc::kServer, pe, T * d, W);
     for (size_t k = 0; k < T * d; ++k) x.v[k] = mpc::mod_w(x.v[k] + pw[k], W);
   }
   return SWire{x.rows, x.cols, at_width(x, WIDE), WIDE};
@@ -625,7 +802,7 @@ SWire SecureExec::last_row(const SWire& x) {
 SWire SecureExec::lm_head(const SWire& x, const PiModel& m) {
   const size_t Vv = m.cfg.vocab_size, d = m.cfg.d_model;
   std::vector<int64_t> wk;
-  if (!dealer() && p_->id == mpc::kServer) {
+  if (server()) {
     const auto& w = m.head_weight();
     wk.resize(d * Vv);
     for (size_t v = 0; v < Vv; ++v)

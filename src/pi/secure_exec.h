@@ -2,6 +2,8 @@
 // ONE class in two modes, walked twice over the same graph, as the mpc design asks:
 //   dealer mode  (mpc::Dealer*): wires carry masks r, each op calls <gate>_deal;
 //   party mode   (mpc::Party*):  wires carry masked values x^ = x + r, each op calls <gate>_eval.
+//   count mode   (GateCounter*): wires carry zeros, each gate charges its exact key bytes and
+//                openings (the cost model, cost_model.h: same decomposition, no cryptography).
 // Every operator reproduces FixedExec's integer definition exactly (faithful truncations), so
 // the secure output equals the fixed-point simulation bit for bit. With
 // FxSpec::stochastic_trunc the truncations of values drop their carry DCF (floor + a carry
@@ -48,6 +50,7 @@
 //               inputs its positions table; widened to 64. lm_head: matmul_w, trunc, revealed.
 #pragma once
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -60,6 +63,42 @@
 namespace aero::pi {
 
 class SRound;
+
+// Count mode of SecureExec (the cost model, cost_model.h): the executor walks the graph with
+// the SAME gate decomposition as in dealer / party mode, but each gate only records what it
+// would cost: the exact key bytes each party's stream receives (src/mpc *_key_bytes, gate
+// markers included) and the frames each party's socket would send and receive, fed to a
+// replica of mpc::Meter's accounting (40-byte frame header + packed payload; a round when a
+// party receives after having sent since its previous receive), per operator tag as the
+// innermost mpc::OpScope names it. No cryptography, no weights; wires hold zeros.
+struct GateTally {
+  double bytes_sent = 0, bytes_recv = 0;  // party 0's socket, headers included
+  double rounds = 0;                      // party 0's round counter
+  double key_bytes[2] = {0, 0};           // per party, this tag's gates
+  double elements = 0;                    // opened elements
+  double gemm_macs = 0;                   // integer multiply-adds (the busier party)
+  double fss_blocks = 0;                  // AES blocks of FSS evaluation (one party)
+  int count = 0;                          // openings (or one-way messages)
+};
+class GateCounter {
+ public:
+  static constexpr double kHeader = 40;  // src/mpc/transport.cpp frame header
+  void exchange(const std::string& tag, double payload, double elements);  // one opening
+  void send(const std::string& tag, int from, double payload, double elements);  // one-way
+  void keys(const std::string& tag, double p0, double p1);
+  void work(const std::string& tag, double macs, double aes_blocks);
+  const std::map<std::string, GateTally>& per_op() const { return per_op_; }
+  double rounds(int party) const { return rounds_[party]; }
+  double key_bytes(int party) const { return keys_[party] + (party == 0 ? 16 : 0); }  // + party 0's stream seed
+  double bytes() const { return bytes_; }  // party 0's socket, both directions
+
+ private:
+  void on_send(int p, const std::string& tag, double b);
+  void on_recv(int p, const std::string& tag, double b);
+  std::map<std::string, GateTally> per_op_;
+  bool sent_since_recv_[2] = {false, false};
+  double rounds_[2] = {0, 0}, keys_[2] = {0, 0}, bytes_ = 0;
+};
 
 struct SWire {
   int rows = 0, cols = 0;
@@ -78,6 +117,12 @@ class SecureExec {
   // Exactly one of dealer / party is non-null. model_seed: shared by dealer and server
   // (weight masks R_W = PRG(model_seed, tensor id)).
   SecureExec(mpc::Dealer* dealer, mpc::Party* party, const FxSpec& spec, mpc::Block model_seed);
+  // Count mode (see GateCounter): runs on shapes only (PiModel::shapes is enough).
+  SecureExec(GateCounter* counter, const FxSpec& spec);
+
+  // Dealer mode: party 1's key bytes per operator tag (the tag its online traffic is metered
+  // under), for comparing the cost model with a run per operator.
+  std::map<std::string, double> key_bytes_by_op();
 
   // Client's private input (rows x cols at scale f); x is ignored at the server / dealer.
   T input_client(const std::vector<double>& x, int rows, int cols);
@@ -102,9 +147,21 @@ class SecureExec {
   T argmax(const T& logits);
 
  private:
+  SecureExec(mpc::Dealer* dealer, mpc::Party* party, GateCounter* counter, const FxSpec& spec, mpc::Block model_seed);
   bool dealer() const { return d_ != nullptr; }
+  bool counting() const { return c_ != nullptr; }
+  bool server() const { return p_ && p_->id == mpc::kServer; }
+  bool client() const { return p_ && p_->id == mpc::kClient; }
   using V = std::vector<mpc::u64>;
   friend class SRound;
+  friend class TagScope;
+  // Operator tag stack, mirrored in all modes (party mode: mpc::OpScope does the metering).
+  void push_tag(const std::string& t);
+  void pop_tag();
+  const std::string& tag() const { return tags_.back(); }
+  void settle_keys();  // dealer mode: charge the key bytes written since the last tag change
+  // A client input of n values at width w (input_deal / input_eval, tag "input").
+  V input(int owner, const V& x, size_t n, int w);
   V trunc(const V& x, int shift, int in_w, int out_w, const char* tag);
   V affine(const V& x, int64_t k, int64_t c, int w) const;  // k x + public c, mod 2^w
   // The engine's truncation: faithful or stochastic (FxSpec::stochastic_trunc), bounded sign
@@ -120,8 +177,12 @@ class SecureExec {
   // Server-weight product X (M x K) W (K x N), W given row-major [K, N] at the right scale.
   V matmul_server(const V& x, size_t M, size_t K, size_t N, const std::vector<int64_t>& w_kn, int w);
   std::vector<mpc::u64> constant(size_t n, int64_t c, int w) const;  // public constant wire
-  mpc::Dealer* d_;
-  mpc::Party* p_;
+  mpc::Dealer* d_ = nullptr;
+  mpc::Party* p_ = nullptr;
+  GateCounter* c_ = nullptr;
+  std::vector<std::string> tags_{"untagged"};
+  std::map<std::string, double> key_by_tag_;
+  size_t key_mark_ = 0;
   FxSpec s_;
   mpc::Block seed_;
   uint64_t tensor_id_ = 0;

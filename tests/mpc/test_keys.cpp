@@ -4,6 +4,8 @@
 #include <thread>
 
 #include "mpc/compare.h"
+#include "mpc/lut.h"
+#include "mpc/truncation.h"
 #include "mpc/linear.h"
 #include "mpc/party.h"
 
@@ -81,4 +83,63 @@ TEST(MpcKeys, DealerOverTcpDeliversBothStreams) {
   q0->close();
   q1->close();
   dealer2.join();
+}
+
+// The exact key-size functions (used by the cost model, src/pi/cost_model.h) equal what each
+// gate's dealer side writes to each party's stream, on awkward sizes and widths.
+TEST(MpcKeys, KeyByteFunctionsEqualTheDealersStreams) {
+  for (size_t n : {size_t(1), size_t(7), size_t(13), size_t(100)})
+    for (int w : {9, 28, 40, 64}) {
+      SCOPED_TRACE(testing::Message() << "n " << n << " w " << w);
+      Dealer d(Block{5, 6});
+      auto r = d.random(n * 3, w);
+      std::span<const u64> rn(r.data(), n);
+      size_t before[2] = {d.written(0), d.written(1)};
+      auto check = [&](size_t k0, size_t k1, const char* g) {
+        EXPECT_EQ(d.written(0) - before[0], k0) << g;
+        EXPECT_EQ(d.written(1) - before[1], k1) << g;
+        before[0] = d.written(0), before[1] = d.written(1);
+      };
+      for (bool faithful : {true, false})
+        for (int out : {w, std::min(64, w + 5), std::max(2, w - 6)}) {
+          TruncSpec t{w, std::min(5, w - 3), out, faithful, true};
+          trunc_deal(d, t, rn);
+          check(trunc_key_bytes(t, n, 0), trunc_key_bytes(t, n, 1), "trunc bounded");
+          t.bounded = false;
+          trunc_deal(d, t, rn);
+          check(trunc_key_bytes(t, n, 0), trunc_key_bytes(t, n, 1), "trunc");
+        }
+      drelu_deal(d, {w, 7}, rn);
+      check(drelu_key_bytes({w, 7}, n, 0), drelu_key_bytes({w, 7}, n, 1), "drelu");
+      relu_deal(d, {w, w}, rn);
+      check(relu_key_bytes({w, w}, n, 0), relu_key_bytes({w, w}, n, 1), "relu");
+      ReluCmpSpec rc{w, w, 9, {3, u64(-3)}};
+      relu_cmp_deal(d, rc, rn);
+      check(relu_cmp_key_bytes(rc, n, 0), relu_cmp_key_bytes(rc, n, 1), "relu_cmp");
+      mul_deal(d, rn, rn, w);
+      check(mul_key_bytes(n, w, 0), mul_key_bytes(n, w, 1), "mul");
+      if (w <= 28) {
+        LutSpec ls{9, w, std::vector<u64>(512, 1)};
+        std::vector<u64> idx(n);
+        for (size_t i = 0; i < n; ++i) idx[i] = mod_w(r[i], 9);
+        lut_deal(d, ls, idx);
+        check(lut_key_bytes(9, w, n, 0), lut_key_bytes(9, w, n, 1), "lut");
+      }
+      MatShape ms{n, 3, 2};
+      matmul_w_deal(d, ms, std::span<const u64>(r.data(), 3 * n), std::span<const u64>(r.data(), 6), w);
+      check(matmul_w_key_bytes(ms, w, 0), matmul_w_key_bytes(ms, w, 1), "matmul_w");
+      BatchMatShape bs{{n, n, 2}, 1, true, false};
+      std::vector<u64> ra(n * n, 0);
+      matmul_ss_batch_deal(d, bs, ra, std::span<const u64>(r.data(), 2 * n), w);
+      check(matmul_ss_batch_key_bytes(bs, w, 0), matmul_ss_batch_key_bytes(bs, w, 1), "matmul_ss tri_a");
+      BatchMatShape bo{{n, 2, n}, 1, false, true};
+      matmul_ss_batch_deal(d, bo, std::span<const u64>(r.data(), 2 * n), std::span<const u64>(r.data(), 2 * n), w);
+      check(matmul_ss_batch_key_bytes(bo, w, 0), matmul_ss_batch_key_bytes(bo, w, 1), "matmul_ss tri_out");
+      quad_rows_deal(d, n, 3, 3, 1, std::span<const u64>(r.data(), 3 * n), w);
+      check(quad_rows_key_bytes(n, 3, w, 0), quad_rows_key_bytes(n, 3, w, 1), "quad_rows");
+      input_deal(d, kClient, n, w);
+      check(input_key_bytes(n, w, kClient, 0), input_key_bytes(n, w, kClient, 1), "input");
+      output_deal(d, kClient, rn, w);
+      check(output_key_bytes(n, w, kClient, 0), output_key_bytes(n, w, kClient, 1), "output");
+    }
 }
