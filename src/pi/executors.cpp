@@ -49,7 +49,10 @@ FloatExec::T FloatExec::layernorm(const T& x, const PiNorm& n, const char*) {
     for (int i = 0; i < x.cols; ++i) var += (r[i] - mu) * (r[i] - mu);
     var /= x.cols;
     double k = 1.0 / std::sqrt(var + 1e-5);
-    for (int i = 0; i < x.cols; ++i) y.at(t, i) = (r[i] - mu) * k * n.g[i] + n.b[i];
+    if (n.affine())
+      for (int i = 0; i < x.cols; ++i) y.at(t, i) = (r[i] - mu) * k * n.g[i] + n.b[i];
+    else  // folded: the gain and bias live in the next linear's weights
+      for (int i = 0; i < x.cols; ++i) y.at(t, i) = (r[i] - mu) * k;
   }
   return y;
 }
@@ -160,7 +163,7 @@ FloatExec::T FloatExec::lm_head(const T& x, const PiModel& m) {
 #pragma omp parallel for schedule(static)
   for (int o = 0; o < V; ++o)
     for (int t = 0; t < x.rows; ++t) {
-      double s = 0;
+      double s = m.lm_head_bias.empty() ? 0.0 : m.lm_head_bias[o];
       for (int i = 0; i < d; ++i) s += x.at(t, i) * w[size_t(o) * d + i];
       y.at(t, o) = s;
     }
@@ -248,12 +251,15 @@ int64_t FixedExec::tr(__int128 v, int s, uint64_t idx, int site) const {
 // secure run opens one value per row before the rsqrt gate):
 //   sx = sum x, D = d sum x^2 - sx^2 + round(d^2 eps 2^2f)   (= d^2 (var + eps) at scale 2f),
 //   r = D^(-1/2) by the normalized LUT at scale rsqrt_out_frac (= 1 / (d sqrt(var + eps))),
-//   y = floor((d x - sx) * r * round(g 2^f) / 2^(f + rsqrt_out_frac)) + round(b 2^f).
+//   y = floor((d x - sx) * r * round(g 2^f) / 2^(f + rsqrt_out_frac)) + round(b 2^f);
+// folded (no affine: PiModel::fold_norms): y = floor((d x - sx) * r / 2^rsqrt_out_frac).
 FixedExec::T FixedExec::layernorm(const T& x, const PiNorm& n, const char*) {
   ++call_;
   const int d = x.cols;
+  const bool aff = n.affine();
   const auto& g = enc_vec(n.g, s_.f);
   const auto& bb = enc_vec(n.b, s_.f);
+  const int shift = (aff ? s_.f : 0) + s_.rsqrt_out_frac;
   const int64_t eps = encode(double(d) * d * s_.ln_eps, 2 * s_.f);
   T y(x.rows, d);
   for (int t = 0; t < x.rows; ++t) {
@@ -264,7 +270,7 @@ FixedExec::T FixedExec::layernorm(const T& x, const PiNorm& n, const char*) {
     int64_t rs = rsqrt_.eval(D > INT64_MAX ? INT64_MAX : int64_t(D));
     for (int i = 0; i < d; ++i) {
       __int128 c = __int128(d) * r[i] - sx;
-      y.at(t, i) = tr(c * rs * g[i], s_.f + s_.rsqrt_out_frac, uint64_t(t) * d + i) + bb[i];
+      y.at(t, i) = aff ? tr(c * rs * g[i], shift, uint64_t(t) * d + i) + bb[i] : tr(c * rs, shift, uint64_t(t) * d + i);
     }
   }
   track(y);
@@ -429,13 +435,14 @@ FixedExec::T FixedExec::lm_head(const T& x, const PiModel& m) {
   ++call_;
   const int V = m.cfg.vocab_size, d = m.cfg.d_model;
   const auto& w = enc_vec(m.head_weight(), s_.f);
+  const auto& hb = enc_vec(m.lm_head_bias, 2 * s_.f);  // folded final norm's bias (scale 2f)
   T y(x.rows, V);
 #pragma omp parallel for schedule(static)
   for (int o = 0; o < V; ++o) {
     const int64_t* wr = w.data() + size_t(o) * d;
     for (int t = 0; t < x.rows; ++t) {
       const int64_t* r = x.row(t);
-      int64_t s = 0;
+      int64_t s = hb.empty() ? 0 : hb[o];
       for (int i = 0; i < d; ++i) s += r[i] * wr[i];
       y.at(t, o) = tr(s, s_.f, uint64_t(t) * V + o);
     }

@@ -94,7 +94,7 @@ double temperature_value(const ModelConfig& c, double s) {
 
 }  // namespace
 
-PiModel PiModel::from_tensors(const ModelConfig& c, const SafeTensors& st) {
+PiModel PiModel::from_tensors(const ModelConfig& c, const SafeTensors& st, bool fold) {
   PiModel m;
   m.cfg = c;
   const int d = c.d_model, V = c.vocab_size, T = c.context, H = c.n_head;
@@ -147,7 +147,71 @@ PiModel PiModel::from_tensors(const ModelConfig& c, const SafeTensors& st) {
     m.blocks.push_back(std::move(b));
   }
   rotary_tables(m);
+  if (fold) m.fold_norms();
   return m;
+}
+
+namespace {
+// (x_hat g + beta) W^T + b = x_hat (W diag(g))^T + (b + W beta): W [out, in] row-major.
+void fold_into(PiNorm& n, std::vector<double>& w, std::vector<double>& bias, int out, int in) {
+  AERO_CHECK(n.g.size() == size_t(in) && n.b.size() == size_t(in), "fold_norms: norm width != linear input width");
+  AERO_CHECK(w.size() == size_t(out) * in, "fold_norms: weight shape");
+  if (bias.empty()) bias.assign(size_t(out), 0.0);
+  for (int o = 0; o < out; ++o) {
+    double* r = w.data() + size_t(o) * in;
+    double s = 0;
+    for (int i = 0; i < in; ++i) s += r[i] * n.b[i];
+    bias[o] += s;
+    for (int i = 0; i < in; ++i) r[i] *= n.g[i];
+  }
+  n = PiNorm{};
+}
+}  // namespace
+
+void PiModel::fold_norms() {
+  if (norms_folded) return;
+  norms_folded = true;
+  if (shapes_only) return;
+  const auto& c = cfg;
+  const int d = c.d_model;
+  if (c.norm == model::Norm::layernorm)
+    for (auto& b : blocks) {
+      // graph.h: ln1's output is read only by attn.qkv (rotary acts on qkv's output).
+      fold_into(b.ln1, b.qkv.w, b.qkv.b, b.qkv.out, b.qkv.in);
+      if (b.has_ffn) {  // ln2 feeds only the FFN's first linear (FFN scaling reads x_hat, not ln2)
+        PiLinear& L = c.ffn_kind == model::FfnKind::fused ? b.fused : b.fc;
+        fold_into(b.ln2, L.w, L.b, L.out, L.in);
+      } else {
+        b.ln2 = PiNorm{};  // pruned FFN: ln2 is never computed
+      }
+    }
+  if (c.final_norm && ln_f.affine()) {
+    std::vector<double> w = head_weight();  // tied: the head becomes its own private matrix
+    fold_into(ln_f, w, lm_head_bias, c.vocab_size, d);
+    lm_head = std::move(w);
+  }
+}
+
+std::vector<std::pair<std::string, std::vector<double>>> PiModel::public_constants() const {
+  std::vector<std::pair<std::string, std::vector<double>>> r;
+  auto norm = [&](const std::string& n, const PiNorm& p) {
+    if (!p.affine()) return;
+    r.emplace_back(n + ".weight", p.g);
+    r.emplace_back(n + ".bias", p.b);
+  };
+  for (size_t l = 0; l < blocks.size(); ++l) {
+    const auto& b = blocks[l];
+    const std::string p = "blocks." + std::to_string(l) + ".";
+    norm(p + "ln1", b.ln1);
+    norm(p + "ln2", b.ln2);
+    r.emplace_back(p + "score_const", b.score_const);
+    r.emplace_back(p + "ffn_scale", std::vector<double>{b.beta, b.inv_alpha});
+    r.emplace_back(p + "slope", std::vector<double>{b.slope});
+  }
+  norm("ln_f", ln_f);
+  r.emplace_back("rot_cos", rot_cos);
+  r.emplace_back("rot_sin", rot_sin);
+  return r;
 }
 
 PiModel PiModel::load(const std::string& path) {
@@ -174,32 +238,39 @@ PiModel PiModel::shapes(const ModelConfig& c) {
     b.fused = {c.d_model, c.d_model, {}, {}};
     if (c.ffn_scaling) b.beta = 0.9, b.inv_alpha = 0.5;  // non-trivial: counts the scaling gate
   }
+  // As folded (fold_norms): the final norm's bias becomes the LM head's bias row.
+  if (c.final_norm) m.lm_head_bias.assign(size_t(c.vocab_size), 0.0);
+  m.norms_folded = true;
   return m;
 }
 
-PiModel PiModel::random(const ModelConfig& c, uint64_t seed) { return from_tensors(c, random_tensors(c, seed)); }
+PiModel PiModel::random(const ModelConfig& c, uint64_t seed, bool fold) {
+  return from_tensors(c, random_tensors(c, seed), fold);
+}
 
-namespace {
-bool is_public_tensor(const std::string& n) {
+// LayerNorm gains/biases are not public: fold_norms moves them into secret weights.
+bool PiModel::is_public_tensor(const std::string& n) {
   auto ends = [&](const char* suf) {
     std::string s(suf);
     return n.size() >= s.size() && n.compare(n.size() - s.size(), s.size(), s) == 0;
   };
-  return ends("ln1.weight") || ends("ln1.bias") || ends("ln2.weight") || ends("ln2.bias") || n == "ln_f.weight" ||
-         n == "ln_f.bias" || ends("attn.temp") || ends("ffn_scale.alpha") || ends("ffn_scale.beta") ||
-         ends("ffn.slope") || n == "ffn_slope";
+  return ends("attn.temp") || ends("ffn_scale.alpha") || ends("ffn_scale.beta") || ends("ffn.slope") ||
+         n == "ffn_slope";
 }
-}  // namespace
+
+SafeTensors PiModel::public_tensors(const SafeTensors& st) {
+  SafeTensors pub;
+  if (st.metadata.count("aero_config")) pub.metadata["aero_config"] = st.metadata.at("aero_config");
+  pub.metadata["format"] = "aero-pi-public-2";  // 2: without LayerNorm parameters (folded)
+  for (auto& [n, t] : st.tensors)
+    if (is_public_tensor(n)) pub.tensors[n] = t;
+  return pub;
+}
 
 void PiModel::export_public(const std::string& checkpoint, const std::string& out_path) {
   auto st = SafeTensors::load(checkpoint);
   AERO_CHECK(st.metadata.count("aero_config"), checkpoint, ": no __metadata__.aero_config");
-  SafeTensors pub;
-  pub.metadata["aero_config"] = st.metadata["aero_config"];
-  pub.metadata["format"] = "aero-pi-public-1";
-  for (auto& [n, t] : st.tensors)
-    if (is_public_tensor(n)) pub.tensors[n] = t;
-  pub.save(out_path);
+  public_tensors(st).save(out_path);
 }
 
 PiModel PiModel::public_model(const std::string& path) {
@@ -207,7 +278,11 @@ PiModel PiModel::public_model(const std::string& path) {
   auto it = pub.metadata.find("aero_config");
   AERO_CHECK(it != pub.metadata.end(), path, ": no __metadata__.aero_config");
   auto j = nlohmann::json::parse(it->second);
-  auto cfg = model::model_config_from_json(j.contains("model") ? j["model"] : j, path);
+  return public_model(model::model_config_from_json(j.contains("model") ? j["model"] : j, path), pub);
+}
+
+PiModel PiModel::public_model(const ModelConfig& cfg, const SafeTensors& pub) {
+  const std::string path = "public model";
   auto st = random_tensors(cfg, 0);
   for (auto& [n, t] : st.tensors) {
     if (is_public_tensor(n)) {

@@ -727,7 +727,7 @@ SWire SecureExec::attn_softmax_v(const SWire& z, const SWire& qkv0, int H) {
 
 // LayerNorm (FixedExec::layernorm): D = d sum x^2 - (sum x)^2 + eps' by quad_rows (one opened
 // value per row, 64 bits), r = Rsqrt(D) (normalized LUT, 3 rounds), (d x - sum x) r by mul,
-// public gain (local), truncation to 40 bits, public bias (local). 6 rounds.
+// truncation to 40 bits. 6 rounds.
 SWire SecureExec::layernorm(const SWire& x, const PiNorm& nrm, const char* tag) {
   const size_t R = x.rows, d = x.cols;
   const V x64 = at_width(x, WIDE);
@@ -756,11 +756,14 @@ SWire SecureExec::layernorm(const SWire& x, const PiNorm& nrm, const char* tag) 
   auto& crr = rm.mul(c, rb, WIDE);
   rm.run();
   V cr = std::move(crr);
-  if (!counting())  // public gain (shapes-only models carry none)
+  // Folded models (PiModel::fold_norms, the default) have no gain or bias here: they live in
+  // the next linear's secret weights. An unfolded model's gain/bias are public constants.
+  const bool aff = nrm.affine();
+  if (aff && !counting())  // public gain (unfolded models only)
     for (size_t t = 0; t < R; ++t)
       for (size_t i = 0; i < d; ++i) cr[t * d + i] *= u64(encode(nrm.g[i], s_.f));
-  auto y = trunc(cr, s_.f + s_.rsqrt_out_frac, WIDE, W, tag);
-  if (p_)  // public bias (parties only)
+  auto y = trunc(cr, (aff ? s_.f : 0) + s_.rsqrt_out_frac, WIDE, W, tag);
+  if (aff && p_)  // public bias (parties only; unfolded models only)
     for (size_t t = 0; t < R; ++t)
       for (size_t i = 0; i < d; ++i) y[t * d + i] = mpc::mod_w(y[t * d + i] + u64(encode(nrm.b[i], s_.f)), W);
   return SWire{int(R), int(d), y, W};
@@ -801,14 +804,29 @@ SWire SecureExec::last_row(const SWire& x) {
 
 SWire SecureExec::lm_head(const SWire& x, const PiModel& m) {
   const size_t Vv = m.cfg.vocab_size, d = m.cfg.d_model;
+  // Folded final norm: the head is the server's diag(g) W^T with the bias row beta W^T,
+  // multiplied as X' = [X | 1] (as linear); the bias row is secret like the weights.
+  const bool hb = !m.lm_head_bias.empty();
+  const size_t K = d + (hb ? 1 : 0), M = size_t(x.rows);
   std::vector<int64_t> wk;
   if (server()) {
     const auto& w = m.head_weight();
-    wk.resize(d * Vv);
+    wk.resize(K * Vv);
     for (size_t v = 0; v < Vv; ++v)
       for (size_t i = 0; i < d; ++i) wk[i * Vv + v] = encode(w[v * d + i], s_.f);
+    if (hb)
+      for (size_t v = 0; v < Vv; ++v) wk[d * Vv + v] = encode(m.lm_head_bias[v], 2 * s_.f);
   }
-  SWire y{x.rows, int(Vv), matmul_server(at_width(x, W), x.rows, d, Vv, wk, W), W};
+  V xv = at_width(x, W);
+  if (hb) {
+    V xp(M * K);
+    for (size_t t = 0; t < M; ++t) {
+      for (size_t i = 0; i < d; ++i) xp[t * K + i] = xv[t * d + i];
+      xp[t * K + d] = dealer() ? 0 : 1;  // public constant 1: mask 0
+    }
+    xv = std::move(xp);
+  }
+  SWire y{x.rows, int(Vv), matmul_server(xv, M, K, Vv, wk, W), W};
   y.v = trunc(y.v, s_.f, W, W, "lm_head");
   return y;
 }

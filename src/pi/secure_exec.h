@@ -44,10 +44,12 @@
 //               MSB e (truncate-reduce)} | one 8-bit mul selects the mantissa of the MSB |
 //               14-bit DPF table on (mantissa, e).                                      3
 //   layernorm   D = d sum x^2 - (sum x)^2 by quad_rows (one value per row); rsqrt by the
-//               normalized LUT; (d x - sum x) r by mul; public gain (local); faithful trunc;
-//               public bias.                                                             6
+//               normalized LUT; (d x - sum x) r by mul; faithful trunc. The gain and bias
+//               are folded into the next linear's secret weights (PiModel::fold_norms); an
+//               unfolded model's gain/bias would be public constants (local).            6
 //   embedding   the client inputs its one-hot rows; matmul_w with the masked table; the server
-//               inputs its positions table; widened to 64. lm_head: matmul_w, trunc, revealed.
+//               inputs its positions table; widened to 64. lm_head: matmul_w (with the folded final
+//               norm: its own secret matrix and bias row), trunc, revealed.
 #pragma once
 #include <functional>
 #include <map>

@@ -97,6 +97,9 @@ TEST(PiCost, EqualsMeasuredRunAcrossSoftmaxScopesAndReveal) {
 
 // GPT-2 small, T=128, SIGMA's scope, SM+LN+G: the engine measured on all 12 blocks (2026-11,
 // docs/benchmarks.md) gave 480 rounds faithful and 468 stochastic; the count reproduces them.
+// Faithful key bytes: 13.62 GiB per party before the LayerNorm folding (PiModel::fold_norms),
+// 13.06 after (the LayerNorm truncation no longer shifts out the gain's 12 fraction bits, so
+// its carry DCF is 12 bits shorter); rounds and online bytes are unchanged.
 TEST(PiCost, Gpt2SmallMatchesTheMeasuredRun) {
   auto cfg = model::build_run_config("", "gpt2-small", "SM+LN+G", {"model.context=128"}).model;
   const json f = bench_cost(cfg, opts(false), rates()), s = bench_cost(cfg, opts(true), rates());
@@ -104,7 +107,7 @@ TEST(PiCost, Gpt2SmallMatchesTheMeasuredRun) {
   EXPECT_EQ(s["rounds"].get<double>(), 468);
   EXPECT_NEAR(f["online_gib"].get<double>(), 0.525, 0.0005);
   EXPECT_NEAR(s["online_gib"].get<double>(), 0.516, 0.0005);
-  EXPECT_NEAR(f["key_gib_per_party"].get<double>(), 13.62, 0.005);
+  EXPECT_NEAR(f["key_gib_per_party"].get<double>(), 13.06, 0.005);
   EXPECT_NEAR(s["key_gib_per_party"].get<double>(), 7.06, 0.005);
 }
 

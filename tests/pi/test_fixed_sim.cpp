@@ -143,3 +143,47 @@ TEST(PiFixedSim, FullScopeLogitsAndNextToken) {
     for (int v = 0; v < cfg.vocab_size; ++v) ASSERT_EQ(last.at(0, v), lx.at(lx.rows - 1, v)) << c.name;
   }
 }
+
+// LayerNorm affine folding (PiModel::fold_norms): the folded model (no LayerNorm gain/bias;
+// they live in attn.qkv, the FFN's first linear and the LM head) computes the same float
+// function as the unfolded one, for every family and every switch that changes what reads a
+// LayerNorm output (parallel blocks, fused / pruned / absent FFNs, FFN scaling, untied head,
+// no final norm, no biases).
+TEST(PiFold, FoldedFloatEqualsUnfoldedFloatEveryFamily) {
+  std::vector<Case> cases = kCases;
+  const std::vector<Case> extra = {
+      {"LN fused FFN", "SM+LN+G", {"model.ffn_kind=fused", "model.ffn_act=identity"}},
+      {"LN pruned FFN", "SM+LN+G", {"model.ffn_layers=1"}},
+      {"LN no FFN", "SM+LN+G", {"model.ffn_kind=none"}},
+      {"LN FFN scaling", "SM+LN+G", {"model.ffn_scaling=true"}},
+      {"LN no bias", "SM+LN+G", {"model.bias=false"}},
+      {"LN untied head", "SM+LN+G", {"model.tie_embeddings=false"}},
+      {"LN no final norm", "SM+LN+G", {"model.final_norm=false"}},
+      {"pythia LN sequential", "SM+LN+G", {"model.family=pythia", "model.parallel_residual=false"}},
+      {"pythia LN pruned", "SM+LN+G", {"model.family=pythia", "model.ffn_layers=2"}},
+  };
+  cases.insert(cases.end(), extra.begin(), extra.end());
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    auto cfg = tiny(c.rung, c.sets);
+    auto mu = PiModel::random(cfg, 13, /*fold=*/false);
+    auto mf = PiModel::random(cfg, 13);
+    ASSERT_TRUE(mf.norms_folded);
+    for (const auto& b : mf.blocks) EXPECT_FALSE(b.ln1.affine() || b.ln2.affine());
+    EXPECT_FALSE(mf.ln_f.affine());
+    if (cfg.norm == model::Norm::layernorm) EXPECT_TRUE(mu.blocks[0].ln1.affine());
+    Rng rng(6);
+    const int T = 12, d = cfg.d_model;
+    std::vector<double> x0(size_t(T) * d);
+    for (auto& v : x0) v = rng.normal();
+    std::vector<int32_t> ids(T);
+    for (auto& t : ids) t = int32_t(rng.below(cfg.vocab_size));
+    FloatExec fe;
+    auto a = blocks_forward(fe, mu, fe.input(x0, T, d)).v, b = blocks_forward(fe, mf, fe.input(x0, T, d)).v;
+    auto la = full_forward(fe, mu, ids, true).v, lb = full_forward(fe, mf, ids, true).v;
+    ASSERT_EQ(a.size(), b.size());
+    ASSERT_EQ(la.size(), lb.size());
+    EXPECT_LT(compare(b, a).rel, 1e-10);
+    EXPECT_LT(compare(lb, la).rel, 1e-10);
+  }
+}

@@ -3,9 +3,11 @@
 // scaling) must be reproduced bit for bit, for every activation of the ladder.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/rng.h"
+#include "core/safetensors.h"
 #include "mpc/local_run.h"
 #include "pi/executors.h"
 #include "pi/secure_exec.h"
@@ -193,5 +195,86 @@ TEST(PiSecure, ArgmaxAwkwardSizesAndTies) {
     EXPECT_EQ(res.meter[0].per_op().count("argmax") ? res.meter[0].per_op().at("argmax").rounds : 0u,
               u_int64_t(V > 1 ? levels + 1 : 0))
         << "V=" << V;
+  }
+}
+
+// The server's LayerNorm gains and biases are secret (PiModel::fold_norms): they are not in
+// the public export of a checkpoint, not among the public constants the client and the
+// dealer use, and a secure run whose client and dealer hold ONLY the public model (every
+// secret tensor zero, LayerNorm parameters included) still equals the fixed-point simulation
+// of the server's model bit for bit, in SIGMA's scope and the full scope.
+TEST(PiSecure, LayerNormParametersAreNotPublic) {
+  struct C {
+    const char* name;
+    const char* rung;
+    std::vector<std::string> sets;
+  };
+  const std::vector<C> cases = {
+      {"gpt2 SM+LN+G", "SM+LN+G", {}},
+      {"gpt2 SM+LN+R untied no bias", "SM+LN+R", {"model.tie_embeddings=false", "model.bias=false"}},
+      {"gpt2 LN fused pruned", "SM+LN+G", {"model.ffn_kind=fused", "model.ffn_act=identity", "model.ffn_layers=1"}},
+      {"pythia SM+LN+G parallel", "SM+LN+G", {"model.family=pythia", "model.rotary_pct=0.5"}},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    std::vector<std::string> sets = {"model.n_layer=2", "model.n_head=2", "model.d_model=8", "model.context=6",
+                                     "model.vocab_size=13", "model.d_ff=16"};
+    sets.insert(sets.end(), c.sets.begin(), c.sets.end());
+    auto cfg = model::build_run_config("", "tiny", c.rung, sets).model;
+    ASSERT_EQ(cfg.norm, model::Norm::layernorm);
+    const auto st = PiModel::random_tensors(cfg, 77);
+    // Every LayerNorm gain / bias value of the checkpoint.
+    std::vector<double> ln_values;
+    for (const auto& [n, t] : st.tensors)
+      if (n.find("ln1.") != std::string::npos || n.find("ln2.") != std::string::npos || n.rfind("ln_f.", 0) == 0) {
+        EXPECT_FALSE(PiModel::is_public_tensor(n)) << n;
+        auto v = t.to_f64(n);
+        ln_values.insert(ln_values.end(), v.begin(), v.end());
+      }
+    ASSERT_FALSE(ln_values.empty());
+    const auto pub = PiModel::public_tensors(st);
+    for (const auto& [n, t] : pub.tensors) EXPECT_EQ(n.find("ln"), std::string::npos) << n;
+    const auto server_m = PiModel::from_tensors(cfg, st);
+    const auto public_m = PiModel::public_model(cfg, pub);  // what the client and the dealer hold
+    auto leaks = [&](const PiModel& m) {
+      int hits = 0;
+      for (const auto& [name, vals] : m.public_constants())
+        for (double v : vals)
+          hits += int(std::count(ln_values.begin(), ln_values.end(), v));
+      return hits;
+    };
+    EXPECT_EQ(leaks(server_m), 0);
+    EXPECT_EQ(leaks(public_m), 0);
+    EXPECT_GT(leaks(PiModel::from_tensors(cfg, st, /*fold=*/false)), 0);  // the check can fail
+
+    const int T = 5, d = cfg.d_model;
+    Rng rng(12);
+    std::vector<double> x0(size_t(T) * d);
+    for (auto& v : x0) v = rng.normal();
+    std::vector<int32_t> ids(T);
+    for (auto& t : ids) t = int32_t(rng.below(cfg.vocab_size));
+    for (bool full : {false, true}) {
+      FixedExec xe;
+      auto want = full ? xe.output(full_forward(xe, server_m, ids, false))
+                       : xe.output(blocks_forward(xe, server_m, xe.input(x0, T, d)));
+      const mpc::Block seed{0x31, 0x41};
+      std::vector<double> got;
+      auto program = [&](mpc::Dealer& dl) {
+        SecureExec ex(&dl, nullptr, FxSpec{}, seed);
+        auto y = full ? full_forward(ex, public_m, ids, false) : blocks_forward(ex, public_m, ex.input_client({}, T, d));
+        ex.output_client(y);
+      };
+      mpc::run_local(program, [&](mpc::Party& p) {
+        SecureExec ex(nullptr, &p, FxSpec{}, seed);
+        const bool cl = p.id == mpc::kClient;
+        const PiModel& m = cl ? public_m : server_m;
+        auto y = full ? full_forward(ex, m, cl ? ids : std::vector<int32_t>(T, 0), false)
+                      : blocks_forward(ex, m, ex.input_client(cl ? x0 : std::vector<double>{}, T, d));
+        auto out = ex.output_client(y);
+        if (cl) got = out;
+      });
+      ASSERT_EQ(got.size(), want.size());
+      for (size_t k = 0; k < want.size(); ++k) ASSERT_EQ(got[k], want[k]) << (full ? "full" : "blocks") << " element " << k;
+    }
   }
 }
