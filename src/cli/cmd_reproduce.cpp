@@ -31,6 +31,10 @@ aero::cli::Registrar reg("reproduce", [](CLI::App& app) {
                   "parallel, one per GPU");
   sub->add_option("--gpus", o->gpus, "GPU ids for --gpu-trainer (repeatable or comma-separated)")
       ->delimiter(',');
+  sub->add_option("--gpus-per-rung", o->gpus_per_rung,
+                  "With --gpu-trainer: train each rung data parallel on this many GPUs (NCCL; the ids of --gpus "
+                  "in consecutive groups), e.g. the paper preset on 8 GPUs as 8 per rung")
+      ->capture_default_str();
   sub->add_flag("--refresh-pi", o->refresh_pi,
                "Measure the private-inference cost of finished rungs again with this build (no retraining) "
                "and rewrite the tables");

@@ -193,7 +193,8 @@ json run_rung_cpu(const LadderOptions& o, const std::string& rung, const pi::Mac
 
 // Runs argv with stdout and stderr appended to log_path; returns the exit status (128+signal
 // when killed, 127 when it could not be started).
-int run_process(const std::vector<std::string>& argv, const std::string& log_path) {
+int run_process(const std::vector<std::string>& argv, const std::string& log_path,
+                const std::string& visible_devices = "") {
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -201,6 +202,7 @@ int run_process(const std::vector<std::string>& argv, const std::string& log_pat
   const pid_t pid = fork();
   AERO_CHECK(pid >= 0, "fork failed: ", std::strerror(errno));
   if (pid == 0) {
+    if (!visible_devices.empty()) setenv("CUDA_VISIBLE_DEVICES", visible_devices.c_str(), 1);
     const int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (fd >= 0) {
       dup2(fd, 1);
@@ -239,7 +241,18 @@ void train_rungs_gpu(const LadderOptions& o, const std::vector<std::string>& run
     if (!file_exists(rung_dir(o, r) + "/rung.json")) pending.push_back(r);
   std::mutex mu;
   size_t next = 0;
-  auto worker = [&](int gpu) {
+  // Groups of gpus_per_rung devices; a group of one passes --device, a larger one runs the
+  // rung data parallel (aero-gpu --gpus K) on exactly its devices (CUDA_VISIBLE_DEVICES).
+  const int per = std::max(1, o.gpus_per_rung);
+  AERO_CHECK(o.gpus.size() % size_t(per) == 0, "aero reproduce: ", o.gpus.size(),
+             " GPU ids are not a multiple of --gpus-per-rung ", per);
+  std::vector<std::vector<int>> groups;
+  for (size_t i = 0; i < o.gpus.size(); i += size_t(per))
+    groups.emplace_back(o.gpus.begin() + long(i), o.gpus.begin() + long(i) + per);
+  auto worker = [&](const std::vector<int>& group) {
+    const int gpu = group.front();
+    std::string visible;
+    for (int g : group) visible += (visible.empty() ? "" : ",") + std::to_string(g);
     for (;;) {
       std::string rung;
       {
@@ -264,7 +277,10 @@ void train_rungs_gpu(const LadderOptions& o, const std::vector<std::string>& run
         write_file_atomic(dir + "/rung_config.json", model::to_json(cfg).dump(2) + "\n");
         argv.insert(argv.end(), {"--config", dir + "/rung_config.json", "--out", dir, "--overwrite"});
       }
-      argv.insert(argv.end(), {"--device", std::to_string(gpu)});
+      if (per == 1)
+        argv.insert(argv.end(), {"--device", std::to_string(gpu)});
+      else
+        argv.insert(argv.end(), {"--gpus", std::to_string(per)});
       if (o.max_seconds > 0) {
         char b[32];
         std::snprintf(b, sizeof b, "%g", o.max_seconds);
@@ -272,18 +288,18 @@ void train_rungs_gpu(const LadderOptions& o, const std::vector<std::string>& run
       }
       {
         std::lock_guard<std::mutex> lock(mu);
-        std::fprintf(stderr, "[reproduce] %s: GPU %d: %s (log %s/train.log)\n", rung.c_str(), gpu,
+        std::fprintf(stderr, "[reproduce] %s: GPU %s: %s (log %s/train.log)\n", rung.c_str(), visible.c_str(),
                      join_cmd(argv).c_str(), dir.c_str());
       }
       const auto t0 = std::chrono::steady_clock::now();
-      const int rc = run_process(argv, dir + "/train.log");
+      const int rc = run_process(argv, dir + "/train.log", per == 1 ? "" : visible);
       const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       std::lock_guard<std::mutex> lock(mu);
-      std::fprintf(stderr, "[reproduce] %s: GPU %d: exit %d after %.0f s\n", rung.c_str(), gpu, rc, dt);
+      std::fprintf(stderr, "[reproduce] %s: GPU %s: exit %d after %.0f s\n", rung.c_str(), visible.c_str(), rc, dt);
     }
   };
   std::vector<std::thread> threads;
-  for (int g : o.gpus) threads.emplace_back(worker, g);
+  for (const auto& g : groups) threads.emplace_back(worker, g);
   for (auto& t : threads) t.join();
 }
 

@@ -26,6 +26,7 @@ struct LadderOptions {
   // Rungs train in parallel, one process per GPU id in `gpus`; evaluation runs there too.
   std::string gpu_trainer;
   std::vector<int> gpus = {0};
+  int gpus_per_rung = 1;  // > 1: each rung trains data parallel on this many of `gpus`
   // > 0: each training process stops with a checkpoint after this many seconds (a piece);
   // rungs left unfinished are reported and a rerun continues them.
   double max_seconds = 0;

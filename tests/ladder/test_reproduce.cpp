@@ -96,6 +96,31 @@ TEST(Reproduce, InterruptedRungResumesFromItsCheckpoint) {
   EXPECT_EQ(resumed["rungs"][0]["ppl"], full["rungs"][0]["ppl"]);  // bit-exact resume
 }
 
+namespace {
+// A stand-in for aero-gpu that speaks its command line and forwards to the CPU `aero`
+// (train / eval --json); --max-seconds becomes --stop-after 3; each call is logged to
+// DIR/calls.log with the CUDA_VISIBLE_DEVICES it got.
+std::string write_fake_gpu_trainer(const std::string& out) {
+  const std::string fake = out + "/fake-aero-gpu";
+  const std::string aero = std::string(AERO_BINARY_DIR) + "/aero";
+  write_file_atomic(fake,
+                    "#!/bin/sh\n"
+                    "cmd=$1; shift\n"
+                    "echo \"fake-aero-gpu $cmd $* [CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES]\" >> \"" + out + "/calls.log\"\n"
+                    "args=\"\"; json=\"\"\n"
+                    "while [ $# -gt 0 ]; do case $1 in\n"
+                    "  --device|--gpus) shift;;\n"
+                    "  --max-seconds) shift; args=\"$args --stop-after 3\";;\n"
+                    "  --json) shift; json=$1;;\n"
+                    "  *) args=\"$args $1\";;\n"
+                    "esac; shift; done\n"
+                    "if [ \"$cmd\" = eval ]; then exec " + aero + " eval $args --json > \"$json\"; fi\n"
+                    "exec " + aero + " train $args\n");
+  fs::permissions(fake, fs::perms::owner_all);
+  return fake;
+}
+}  // namespace
+
 // The GPU path's orchestration (train processes per device, pieces under a time limit, resume,
 // evaluation by the trainer program), on a machine without a GPU: a stand-in for aero-gpu that
 // speaks its command line and forwards to the CPU `aero` (train/eval --json). --max-seconds is
@@ -105,22 +130,7 @@ TEST(Reproduce, GpuTrainerPathRunsInPiecesAndResumes) {
       (fs::temp_directory_path() / ("aero_ladder_gpu_" + std::to_string(::getpid()))).string();
   fs::remove_all(out);
   make_dirs(out);
-  const std::string fake = out + "/fake-aero-gpu";
-  const std::string aero = std::string(AERO_BINARY_DIR) + "/aero";
-  write_file_atomic(fake,
-                    "#!/bin/sh\n"
-                    "cmd=$1; shift\n"
-                    "echo \"fake-aero-gpu $cmd $*\" >> \"" + out + "/calls.log\"\n"
-                    "args=\"\"; json=\"\"\n"
-                    "while [ $# -gt 0 ]; do case $1 in\n"
-                    "  --device) shift;;\n"
-                    "  --max-seconds) shift; args=\"$args --stop-after 3\";;\n"
-                    "  --json) shift; json=$1;;\n"
-                    "  *) args=\"$args $1\";;\n"
-                    "esac; shift; done\n"
-                    "if [ \"$cmd\" = eval ]; then exec " + aero + " eval $args --json > \"$json\"; fi\n"
-                    "exec " + aero + " train $args\n");
-  fs::permissions(fake, fs::perms::owner_all);
+  const std::string fake = write_fake_gpu_trainer(out);
   auto o = micro(out + "/ladder");
   o.gpu_trainer = fake;
   o.gpus = {0, 1};
@@ -176,5 +186,29 @@ TEST(Reproduce, PythiaLadderRuns) {
   EXPECT_NE(res["rungs"][0]["flops"]["inventory"].get<std::string>().find("LN"), std::string::npos);
   EXPECT_EQ(res["rungs"][1]["flops"]["inventory"].get<std::string>().find("LN"), std::string::npos);
   EXPECT_EQ(res["base_config"]["model"]["family"], "pythia");
+  fs::remove_all(out);
+}
+
+// --gpus-per-rung K: each rung trains data parallel on K devices (aero-gpu --gpus K), the
+// process seeing exactly its group through CUDA_VISIBLE_DEVICES.
+TEST(Reproduce, GpuTrainerGroupsDevicesPerRung) {
+  const std::string out =
+      (fs::temp_directory_path() / ("aero_ladder_gpg_" + std::to_string(::getpid()))).string();
+  fs::remove_all(out);
+  make_dirs(out);
+  auto o = micro(out + "/ladder");
+  o.rungs = {"SM+LN+G", "SM+R"};
+  o.gpu_trainer = write_fake_gpu_trainer(out);
+  o.gpus = {4, 5, 6, 7};
+  o.gpus_per_rung = 2;
+  auto res = ladder::reproduce(o);
+  ASSERT_EQ(res["rungs"].size(), 2u);
+  const std::string calls = read_file(out + "/calls.log");
+  EXPECT_NE(calls.find("--gpus 2 [CUDA_VISIBLE_DEVICES=4,5]"), std::string::npos) << calls;
+  EXPECT_NE(calls.find("--gpus 2 [CUDA_VISIBLE_DEVICES=6,7]"), std::string::npos) << calls;
+  EXPECT_EQ(calls.find("--device 5"), std::string::npos) << calls;
+  o.gpus = {0, 1, 2};
+  o.rungs = {"SM+LN+R"};
+  EXPECT_THROW(ladder::reproduce(o), std::exception);  // 3 ids are not groups of 2
   fs::remove_all(out);
 }
