@@ -19,16 +19,17 @@ void alloc(DpfKeys& k, const DpfParams& p, size_t n) {
   k.scw.resize(n * p.in_bits);
   k.tcw.resize(n * p.in_bits);
   k.fcw.resize(n);
+  k.fcw2.resize(p.dual ? n : 0);
 }
 }  // namespace
 
 void dpf_keygen(const DpfParams& p, std::span<const u64> alpha, std::span<const u64> beta,
                 std::span<const Block> seed0, std::span<const Block> seed1, DpfKeys& k0,
-                DpfKeys& k1) {
+                DpfKeys& k1, std::span<const u64> beta2) {
   p.check();
   const size_t n = alpha.size();
   const int nb = p.in_bits;
-  AERO_CHECK(beta.size() == n && seed0.size() == n && seed1.size() == n,
+  AERO_CHECK(beta.size() == n && seed0.size() == n && seed1.size() == n && (!p.dual || beta2.size() == n),
              "dpf_keygen: ", n, " alphas need as many betas and seeds");
   alloc(k0, p, n);
   alloc(k1, p, n);
@@ -67,6 +68,7 @@ void dpf_keygen(const DpfParams& p, std::span<const u64> alpha, std::span<const 
     fixed_key_hash(in, cv, 2);
     const u64 sign = t[1] ? u64(-1) : 1;
     k0.fcw[i] = k1.fcw[i] = (sign * (beta[i] - cv[0].lo + cv[1].lo)) & ring_mask(p.out_bits);
+    if (p.dual) k0.fcw2[i] = k1.fcw2[i] = (sign * (beta2[i] - cv[0].hi + cv[1].hi)) & ring_mask(p.out_bits);
   }
 }
 
@@ -100,11 +102,12 @@ void dpf_eval(int party, const DpfKeys& k, std::span<const u64> x, std::span<u64
   }
 }
 
-void dpf_eval_all(int party, const DpfKeys& k, size_t i, std::span<u64> out) {
+void dpf_eval_all(int party, const DpfKeys& k, size_t i, std::span<u64> out, std::span<u64> out2) {
   const int nb = k.p.in_bits;
   AERO_CHECK(nb <= 24, "full-domain DPF evaluation supports inputs up to 24 bits, got ", nb);
   const size_t dom = size_t(1) << nb;
-  AERO_CHECK(out.size() == dom, "dpf_eval_all: output must hold 2^", nb, " entries");
+  AERO_CHECK(out.size() == dom && (!k.p.dual || out2.size() == dom), "dpf_eval_all: output must hold 2^", nb,
+             " entries");
   // Breadth-first expansion in place: level j holds 2^j (seed, t) pairs; children of node q
   // are 2q and 2q+1, written from the back so parents are read before being overwritten.
   // Per-thread scratch, reused across calls (a LUT evaluates one key per element).
@@ -149,28 +152,34 @@ void dpf_eval_all(int party, const DpfKeys& k, size_t i, std::span<u64> out) {
     fixed_key_hash(s.data() + q0, h.data(), cnt);
     for (size_t q = 0; q < cnt; ++q)
       out[q0 + q] = (sign * (h[q].lo + (f & (u64(0) - u64(t[q0 + q]))))) & om;
+    if (k.p.dual) {
+      const u64 f2 = k.fcw2[i];
+      for (size_t q = 0; q < cnt; ++q)
+        out2[q0 + q] = (sign * (h[q].hi + (f2 & (u64(0) - u64(t[q0 + q]))))) & om;
+    }
   }
 }
 
 size_t dpf_key_bytes(const DpfParams& p, size_t n, int party) {
   const size_t lv = n * size_t(p.in_bits);
-  return 8 + lv * 16 + packed_bytes(lv, 2) + packed_bytes(n, p.out_bits) + (party ? n * 16 : 0);
+  return 8 + lv * 16 + packed_bytes(lv, 2) + packed_bytes(n, p.out_bits) * (p.dual ? 2 : 1) + (party ? n * 16 : 0);
 }
 
 void dpf_deal(Dealer& d, const DpfParams& p, std::span<const u64> alpha,
-              std::span<const u64> beta) {
+              std::span<const u64> beta, std::span<const u64> beta2) {
   p.check();
   const size_t n = alpha.size();
   d.begin("dpf", n);
   std::vector<Block> s0(n), s1(n);
   d.private_seeds(s0, s1);
   DpfKeys k0, k1;
-  dpf_keygen(p, alpha, beta, s0, s1, k0, k1);
+  dpf_keygen(p, alpha, beta, s0, s1, k0, k1, beta2);
   d.put_both({reinterpret_cast<const uint8_t*>(k0.scw.data()), k0.scw.size() * 16});
   auto tb = pack_bits(k0.tcw, 2);
   d.put_both(tb);
   auto fb = pack_bits(k0.fcw, p.out_bits);
   d.put_both(fb);
+  if (p.dual) d.put_both(pack_bits(k0.fcw2, p.out_bits));
 }
 
 DpfKeys dpf_read(KeyReader& r, const DpfParams& p, size_t n) {
@@ -183,6 +192,7 @@ DpfKeys dpf_read(KeyReader& r, const DpfParams& p, size_t n) {
   r.get_bytes({reinterpret_cast<uint8_t*>(k.scw.data()), k.scw.size() * 16});
   r.get_ring(k.tcw, 2);
   r.get_ring(k.fcw, p.out_bits);
+  if (p.dual) r.get_ring(k.fcw2, p.out_bits);
   return k;
 }
 

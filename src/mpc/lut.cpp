@@ -65,4 +65,68 @@ double lut_key_bytes_per_element(const LutSpec& s, int party) {
   return b / double(n);
 }
 
+void LutSelSpec::check() const {
+  AERO_CHECK(in_bits >= 1 && in_bits <= 20, "selected lookup input width ", in_bits, " is outside 1..20");
+  check_width(out_bits, "selected lookup output");
+  AERO_CHECK(terms >= 1 && tables.size() == terms, "selected lookup: ", tables.size(), " tables for ", terms,
+             " terms");
+  for (const auto& t : tables)
+    AERO_CHECK(t.size() == (size_t(1) << in_bits), "selected lookup table has ", t.size(), " entries, expected 2^",
+               in_bits);
+}
+
+std::vector<u64> lut_sel_deal(Dealer& d, const LutSelSpec& s, std::span<const u64> r_x, std::span<const u64> r_s) {
+  s.check();
+  AERO_CHECK(r_x.size() == r_s.size() && r_x.size() % s.terms == 0, "lut_sel_deal: ", r_x.size(), " indices, ",
+             r_s.size(), " selectors, ", s.terms, " terms");
+  const size_t nk = r_x.size(), n = nk / s.terms;
+  d.begin("lut_sel", n);
+  std::vector<u64> r_out = d.random(n, s.out_bits), alpha(nk), one(nk, 1), beta(nk);
+  for (size_t i = 0; i < nk; ++i) alpha[i] = mod_w(r_x[i], s.in_bits), beta[i] = r_s[i] & 1;
+  d.share(r_out, s.out_bits);
+  dpf_deal(d, {s.in_bits, s.out_bits, true}, alpha, one, beta);
+  return r_out;
+}
+
+std::vector<u64> lut_sel_shares(Party& p, const LutSelSpec& s, std::span<const u64> x_hat,
+                                std::span<const u64> s_hat) {
+  s.check();
+  AERO_CHECK(x_hat.size() == s_hat.size() && x_hat.size() % s.terms == 0, "lut_sel: ", x_hat.size(), " indices, ",
+             s_hat.size(), " selectors, ", s.terms, " terms");
+  const size_t nk = x_hat.size(), n = nk / s.terms;
+  p.keys.begin("lut_sel", n);
+  std::vector<u64> y(n);
+  p.keys.share(y, s.out_bits);
+  DpfKeys k1 = dpf_read(p.keys, {s.in_bits, s.out_bits, true}, nk);
+  const size_t dom = size_t(1) << s.in_bits;
+  const u64 dm = dom - 1;
+#pragma omp parallel
+  {
+    std::vector<u64> e(dom), er(dom);
+#pragma omp for schedule(static)
+    for (size_t i = 0; i < n; ++i) {
+      u64 acc = 0;
+      for (size_t t = 0; t < s.terms; ++t) {
+        const size_t q = t * n + i;
+        dpf_eval_all(p.id, k1, q, e, er);
+        const u64 xh = mod_w(x_hat[q], s.in_bits), sb = s_hat[q] & 1, neg = 1 - 2 * sb;
+        const auto& T = s.tables[t];
+        // sum_j T[(x^ - j) mod 2^n] (s^ e_j + (1 - 2 s^) e'_j)
+        for (u64 j = 0; j < dom; ++j) acc += T[(xh - j) & dm] * (sb * e[j] + neg * er[j]);
+      }
+      y[i] = mod_w(y[i] + acc, s.out_bits);
+    }
+  }
+  return y;
+}
+
+std::vector<u64> lut_sel_eval(Party& p, const LutSelSpec& s, std::span<const u64> x_hat, std::span<const u64> s_hat) {
+  OpScope scope(p.peer, "lut_sel");
+  return open(p, lut_sel_shares(p, s, x_hat, s_hat), s.out_bits);
+}
+
+size_t lut_sel_key_bytes(int in_bits, int out_bits, size_t terms, size_t n, int party) {
+  return 8 + (party ? packed_bytes(n, out_bits) : 0) + dpf_key_bytes({in_bits, out_bits, true}, terms * n, party);
+}
+
 }  // namespace aero::mpc

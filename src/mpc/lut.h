@@ -32,4 +32,29 @@ std::vector<u64> lut_shares(Party& p, const LutSpec& s, std::span<const u64> x_h
 size_t lut_key_bytes(int in_bits, int out_bits, size_t n, int party);
 double lut_key_bytes_per_element(const LutSpec& s, int party);
 
+// Selected lookup: y_i = sum_k s_(k,i) T_k[x_(k,i)] (mod 2^out_bits) in ONE round, where the
+// selectors are BITS opened mod 2 (s^ = s xor r_s, e.g. a DReLU of output width 1) and the
+// indices are masked at in_bits. As integers s = s^ + (1 - 2 s^) r_s, so with the DPF shares
+// e_j of [j == r_x] and e'_j of r_s [j == r_x] (a second payload, the mask bit r_s, on the
+// same DPF tree: DpfParams::dual), s T[x] = sum_j T[x^ - j] (s^ e_j + (1 - 2 s^) e'_j): public
+// values times shares, local. A clamp by selection (the table is 0 outside the clamp) or a one-hot choice
+// among K tables therefore needs no multiplication round. The K terms of an output are summed
+// before the single opening. Layout: x and s are K blocks of n (term k, element i at k n + i);
+// `tables` holds K tables of 2^in_bits entries. Keys per term: one dual-payload DPF.
+// Source: the DPF table lookup as above; moving a masked multiplicand (here a bit's mask)
+// into the FSS payload follows Boyle-Gilboa-Ishai-Kolobov et al., Eurocrypt 2021 ("Function
+// secret sharing for mixed-mode and fixed-point secure computation"), and SIGMA's
+// select-by-bit with the bit opened in Z_2 (PoPETs 2024).
+struct LutSelSpec {
+  int in_bits = 8;
+  int out_bits = 64;
+  size_t terms = 1;                      // K
+  std::vector<std::vector<u64>> tables;  // K tables of 2^in_bits entries
+  void check() const;
+};
+std::vector<u64> lut_sel_deal(Dealer& d, const LutSelSpec& s, std::span<const u64> r_x, std::span<const u64> r_s);
+std::vector<u64> lut_sel_shares(Party& p, const LutSelSpec& s, std::span<const u64> x_hat, std::span<const u64> s_hat);
+std::vector<u64> lut_sel_eval(Party& p, const LutSelSpec& s, std::span<const u64> x_hat, std::span<const u64> s_hat);
+size_t lut_sel_key_bytes(int in_bits, int out_bits, size_t terms, size_t n, int party);
+
 }  // namespace aero::mpc

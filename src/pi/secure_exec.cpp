@@ -179,6 +179,23 @@ class SRound {
     for (size_t k = 0; k < i.size(); ++k) i[k] = mpc::mod_w(idx[k], in_bits);
     return add([&] { return mpc::lut_deal(*d_, ls, i); }, [&] { return mpc::lut_shares(*p_, ls, i); }, out_bits);
   }
+  // Selected lookup (mpc::lut_sel): out_i = sum_k sel_(k,i) T_k[idx_(k,i)], selector bits
+  // masked mod 2, K blocks of n; one opening of n values.
+  V& lut_sel(const V& idx, const V& sel, int in_bits, int out_bits, const std::vector<const std::vector<int64_t>*>& tabs) {
+    const size_t K = tabs.size(), n = idx.size() / K;
+    if (c_)
+      return count(n, out_bits, mpc::lut_sel_key_bytes(in_bits, out_bits, K, n, 0),
+                   mpc::lut_sel_key_bytes(in_bits, out_bits, K, n, 1), lut_aes(idx.size(), in_bits));
+    mpc::LutSelSpec ls{in_bits, out_bits, K, {}};
+    for (const auto* t : tabs) {
+      ls.tables.emplace_back(t->size());
+      for (size_t k = 0; k < t->size(); ++k) ls.tables.back()[k] = mpc::mod_w(u64((*t)[k]), out_bits);
+    }
+    V i(idx.size()), sv(sel.size());
+    for (size_t k = 0; k < i.size(); ++k) i[k] = mpc::mod_w(idx[k], in_bits), sv[k] = sel[k] & 1;
+    return add([&] { return mpc::lut_sel_deal(*d_, ls, i, sv); }, [&] { return mpc::lut_sel_shares(*p_, ls, i, sv); },
+               out_bits);
+  }
   V& matmul(const mpc::BatchMatShape& s, const V& a, const V& b, int w) {
     if (c_) {
       c_->work(tag_, 3.0 * double(s.batch) * double(s.mat.m) * double(s.mat.k) * double(s.mat.n), 0);
@@ -264,17 +281,14 @@ class SRound {
 };
 
 namespace {
-// InvPowLut's table [e * 2^M + j] reordered to [j * 64 + e]: the secure index is built as
-// (j << 6) + e, which needs j only mod 2^M (a truncate-reduce without sign extension). Slot
-// (2^M - 1, 63) takes the v <= 0 case of InvPowLut::eval (treated as 1: table[0]): with all
-// comparisons false the index is (0 << 6) + (0 - 1) = -1 = that slot mod 2^(M+6); e = 63
-// never occurs for a positive 64-bit input.
-std::vector<int64_t> reorder(const InvPowLut& L) {
-  const int M = L.mantissa, m = 1 << M;
-  std::vector<int64_t> t(size_t(64) * m);
-  for (int e = 0; e < 64; ++e)
-    for (int j = 0; j < m; ++j) t[size_t(j) * 64 + e] = L.table()[size_t(e) * m + j];
-  t[size_t(m - 1) * 64 + 63] = L.table()[0];
+// InvPowLut's table [e * 2^M + j] split into one table of 2^M entries per MSB e (the terms of
+// invpow's selected lookup); slot 63 (never an MSB of a positive 64-bit input) holds the
+// constant table[0], InvPowLut::eval's v <= 0 case (treated as 1).
+std::vector<std::vector<int64_t>> split(const InvPowLut& L) {
+  const int m = 1 << L.mantissa;
+  std::vector<std::vector<int64_t>> t(64);
+  for (int e = 0; e < 63; ++e) t[e].assign(L.table().begin() + ptrdiff_t(e) * m, L.table().begin() + ptrdiff_t(e + 1) * m);
+  t[63].assign(size_t(m), L.table()[0]);
   return t;
 }
 }  // namespace
@@ -290,8 +304,8 @@ SecureExec::SecureExec(mpc::Dealer* dealer, mpc::Party* party, GateCounter* coun
       exp_(spec),
       inv_(-1.0, spec.exp_frac(), spec.inv_frac(), spec.inv_mantissa),
       rsqrt_(-0.5, 2 * spec.f, spec.rsqrt_out_frac, spec.inv_mantissa),
-      inv_tab_(reorder(inv_)),
-      rsqrt_tab_(reorder(rsqrt_)) {
+      inv_tabs_(split(inv_)),
+      rsqrt_tabs_(split(rsqrt_)) {
   AERO_CHECK((d_ != nullptr) + (p_ != nullptr) + (c_ != nullptr) == 1,
              "SecureExec: exactly one of dealer / party / counter");
   if (d_) key_mark_ = d_->written(1);
@@ -369,16 +383,19 @@ std::vector<double> SecureExec::output_client(const SWire& y) {
 }
 
 // Normalized LUT (fixed_point.h InvPowLut) on a positive wire v of width vw whose MSB lies
-// below max_e, in 3 rounds:
-//   1: b_e = [v >= 2^e] (e < max_e, 14-bit outputs) and, for every candidate MSB e, the
+// below max_e, in 2 rounds:
+//   1: b_e = [v >= 2^e] (e < max_e, bits opened mod 2) and, for every candidate MSB e, the
 //      mantissa t_e = floor(v / 2^(e-M)) mod 2^M (truncate-reduce, no sign extension; local
 //      (v << (M-e)) mod 2^M for e <= M);
-//   2: j = sum_e onehot_e t_e mod 2^M, onehot_e = b_e - b_(e+1) (one M-bit mul);
-//   3: table[(j << 6) + e*], e* = sum b_e - 1 (14-bit DPF table, reordered, see reorder()).
+//   2: y = sum_e onehot_e table_e[t_e] + (1 - b_0) table_0[0] by ONE selected lookup
+//      (mpc::lut_sel: onehot_e = b_e xor b_(e+1) is the selector bit of term e, table_e the
+//      2^M entries of MSB e; the last term is InvPowLut's v <= 0 case, treated as 1).
+// The one-hot selection of the mantissa (formerly a separate M-bit mul round before a
+// 14-bit table on (mantissa, e)) moves into the lookup's DPF payload.
 std::vector<u64> SecureExec::invpow(const V& v, int vw, int max_e, const InvPowLut& L, int out_w, const char* tag,
                                     const std::function<V&(SRound&)>& with_first, V* first_out) {
   const size_t n = v.size();
-  const int E = max_e, M = L.mantissa, IB = 6 + M;
+  const int E = max_e, M = L.mantissa;
   AERO_CHECK(E <= 63 && E > M && vw >= std::min(64, E + 1), "invpow: MSB search below 2^", E, " on a ", vw,
              "-bit wire");
   const V vr = affine(v, 1, 0, vw);
@@ -388,32 +405,33 @@ std::vector<u64> SecureExec::invpow(const V& v, int vw, int max_e, const InvPowL
     std::copy(t.begin(), t.end(), cmp.begin() + size_t(e) * n);
   }
   SRound r1(*this, tag);
-  auto& b = r1.drelu(cmp, vw, IB);
+  auto& b = r1.drelu(cmp, vw, 1);
   std::vector<const V*> tr(E, nullptr);
   for (int e = M + 1; e < E; ++e) tr[e] = &r1.trunc(vr, {vw, e - M, M, true});
   V* extra = with_first ? &with_first(r1) : nullptr;
   r1.run();
   if (extra) *first_out = *extra;
-  V onehot(n * E), man(n * E), ecount(n, 0);
-  for (int e = 0; e < E; ++e)
+  const std::vector<std::vector<int64_t>>& tabs = &L == &inv_ ? inv_tabs_ : rsqrt_tabs_;
+  V man(n * (E + 1)), sel(n * (E + 1));
+  std::vector<const std::vector<int64_t>*> tp(E + 1);
+  const u64 one = dealer() ? 0 : 1;
+  for (int e = 0; e <= E; ++e) {
+    tp[e] = &tabs[e < E ? e : 63];  // slot 63: the constant table of the v <= 0 case
     for (size_t k = 0; k < n; ++k) {
-      u64 be = b[size_t(e) * n + k], bn = e + 1 < E ? b[size_t(e + 1) * n + k] : 0;
-      onehot[size_t(e) * n + k] = mpc::mod_w(be - bn, M);
-      man[size_t(e) * n + k] = e > M ? (*tr[e])[k] : mpc::mod_w(vr[k] << (M - e), M);
-      ecount[k] += be;
+      const size_t q = size_t(e) * n + k;
+      if (e == E) {
+        man[q] = 0;
+        sel[q] = (one ^ b[k]) & 1;  // 1 - b_0
+        continue;
+      }
+      u64 be = b[q], bn = e + 1 < E ? b[q + n] : 0;
+      sel[q] = (be ^ bn) & 1;
+      man[q] = e > M ? (*tr[e])[k] : mpc::mod_w(vr[k] << (M - e), M);
     }
-  SRound r2(*this, tag);
-  auto& prod = r2.mul(onehot, man, M);
-  r2.run();
-  V idx(n);
-  for (size_t k = 0; k < n; ++k) {
-    u64 j = 0;
-    for (int e = 0; e < E; ++e) j += prod[size_t(e) * n + k];
-    idx[k] = mpc::mod_w((mpc::mod_w(j, M) << 6) + ecount[k] - (dealer() ? 0 : 1), IB);
   }
-  SRound r3(*this, tag);
-  auto& y = r3.lut(idx, IB, out_w, &L == &inv_ ? inv_tab_ : rsqrt_tab_);
-  r3.run();
+  SRound r2(*this, tag);
+  auto& y = r2.lut_sel(man, sel, M, out_w, tp);
+  r2.run();
   return y;
 }
 
@@ -477,11 +495,11 @@ SWire SecureExec::linear(const SWire& x0, const PiLinear& L, const char* tag) {
   return acc;
 }
 
-// GELU = relu(x) - D[clamp(x >> 6, -256, 255) + 256] (GeluLut::eval) in 3 rounds:
+// GELU = relu(x) - D[clamp(x >> 6, -256, 255) + 256] (GeluLut::eval) in 2 rounds:
 //   1: relu(x); u = (x >> 6) mod 2^9 (truncate-reduce, no sign extension); lo = [x >= -2^14],
-//      hi = [x >= 2^14] (the clamp tests on x itself: u >= -256 <=> x >= -256 * 2^6);
-//   2: idx = u + (1 - lo)(-256 - u) + hi(255 - u), all mod 2^9 (one mul of two pairs);
-//   3: D[idx + 256] by the 9-bit DPF table.
+//      hi = [x >= 2^14] as bits mod 2 (the clamp tests on x itself: u >= -256 <=> x >= -256 * 2^6);
+//   2: (lo xor hi) D[u + 256] by the selected 9-bit DPF table (D is 0 at both ends, so the
+//      clamp is a selection), opened together with the widened relu as relu - delta.
 SWire SecureExec::activation(const SWire& x0, model::Activation act, double slope) {
   const V x = at_width(x0, W);
   const size_t n = x.size();
@@ -505,30 +523,26 @@ SWire SecureExec::activation(const SWire& x0, model::Activation act, double slop
       const int64_t half = int64_t(gelu_.table.size()) / 2, edge = half << sh;
       // [x >= -edge] = DReLU(x + edge), [x >= edge] = DReLU(x - edge): the ReLU's DCF key
       // evaluated at two more points.
+      // 2 rounds: {relu, lo, hi (bits mod 2), u} | {relu widened, (lo xor hi) D[u + half] by the
+      // selected lookup}: D is 0 at both ends, so the clamp is a selection by lo - hi = lo xor hi
+      // (1 inside [-2^14, 2^14), 0 outside; hi implies lo), folded into the table's DPF payload.
       SRound r1(*this, "gelu");
-      auto [rlp, lohip] = r1.relu_cmp(xg, {gw, gw, b, {u64(-edge), u64(edge)}});
+      auto [rlp, lohip] = r1.relu_cmp(xg, {gw, gw, 1, {u64(-edge), u64(edge)}});
       auto& u = r1.trunc(xg, {gw, sh, b, true});  // table index: always a floor
       r1.run();
       const V& rl = *rlp;
       const V& lohi = *lohip;
-      V a(2 * n), c(2 * n);
       const u64 one = dealer() ? 0 : 1;
+      V idx(n), sel(n);
       for (size_t k = 0; k < n; ++k) {
-        a[k] = mpc::mod_w(one - lohi[k], b);                         // 1 - lo
-        c[k] = mpc::mod_w(one * u64(-half) - u[k], b);               // -half - u
-        a[n + k] = lohi[n + k];                                      // hi
-        c[n + k] = mpc::mod_w(one * u64(half - 1) - u[k], b);        // half - 1 - u
+        idx[k] = mpc::mod_w(u[k] + one * u64(half), b);
+        sel[k] = (lohi[k] ^ lohi[n + k]) & 1;
       }
       SRound r2(*this, "gelu");
-      auto& pr = r2.mul(a, c, b);
+      r2.trunc(rl, {gw, 0, W, true, true});
+      r2.lut_sel(idx, sel, b, W, {&gelu_.table});
+      auto& out = r2.sub_last_two(W);  // one 40-bit opening of relu - delta
       r2.run();
-      V idx(n);
-      for (size_t k = 0; k < n; ++k) idx[k] = mpc::mod_w(u[k] + pr[k] + pr[n + k] + one * u64(half), b);
-      SRound r3(*this, "gelu");
-      r3.trunc(rl, {gw, 0, W, true, true});
-      r3.lut(idx, b, W, gelu_.table);
-      auto& out = r3.sub_last_two(W);  // one 40-bit opening of relu - delta
-      r3.run();
       y.v = out;
       return y;
     }
@@ -658,9 +672,9 @@ SWire SecureExec::attn_softmax_v(const SWire& z, const SWire& qkv0, int H) {
   } else {
     ref = constant(R, encode(s_.clip_hi, s_.f), ZW);
   }
-  // Exp index clamp((ref - z) >> (f - 6), 0, last) on the causal entries, mod 2^eb:
-  //   1: u = (dd >> 6) mod 2^eb; hi = [dd >= last 2^6]; (clipped) lo = [dd >= 0];
-  //   2: idx = u + hi (last - u) [+ (1 - lo)(0 - u)]; 3: the exp table (64-bit output).
+  // Exp of the index clamp((ref - z) >> (f - 6), 0, last) on the causal entries:
+  //   1: u = (dd >> 6) mod 2^eb; hi = [dd >= last 2^6]; (clipped) lo = [dd >= 0] (bits mod 2);
+  //   2: the selected lookup below (64-bit output).
   V dd;
   for (size_t r = 0; r < R; ++r)
     for (size_t j = 0; j <= r % T; ++j) dd.push_back(mpc::mod_w(ref[r] - at(r, j), ZW));
@@ -670,25 +684,27 @@ SWire SecureExec::attn_softmax_v(const SWire& z, const SWire& qkv0, int H) {
   const size_t n = dd.size();
   V cmpin = affine(dd, 1, -(last << sh), ZW);
   if (clip) cmpin.insert(cmpin.end(), dd.begin(), dd.end());
+  // 2 rounds: E[last] = 0, so the upper clamp is the selection (1 - hi) E[u]; the clipped
+  // variant's lower clamp gives E[0]: e = (lo xor hi) E[u] + (1 xor lo) E[0] (hi implies lo),
+  // two terms of one selected lookup. The comparison bits are opened mod 2.
   SRound r1(*this, "softmax.exp");
   auto& u = r1.trunc(dd, {ZW, sh, eb, true});  // table index: always a floor
-  auto& hl = r1.drelu(cmpin, ZW, eb);
+  auto& hl = r1.drelu(cmpin, ZW, 1);
   r1.run();
-  V a(hl.size()), c(hl.size());
   const u64 pub = dealer() ? 0 : 1;
-  for (size_t k = 0; k < n; ++k) {
-    a[k] = hl[k];
-    c[k] = mpc::mod_w(pub * u64(last) - u[k], eb);
-    if (clip) a[n + k] = mpc::mod_w(pub - hl[n + k], eb), c[n + k] = mpc::mod_w(0 - u[k], eb);
+  V idx = u, sel(n);
+  for (size_t k = 0; k < n; ++k) sel[k] = clip ? (hl[n + k] ^ hl[k]) & 1 : (pub ^ hl[k]) & 1;
+  std::vector<const std::vector<int64_t>*> tabs{&exp_.table};
+  std::vector<int64_t> e0tab;
+  if (clip) {
+    e0tab.assign(exp_.table.size(), exp_.table[0]);
+    tabs.push_back(&e0tab);
+    idx.insert(idx.end(), u.begin(), u.end());
+    for (size_t k = 0; k < n; ++k) sel.push_back((pub ^ hl[n + k]) & 1);
   }
   SRound r2(*this, "softmax.exp");
-  auto& pr = r2.mul(a, c, eb);
+  auto& e = r2.lut_sel(idx, sel, eb, WIDE, tabs);
   r2.run();
-  V idx(n);
-  for (size_t k = 0; k < n; ++k) idx[k] = mpc::mod_w(u[k] + pr[k] + (clip ? pr[n + k] : 0), eb);
-  SRound r3(*this, "softmax.exp");
-  auto& e = r3.lut(idx, eb, WIDE, exp_.table);
-  r3.run();
   // E (causal, public zeros above the diagonal), row sums, 1/sum; E V for all heads in one
   // batched product, opened in the reciprocal's first round.
   V E(R * T, 0), sum(R, 0);
@@ -726,8 +742,8 @@ SWire SecureExec::attn_softmax_v(const SWire& z, const SWire& qkv0, int H) {
 }
 
 // LayerNorm (FixedExec::layernorm): D = d sum x^2 - (sum x)^2 + eps' by quad_rows (one opened
-// value per row, 64 bits), r = Rsqrt(D) (normalized LUT, 3 rounds), (d x - sum x) r by mul,
-// truncation to 40 bits. 6 rounds.
+// value per row, 64 bits), r = Rsqrt(D) (normalized LUT, 2 rounds), (d x - sum x) r by mul,
+// truncation to 40 bits. 5 rounds.
 SWire SecureExec::layernorm(const SWire& x, const PiNorm& nrm, const char* tag) {
   const size_t R = x.rows, d = x.cols;
   const V x64 = at_width(x, WIDE);

@@ -25,28 +25,28 @@
 //   linear      matmul_w (bias = constant-1 column), faithful trunc (widening to 64 where the
 //               output feeds the residual stream or attention).                          2
 //   relu        relu gate.                                                               1
-//   gelu        on a 28-bit wire: {relu(x) and [x >= -2^14], [x >= 2^14] from one DCF key
-//               (mpc::relu_cmp), trunc x >> 6 to 9 bits} | clamp by one 9-bit mul |
-//               {9-bit DPF table delta = ReLU - GELU (SIGMA's shape), relu sign-extended
-//               to 40 bits}.                                                             3
+//   gelu        on a 28-bit wire: {relu(x) and the bits [x >= -2^14], [x >= 2^14] from one
+//               DCF key (mpc::relu_cmp), trunc x >> 6 to 9 bits} | {(lo xor hi) D[u] by the
+//               selected 9-bit DPF table (mpc::lut_sel; delta = ReLU - GELU, SIGMA's shape,
+//               0 at both ends), relu sign-extended to 40 bits}.                          2
 //   leaky relu  {drelu, trunc(x slope)} | select.                                        2
 //   residual    FFN scaling: public constants (local), faithful trunc.                   1
 //   rotary      public cos/sin (local), faithful trunc.                                   1
 //   scores      ONE batched matmul_ss for all heads, causal entries only (64 bits), public
 //               per-row constant (local), faithful trunc to 32 bits.                       2
 //   softmax     exact max: tournament max(a, b) = b + relu(a - b), 1 round per level;
-//               clipped: none. Exp index {trunc, clamp comparisons} | clamp mul | DPF
-//               table (64-bit out). 1/sum: normalized LUT whose first round also opens the
-//               batched E V product (all heads, E lower triangular); (E V)(1/sum) by mul;
-//               faithful trunc.                                     ceil(log2 T) + 3 + 3 + 2
-//   normalized LUT (1/x, 1/sqrt x): {DReLUs [v >= 2^e] (softmax sums: only e below the
-//               sum's bound, on a reduced width), the 8 mantissa bits below every candidate
-//               MSB e (truncate-reduce)} | one 8-bit mul selects the mantissa of the MSB |
-//               14-bit DPF table on (mantissa, e).                                      3
+//               clipped: none. Exp index {trunc, clamp comparison bits} | selected DPF
+//               table (lut_sel, 64-bit out). 1/sum: normalized LUT whose first round also
+//               opens the batched E V product (all heads, E lower triangular); (E V)(1/sum)
+//               by mul; faithful trunc.                             ceil(log2 T) + 2 + 2 + 2
+//   normalized LUT (1/x, 1/sqrt x): {DReLU bits [v >= 2^e] (softmax sums: only e below
+//               the sum's bound, on a reduced width), the 8 mantissa bits below every
+//               candidate MSB e (truncate-reduce)} | one selected lookup summing
+//               onehot_e table_e[mantissa_e] over the candidates.                        2
 //   layernorm   D = d sum x^2 - (sum x)^2 by quad_rows (one value per row); rsqrt by the
 //               normalized LUT; (d x - sum x) r by mul; faithful trunc. The gain and bias
 //               are folded into the next linear's secret weights (PiModel::fold_norms); an
-//               unfolded model's gain/bias would be public constants (local).            6
+//               unfolded model's gain/bias would be public constants (local).            5
 //   embedding   the client inputs its one-hot rows; matmul_w with the masked table; the server
 //               inputs its positions table; widened to 64. lm_head: matmul_w (with the folded final
 //               norm: its own secret matrix and bias row), trunc, revealed.
@@ -191,7 +191,7 @@ class SecureExec {
   GeluLut gelu_;
   ExpLut exp_;
   InvPowLut inv_, rsqrt_;
-  std::vector<int64_t> inv_tab_, rsqrt_tab_;  // InvPowLut tables reordered to [j * 64 + e]
+  std::vector<std::vector<int64_t>> inv_tabs_, rsqrt_tabs_;  // InvPowLut tables per MSB e (64; see split())
 };
 
 }  // namespace aero::pi

@@ -121,6 +121,35 @@ TEST(MpcFss, DpfFullDomainMatchesPointwise) {
   }
 }
 
+// Dual payload (DpfParams::dual, used by mpc::lut_sel): one tree, both payloads on alpha.
+TEST(MpcFss, DpfDualPayloadFullDomain) {
+  aero::Rng rng(8);
+  for (int n : {1, 4, 9})
+    for (int ob : {1, 23, 64}) {
+      DpfParams p{n, ob, true};
+      std::vector<u64> A(5), B(5), B2(5);
+      for (int i = 0; i < 5; ++i) {
+        A[i] = rng.next_u64() & ring_mask(n);
+        B[i] = rng.next_u64() & ring_mask(ob);
+        B2[i] = i == 0 ? 0 : rng.next_u64() & ring_mask(ob);
+      }
+      auto s = deal([&](Dealer& d) { dpf_deal(d, p, A, B, B2); });
+      DpfKeys k0 = dpf_read(s.r0, p, 5), k1 = dpf_read(s.r1, p, 5);
+      EXPECT_EQ(s.r0.remaining(), 0u);
+      EXPECT_EQ(s.r1.remaining(), 0u);
+      const size_t dom = size_t(1) << n;
+      std::vector<u64> e0(dom), e1(dom), f0(dom), f1(dom);
+      for (size_t i = 0; i < 5; ++i) {
+        dpf_eval_all(0, k0, i, e0, f0);
+        dpf_eval_all(1, k1, i, e1, f1);
+        for (size_t x = 0; x < dom; ++x) {
+          ASSERT_EQ(mod_w(e0[x] + e1[x], ob), x == A[i] ? B[i] : 0) << "n=" << n << " x=" << x;
+          ASSERT_EQ(mod_w(f0[x] + f1[x], ob), x == A[i] ? B2[i] : 0) << "n=" << n << " x=" << x;
+        }
+      }
+    }
+}
+
 TEST(MpcFss, KeyStreamOutOfStepIsAClearError) {
   DcfParams p{8, 16, 1};
   std::vector<u64> a(4, 3), b(4, 1);

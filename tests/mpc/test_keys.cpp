@@ -124,6 +124,11 @@ TEST(MpcKeys, KeyByteFunctionsEqualTheDealersStreams) {
         for (size_t i = 0; i < n; ++i) idx[i] = mod_w(r[i], 9);
         lut_deal(d, ls, idx);
         check(lut_key_bytes(9, w, n, 0), lut_key_bytes(9, w, n, 1), "lut");
+        LutSelSpec lss{9, w, 2, {std::vector<u64>(512, 1), std::vector<u64>(512, 2)}};
+        std::vector<u64> idx2(2 * n), sel2(2 * n);
+        for (size_t i = 0; i < 2 * n; ++i) idx2[i] = mod_w(r[i], 9), sel2[i] = r[i] & 1;
+        lut_sel_deal(d, lss, idx2, sel2);
+        check(lut_sel_key_bytes(9, w, 2, n, 0), lut_sel_key_bytes(9, w, 2, n, 1), "lut_sel");
       }
       MatShape ms{n, 3, 2};
       matmul_w_deal(d, ms, std::span<const u64>(r.data(), 3 * n), std::span<const u64>(r.data(), 6), w);

@@ -174,6 +174,47 @@ TEST(MpcProtocols, LookupTables) {
   }
 }
 
+// Selected lookup: y_i = sum_k s_(k,i) T_k[x_(k,i)], one opening; selector bits opened mod 2,
+// several terms, awkward sizes.
+TEST(MpcProtocols, SelectedLookupTables) {
+  aero::Rng rng(15);
+  for (int n : {1, 5, 9})
+    for (int ob : {1, 27, 64})
+      for (size_t K : {size_t(1), size_t(3)})
+        for (size_t m : {size_t(1), size_t(19)}) {
+          LutSelSpec spec{n, ob, K, {}};
+          for (size_t k = 0; k < K; ++k) {
+            spec.tables.emplace_back(size_t(1) << n);
+            for (auto& t : spec.tables.back()) t = rng.next_u64() & ring_mask(ob);
+          }
+          auto x = random_signed(rng, K * m, n);
+          std::vector<u64> sel(K * m);
+          for (auto& b : sel) b = rng.next_u64() & 1;
+          std::vector<u64> y;
+          LocalRunResult res = run_local(
+              [&](Dealer& d) {
+                auto rx = input_deal(d, kClient, K * m, n);
+                auto rs = input_deal(d, kClient, K * m, 1);
+                auto ro = lut_sel_deal(d, spec, rx, rs);
+                output_deal(d, kClient, ro, ob);
+              },
+              [&](Party& p) {
+                auto xh = input_eval(p, kClient, x, K * m, n);
+                auto sh = input_eval(p, kClient, sel, K * m, 1);
+                auto yh = lut_sel_eval(p, spec, xh, sh);
+                auto out = output_eval(p, kClient, yh, ob);
+                if (p.id == kClient) y = out;
+              });
+          ASSERT_EQ(y.size(), m);
+          for (size_t i = 0; i < m; ++i) {
+            u64 want = 0;
+            for (size_t k = 0; k < K; ++k) want += sel[k * m + i] * spec.tables[k][x[k * m + i]];
+            ASSERT_EQ(y[i], mod_w(want, ob)) << "n=" << n << " ob=" << ob << " K=" << K << " i=" << i;
+          }
+          EXPECT_EQ(res.meter[0].per_op().at("lut_sel").rounds, 1u);
+        }
+}
+
 // Two client inputs through a binary gate.
 template <class Deal, class Eval>
 std::vector<u64> run_binary(const std::vector<u64>& a, const std::vector<u64>& b, int w,
