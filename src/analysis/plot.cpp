@@ -3,7 +3,6 @@
 #include "analysis/plot.h"
 
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,6 +14,7 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "core/process.h"
 
 namespace aero::analysis {
 namespace {
@@ -617,18 +617,9 @@ std::vector<std::string> write_plot(const std::string& svg, const std::string& b
   AERO_CHECK(!tool.empty(), "cannot write ", png_path, ": rsvg-convert not found",
              std::getenv("AERO_RSVG_CONVERT") ? " (AERO_RSVG_CONVERT is set but not executable)" : " on PATH",
              "; install the Debian package librsvg2-bin (scripts/setup.sh does), or pass --no-png");
-  pid_t pid = fork();
-  AERO_CHECK(pid >= 0, "cannot start rsvg-convert for ", png_path, ": ", std::strerror(errno));
-  if (pid == 0) {
-    execl(tool.c_str(), tool.c_str(), "--background-color=white", "-o", png_path.c_str(), svg_path.c_str(),
-          static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  AERO_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "rsvg-convert failed to rasterize ", svg_path,
-             " into ", png_path, " (", tool, " exit status ", WIFEXITED(status) ? WEXITSTATUS(status) : -1, ")");
+  const int rc = run_process({tool, "--background-color=white", "-o", png_path, svg_path});
+  AERO_CHECK(rc == 0, "rsvg-convert failed to rasterize ", svg_path, " into ", png_path, " (", tool,
+             " exit status ", rc, ")");
   out.push_back(png_path);
   return out;
 }

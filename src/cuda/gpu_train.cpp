@@ -66,13 +66,7 @@ GpuTrainer::GpuTrainer(const model::RunConfig& cfg, GpuTrainOptions opts, bool f
   tokens_.resize(size_t(tc.batch_size) * tc.seq_len);
   targets_.resize(tokens_.size());
   state_.rng = Rng(tc.seed).state();  // as the CPU trainer: its rng, saved and restored
-  if (fresh && !opts_.out_dir.empty()) {
-    const std::string& d = opts_.out_dir;
-    std::error_code ec;
-    AERO_CHECK(opts_.overwrite || !fs::exists(fs::path(d) / "ckpt" / "latest", ec),
-               "run directory ", d, " already holds a run: continue it with --resume ", d,
-               ", or choose another --out");
-  }
+  if (fresh && !opts_.out_dir.empty()) train::check_fresh_run_dir(opts_.out_dir, opts_.overwrite);
   // Every rank has checked the directory before any joins (rank 0 writes only after this).
   if (world_ > 1) init_data_parallel();
   if (fresh && !opts_.out_dir.empty() && rank0()) {

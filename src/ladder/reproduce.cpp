@@ -1,10 +1,5 @@
 #include "ladder/reproduce.h"
 
-#include <fcntl.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -21,6 +16,7 @@
 #include "analysis/run_metrics.h"
 #include "core/error.h"
 #include "core/files.h"
+#include "core/process.h"
 #include "core/safetensors.h"
 #include "model/config.h"
 #include "pi/pi_bench.h"
@@ -191,33 +187,20 @@ json run_rung_cpu(const LadderOptions& o, const std::string& rung, const pi::Mac
   return finish_rung(o, rung, dir, cfg, tr->steps_done(), ts.diverged, ts.nonfinite, ev, rates, "cpu");
 }
 
-// Runs argv with stdout and stderr appended to log_path; returns the exit status (128+signal
-// when killed, 127 when it could not be started).
-int run_process(const std::vector<std::string>& argv, const std::string& log_path,
-                const std::string& visible_devices = "") {
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  std::fflush(nullptr);
-  const pid_t pid = fork();
-  AERO_CHECK(pid >= 0, "fork failed: ", std::strerror(errno));
-  if (pid == 0) {
-    if (!visible_devices.empty()) setenv("CUDA_VISIBLE_DEVICES", visible_devices.c_str(), 1);
-    const int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd >= 0) {
-      dup2(fd, 1);
-      dup2(fd, 2);
-      close(fd);
-    }
-    execvp(args[0], args.data());
-    std::fprintf(stderr, "cannot run %s: %s\n", args[0], std::strerror(errno));
-    _exit(127);
-  }
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0)
-    AERO_CHECK(errno == EINTR, "waitpid failed: ", std::strerror(errno));
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 1;
+// What a run directory's latest checkpoint says, from the files' headers only (the GPU path
+// decides between resume, skip and evaluate without loading the weights).
+struct LatestCheckpoint {
+  model::RunConfig cfg;
+  int64_t step = 0;
+  std::string stop_reason;  // the NaN guard's finding, "" if the run did not diverge
+};
+
+LatestCheckpoint latest_checkpoint(const std::string& run_dir) {
+  const std::string w = train::resolve_checkpoint(run_dir), sp = train::state_path_for(w);
+  LatestCheckpoint c;
+  c.cfg = train::config_from_weights_metadata(SafeTensors::load_metadata(w), w, &c.step);
+  c.stop_reason = train::state_from_metadata(SafeTensors::load_metadata(sp), sp).stop_reason;
+  return c;
 }
 
 std::string log_tail(const std::string& path, size_t bytes = 1500) {
@@ -264,13 +247,8 @@ void train_rungs_gpu(const LadderOptions& o, const std::vector<std::string>& run
       make_dirs(dir);
       std::vector<std::string> argv = {o.gpu_trainer, "train"};
       if (file_exists(dir + "/ckpt/latest")) {
-        const std::string w = train::resolve_checkpoint(dir);
-        const auto st = train::state_from_metadata(
-            SafeTensors::load_metadata(train::state_path_for(w)), train::state_path_for(w));
-        int64_t step = 0;
-        const model::RunConfig c =
-            train::config_from_weights_metadata(SafeTensors::load_metadata(w), w, &step);
-        if (!st.stop_reason.empty() || step >= c.train.steps) continue;  // diverged or complete
+        const LatestCheckpoint c = latest_checkpoint(dir);
+        if (!c.stop_reason.empty() || c.step >= c.cfg.train.steps) continue;  // diverged or complete
         argv.insert(argv.end(), {"--resume", dir});
       } else {
         const model::RunConfig cfg = model::build_run_config("", o.preset, rung, o.sets);
@@ -292,7 +270,9 @@ void train_rungs_gpu(const LadderOptions& o, const std::vector<std::string>& run
                      join_cmd(argv).c_str(), dir.c_str());
       }
       const auto t0 = std::chrono::steady_clock::now();
-      const int rc = run_process(argv, dir + "/train.log", per == 1 ? "" : visible);
+      ProcessOptions po{dir + "/train.log", {}};
+      if (per > 1) po.env.push_back({"CUDA_VISIBLE_DEVICES", visible});
+      const int rc = run_process(argv, po);
       const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       std::lock_guard<std::mutex> lock(mu);
       std::fprintf(stderr, "[reproduce] %s: GPU %s: exit %d after %.0f s\n", rung.c_str(), visible.c_str(), rc, dt);
@@ -309,12 +289,10 @@ json analyze_rung_gpu(const LadderOptions& o, const std::string& rung, const pi:
   const std::string dir = rung_dir(o, rung);
   AERO_CHECK(file_exists(dir + "/ckpt/latest"), "aero reproduce: ", rung, ": ", o.gpu_trainer,
              " left no checkpoint in ", dir, "; the end of ", dir, "/train.log:\n", log_tail(dir + "/train.log"));
-  const std::string w = train::resolve_checkpoint(dir);
-  int64_t step = 0;
-  const model::RunConfig cfg = train::config_from_weights_metadata(SafeTensors::load_metadata(w), w, &step);
-  const auto st = train::state_from_metadata(SafeTensors::load_metadata(train::state_path_for(w)),
-                                             train::state_path_for(w));
-  const bool diverged = !st.stop_reason.empty();
+  const LatestCheckpoint latest = latest_checkpoint(dir);
+  const model::RunConfig& cfg = latest.cfg;
+  const int64_t step = latest.step;
+  const bool diverged = !latest.stop_reason.empty();
   if (!diverged && step < cfg.train.steps) {
     std::fprintf(stderr, "[reproduce] %s: trained %lld of %d steps; rerun to continue\n", rung.c_str(),
                  (long long)step, cfg.train.steps);
@@ -330,7 +308,7 @@ json analyze_rung_gpu(const LadderOptions& o, const std::string& rung, const pi:
     const std::vector<std::string> argv = {o.gpu_trainer, "eval", dir, "--json", ej, "--device",
                                            std::to_string(o.gpus.front())};
     std::fprintf(stderr, "[reproduce] %s: %s\n", rung.c_str(), join_cmd(argv).c_str());
-    const int rc = run_process(argv, dir + "/eval.log");
+    const int rc = run_process(argv, {dir + "/eval.log", {}});
     AERO_CHECK(rc == 0 && file_exists(ej), "aero reproduce: ", rung, ": evaluation failed (exit ", rc,
                "); the end of ", dir, "/eval.log:\n", log_tail(dir + "/eval.log"));
     const json e = json::parse(read_file(ej));
@@ -340,7 +318,7 @@ json analyze_rung_gpu(const LadderOptions& o, const std::string& rung, const pi:
     const auto ent = e.at("entropy").get<analysis::Matrix>();
     ev.entropy = analysis::summarize_entropy(ent, T, 0, int64_t(e.value("chunks", uint64_t(0))));
   }
-  return finish_rung(o, rung, dir, cfg, step, diverged, st.stop_reason, ev, rates, "gpu");
+  return finish_rung(o, rung, dir, cfg, step, diverged, latest.stop_reason, ev, rates, "gpu");
 }
 
 double num(const json& j, const char* k) {

@@ -81,6 +81,13 @@ std::string resolve_checkpoint(const std::string& p) {
   fail("'", p, "' is a directory without ckpt/latest: not a run directory with a checkpoint");
 }
 
+void check_fresh_run_dir(const std::string& run_dir, bool overwrite) {
+  std::error_code ec;
+  AERO_CHECK(overwrite || !std::filesystem::exists(std::filesystem::path(run_dir) / "ckpt" / "latest", ec),
+             "run directory ", run_dir, " already holds a run: continue it with --resume ", run_dir,
+             ", or choose another --out");
+}
+
 void write_latest(const std::string& run_dir, const std::string& weights_path) {
   write_file_atomic((fs::path(run_dir) / "ckpt" / "latest").string(),
                     fs::path(weights_path).filename().string() + "\n");

@@ -33,6 +33,9 @@ std::string checkpoint_path(const std::string& run_dir, int64_t step);
 std::string state_path_for(const std::string& weights_path);
 // A weights file, a run directory (its ckpt/latest) or a ckpt/ directory -> the weights file.
 std::string resolve_checkpoint(const std::string& path_or_run_dir);
+// A fresh run may start in run_dir only if it holds no run yet (no ckpt/latest) or overwrite is
+// set; otherwise the error says to --resume it or pick another --out.
+void check_fresh_run_dir(const std::string& run_dir, bool overwrite);
 // RUN_DIR/ckpt/latest <- the file name of weights_path (atomic; written last).
 void write_latest(const std::string& run_dir, const std::string& weights_path);
 

@@ -52,10 +52,7 @@ Trainer::Trainer(const model::RunConfig& cfg, TrainOptions opts, bool fresh)
   state_.rng = rng_.state();
   if (fresh && !opts_.out_dir.empty()) {
     const std::string& d = opts_.out_dir;
-    std::error_code ec;
-    AERO_CHECK(opts_.overwrite || !fs::exists(fs::path(d) / "ckpt" / "latest", ec),
-               "run directory ", d, " already holds a run: continue it with --resume ", d,
-               ", or choose another --out");
+    check_fresh_run_dir(d, opts_.overwrite);
     make_dirs(d);
     write_file_atomic((fs::path(d) / "config.json").string(), model::to_json(cfg_).dump(2) + "\n");
     log_ = std::make_unique<MetricsLog>((fs::path(d) / "metrics.jsonl").string(), -1);
