@@ -127,7 +127,7 @@ void GpuTrainer::init_data_parallel() {
 std::unique_ptr<GpuTrainer> GpuTrainer::resume(const std::string& run_dir, GpuTrainOptions opts) {
   const std::string w = train::resolve_checkpoint(run_dir);
   int64_t wstep = 0;
-  model::RunConfig cfg = train::config_from_weights_metadata(SafeTensors::load(w).metadata, w, &wstep);
+  model::RunConfig cfg = train::config_from_weights_metadata(SafeTensors::load_metadata(w), w, &wstep);
   opts.out_dir = run_dir;
   std::unique_ptr<GpuTrainer> t(new GpuTrainer(cfg, std::move(opts), /*fresh=*/false));
   t->model_->load_weights(w);
@@ -149,7 +149,7 @@ std::unique_ptr<GpuTrainer> GpuTrainer::resume(const std::string& run_dir, GpuTr
 std::unique_ptr<GpuTrainer> GpuTrainer::for_eval(const std::string& run_or_ckpt, int device) {
   const std::string w = train::resolve_checkpoint(run_or_ckpt);
   int64_t wstep = 0;
-  model::RunConfig cfg = train::config_from_weights_metadata(SafeTensors::load(w).metadata, w, &wstep);
+  model::RunConfig cfg = train::config_from_weights_metadata(SafeTensors::load_metadata(w), w, &wstep);
   GpuTrainOptions opts;
   opts.device = device;
   opts.progress = false;

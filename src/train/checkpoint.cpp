@@ -82,7 +82,7 @@ std::string save_run_checkpoint(const std::string& run_dir, model::Model& m,
 
 model::RunConfig read_checkpoint_config(const std::string& path_or_run_dir) {
   const std::string path = resolve_checkpoint(path_or_run_dir);
-  return config_from_weights_metadata(load_weights_file(path).metadata, path);
+  return config_from_weights_metadata(SafeTensors::load_metadata(path), path);  // header only
 }
 
 LoadedModel load_model(const std::string& path_or_run_dir, int max_batch, int max_seq) {
