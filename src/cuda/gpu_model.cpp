@@ -69,6 +69,7 @@ struct LayerActs {
   bf16 *q = nullptr, *k = nullptr, *v = nullptr;
   bf16* P = nullptr;
   float *rowE = nullptr, *gE = nullptr, *pen = nullptr;
+  float* lse = nullptr;  // fused attention: per-row log-sum-exp (P is not kept)
   bf16* y = nullptr;
   float* xhat = nullptr;
   bf16* h2 = nullptr;
@@ -180,6 +181,11 @@ struct GpuModel::Impl {
   size_t wte = kNone, wpe = kNone, lnfw = kNone, lnfb = kNone, theta = kNone, lm_head = kNone;
   size_t tail_begin = 0;  // [ffn_slope, lnf, lm_head, theta, wte, wpe] bucket
   int R = 0;              // rotary dims per head (pythia)
+  // Fused (flash) attention for head dimension 64 (flash_attn.cu); AERO_GPU_ATTN=plain selects
+  // the explicit path (scores and probabilities in [B,H,T,T] buffers). Without rotary the
+  // layer's qkv product output is kept ([B,T,3d] in acts.q) and read by the kernels directly.
+  bool flash = false;
+  float* Drow = nullptr;  // fused backward: dO . O per row
   float *rot_cos = nullptr, *rot_sin = nullptr;  // [Tmax, R/2]
   float* dweff = nullptr;  // dLoss/d effective weight of one WN/SN linear at a time
   bool sn_frozen = false;
@@ -258,6 +264,59 @@ struct GpuModel::Impl {
     }
     nmarks = 0;
     mark("start");
+  }
+
+  // The fields AttnSoftmaxArgs and FlashFwdArgs share (shape, scale, temperature, rowE).
+  template <class Args>
+  void set_attention(Args& x, int l, int B, int T) const {
+    x.B = B;
+    x.H = H;
+    x.T = T;
+    x.scale = 1.f / std::sqrt(float(dk));
+    x.temp = P_(lo[l].temp);
+    x.ctx = cfg.context;
+    x.temp_param = temp_param();
+    x.rowE = acts[l].rowE;
+  }
+  // The entropy regularizer's fields of AttnSoftmaxArgs / FlashFwdArgs for layer l.
+  template <class Args>
+  void set_regularizer(Args& x, int l, float lnT, float coef) const {
+    x.theta = P_(theta) + size_t(l) * H;
+    x.lnT = lnT;
+    x.tol = float(cfg.entropy_reg.gamma) * lnT;
+    x.coef = coef;
+    x.pen = acts[l].pen;
+    x.gE = acts[l].gE;
+  }
+  // [B, H, T, dk] buffer as a HeadView
+  HeadView head_major(bf16* p, int T) const {
+    return HeadView{p, (long long)H * T * dk, (long long)T * dk, dk};
+  }
+  // The fused attention's inputs of layer l (q, k, v, output y, biases, temperature, saved
+  // statistics); the regularizer's fields are set by the forward.
+  FlashFwdArgs flash_args(int l, int B, int T) const {
+    const LayerActs& a = acts[l];
+    const LayerOffsets& w = lo[l];
+    FlashFwdArgs f;
+    if (R == 0) {
+      const long long sb = (long long)T * 3 * d;
+      f.q = HeadView{a.q, sb, dk, 3 * d};
+      f.k = HeadView{a.q + d, sb, dk, 3 * d};
+      f.v = HeadView{a.q + 2 * d, sb, dk, 3 * d};
+      if (w.qkv.b != kNone) {
+        f.bq = P_(w.qkv.b);
+        f.bk = f.bq + d;
+        f.bv = f.bq + 2 * d;
+      }
+    } else {  // split (bias added) and rotated by qkv_split / rotary
+      f.q = head_major(a.q, T);
+      f.k = head_major(a.k, T);
+      f.v = head_major(a.v, T);
+    }
+    f.o = HeadView{a.y, (long long)T * d, dk, d};
+    set_attention(f, l, B, T);
+    f.lse = a.lse;
+    return f;
   }
 
   float* P_(size_t off) const { return off == kNone ? nullptr : p + off; }
@@ -347,6 +406,11 @@ struct GpuModel::Impl {
     AERO_CUDA_CHECK(cudaDeviceSynchronize());
 
     size_t N = size_t(Bmax) * Tmax, BHT = size_t(Bmax) * H * Tmax;
+    // model::ModelConfig::rotary_dims (config.cpp is not part of the standalone build)
+    R = cfg.family == model::Family::pythia ? int(dk * cfg.rotary_pct) : 0;
+    R -= R % 2;
+    const char* attn_env = std::getenv("AERO_GPU_ATTN");
+    flash = flash_attn_supported(dk) && !(attn_env && std::string(attn_env) == "plain");
     acts.resize(L);
     bool reg = cfg.entropy_reg.enabled;
     for (int l = 0; l < L; ++l) {
@@ -355,10 +419,17 @@ struct GpuModel::Impl {
       a.h1 = dalloc<bf16>(N * d);
       a.mean1 = dalloc<float>(N);
       a.rstd1 = dalloc<float>(N);
-      a.q = dalloc<bf16>(N * d);
-      a.k = dalloc<bf16>(N * d);
-      a.v = dalloc<bf16>(N * d);
-      a.P = dalloc<bf16>(BHT * Tmax);
+      if (flash && R == 0) {
+        a.q = dalloc<bf16>(N * 3 * d);  // the layer's qkv [B,T,3d] (bias added on load)
+      } else {
+        a.q = dalloc<bf16>(N * d);
+        a.k = dalloc<bf16>(N * d);
+        a.v = dalloc<bf16>(N * d);
+      }
+      if (flash)
+        a.lse = dalloc<float>(BHT);
+      else
+        a.P = dalloc<bf16>(BHT * Tmax);
       a.rowE = dalloc<float>(BHT);
       if (reg) {
         a.gE = dalloc<float>(BHT);
@@ -396,7 +467,10 @@ struct GpuModel::Impl {
     dq = dalloc<bf16>(N * d);
     dkk = dalloc<bf16>(N * d);
     dv = dalloc<bf16>(N * d);
-    dP = dalloc<bf16>(BHT * Tmax);
+    if (flash)
+      Drow = dalloc<float>(BHT);
+    else
+      dP = dalloc<bf16>(BHT * Tmax);
     dqkv = dalloc<bf16>(N * 3 * d);
     dtemp_row = dalloc<float>(BHT);
     // weight / spectral normalization: effective weights, their statistics, one dW scratch
@@ -412,9 +486,6 @@ struct GpuModel::Impl {
         dweff_n = std::max(dweff_n, size_t(x->out) * x->in);
       }
     if (dweff_n) dweff = dalloc<float>(dweff_n);
-    // model::ModelConfig::rotary_dims (config.cpp is not part of the standalone build)
-    R = cfg.family == model::Family::pythia ? int(dk * cfg.rotary_pct) : 0;
-    R -= R % 2;
     if (R > 0) {
       // cos/sin of t * base^(-2f/R) in double, rounded (as the CPU model's table)
       const int half = R / 2;
@@ -470,14 +541,14 @@ struct GpuModel::Impl {
     for (auto& a : acts)
       for (void* q : {(void*)a.res, (void*)a.h1, (void*)a.mean1, (void*)a.rstd1, (void*)a.q,
                       (void*)a.k, (void*)a.v, (void*)a.P, (void*)a.rowE, (void*)a.gE, (void*)a.pen,
-                      (void*)a.y, (void*)a.xhat, (void*)a.h2, (void*)a.mean2, (void*)a.rstd2,
+                      (void*)a.lse, (void*)a.y, (void*)a.xhat, (void*)a.h2, (void*)a.mean2, (void*)a.rstd2,
                       (void*)a.pre, (void*)a.f, (void*)a.m})
         f(q);
     for (void* q : {(void*)p, (void*)g, (void*)mom1, (void*)mom2, (void*)p16, (void*)mask,
                     (void*)res_final, (void*)hf, (void*)meanf, (void*)rstdf, (void*)logits,
                     (void*)loss_rows, (void*)qkv, (void*)yh, (void*)o, (void*)m_scratch,
                     (void*)dres, (void*)dh, (void*)dm, (void*)df, (void*)dy, (void*)dyh,
-                    (void*)dq, (void*)dkk, (void*)dv, (void*)dP, (void*)dqkv, (void*)dtemp_row,
+                    (void*)dq, (void*)dkk, (void*)dv, (void*)dP, (void*)Drow, (void*)dqkv, (void*)dtemp_row,
                     (void*)scratch, (void*)scalars, (void*)tok, (void*)tgt, (void*)btok,
                     (void*)bstart, (void*)border, (void*)dweff, (void*)rot_cos, (void*)rot_sin,
                     (void*)guard})
@@ -643,41 +714,37 @@ struct GpuModel::Impl {
     for (int l = 0; l < L; ++l) {
       auto& a = acts[l];
       auto& w = lo[l];
-      gemm(blas, s, false, true, N, 3 * d, d, a.h1, d, Wl(w.qkv), d, qkv, CUDA_R_16BF, 3 * d,
-           1.f, 0.f);
+      const bool keep_qkv = flash && R == 0;  // the kernels read q, k, v from the product
+      gemm(blas, s, false, true, N, 3 * d, d, a.h1, d, Wl(w.qkv), d, keep_qkv ? a.q : qkv,
+           CUDA_R_16BF, 3 * d, 1.f, 0.f);
       mark("fwd gemm qkv");
-      qkv_split(a.q, a.k, a.v, qkv, P_(w.qkv.b), B, T, H, dk, s);
-      if (R > 0) rotary(a.q, a.k, rot_cos, rot_sin, B * H, T, dk, R, false, s);
-      mark("fwd qkv split");
-      const long long sQ = (long long)T * dk, sP = (long long)T * T;
-      gemm(blas, s, false, true, T, T, dk, a.q, dk, a.k, dk, a.P, CUDA_R_16BF, T, 1.f, 0.f, B * H,
-           sQ, sQ, sP);
-      mark("fwd gemm QK^T");
-      AttnSoftmaxArgs sa;
-      sa.P = a.P;
-      sa.B = B;
-      sa.H = H;
-      sa.T = T;
-      sa.scale = 1.f / std::sqrt(float(dk));
-      sa.temp = P_(w.temp);
-      sa.ctx = cfg.context;
-      sa.temp_param = temp_param();
-      sa.rowE = a.rowE;
-      if (reg) {
-        sa.theta = P_(theta) + size_t(l) * H;
-        sa.lnT = lnT;
-        sa.tol = float(cfg.entropy_reg.gamma) * lnT;
-        sa.coef = coef;
-        sa.pen = a.pen;
-        sa.gE = a.gE;
+      if (!keep_qkv) {
+        qkv_split(a.q, a.k, a.v, qkv, P_(w.qkv.b), B, T, H, dk, s);
+        if (R > 0) rotary(a.q, a.k, rot_cos, rot_sin, B * H, T, dk, R, false, s);
+        mark("fwd qkv split");
       }
-      attn_softmax_forward(sa, s);
-      mark("fwd softmax+entropy");
-      gemm(blas, s, false, false, T, dk, T, a.P, T, a.v, dk, yh, CUDA_R_16BF, dk, 1.f, 0.f, B * H,
-           sP, sQ, sQ);
-      mark("fwd gemm PV");
-      heads_merge(a.y, yh, B, T, H, dk, s);
-      mark("fwd heads merge");
+      if (flash) {
+        FlashFwdArgs fa = flash_args(l, B, T);
+        if (reg) set_regularizer(fa, l, lnT, coef);
+        flash_attn_forward(fa, s);
+        mark("fwd flash attention");
+      } else {
+        const long long sQ = (long long)T * dk, sP = (long long)T * T;
+        gemm(blas, s, false, true, T, T, dk, a.q, dk, a.k, dk, a.P, CUDA_R_16BF, T, 1.f, 0.f, B * H,
+             sQ, sQ, sP);
+        mark("fwd gemm QK^T");
+        AttnSoftmaxArgs sa;
+        sa.P = a.P;
+        set_attention(sa, l, B, T);
+        if (reg) set_regularizer(sa, l, lnT, coef);
+        attn_softmax_forward(sa, s);
+        mark("fwd softmax+entropy");
+        gemm(blas, s, false, false, T, dk, T, a.P, T, a.v, dk, yh, CUDA_R_16BF, dk, 1.f, 0.f, B * H,
+             sP, sQ, sQ);
+        mark("fwd gemm PV");
+        heads_merge(a.y, yh, B, T, H, dk, s);
+        mark("fwd heads merge");
+      }
       gemm(blas, s, false, true, N, d, d, a.y, d, Wl(w.proj), d, o, CUDA_R_32F, d, 1.f, 0.f);
       mark("fwd gemm proj");
 
@@ -893,40 +960,62 @@ struct GpuModel::Impl {
                       scratch, N, d, s);
         mark("bwd norm");
       }
-      heads_split(dyh, dy, B, T, H, dk, s);
-      mark("bwd heads split");
-      const long long sQ = (long long)T * dk, sP = (long long)T * T;
-      gemm(blas, s, false, true, T, T, dk, dyh, dk, a.v, dk, dP, CUDA_R_16BF, T, 1.f, 0.f, B * H,
-           sQ, sQ, sP);
-      gemm(blas, s, true, false, T, dk, T, a.P, T, dyh, dk, dv, CUDA_R_16BF, dk, 1.f, 0.f, B * H,
-           sP, sQ, sQ);
-      mark("bwd gemm dP, dV");
-      AttnSoftmaxBwdArgs sb;
-      sb.dP = dP;
-      sb.P = a.P;
-      sb.B = B;
-      sb.H = H;
-      sb.T = T;
-      sb.scale = 1.f / std::sqrt(float(dk));
-      sb.temp = P_(w.temp);
-      sb.ctx = cfg.context;
-      sb.temp_param = temp_param();
-      sb.gE = cfg.entropy_reg.enabled ? a.gE : nullptr;
-      sb.dtemp_row = w.temp != kNone ? dtemp_row : nullptr;
-      attn_softmax_backward(sb, s);
-      mark("bwd softmax");
+      if (flash) {
+        FlashBwdArgs fb;
+        fb.f = flash_args(l, B, T);
+        fb.gE = cfg.entropy_reg.enabled ? a.gE : nullptr;
+        fb.dO = HeadView{dy, (long long)T * d, dk, d};
+        if (R == 0) {
+          fb.dq = HeadView{dqkv, (long long)T * 3 * d, dk, 3 * d};
+          fb.dk = HeadView{dqkv + d, (long long)T * 3 * d, dk, 3 * d};
+          fb.dv = HeadView{dqkv + 2 * d, (long long)T * 3 * d, dk, 3 * d};
+        } else {
+          fb.dq = head_major(dq, T);
+          fb.dk = head_major(dkk, T);
+          fb.dv = head_major(dv, T);
+        }
+        fb.Drow = Drow;
+        fb.dtemp_row = w.temp != kNone ? dtemp_row : nullptr;
+        flash_attn_backward(fb, s);
+        mark("bwd flash attention");
+      } else {
+        heads_split(dyh, dy, B, T, H, dk, s);
+        mark("bwd heads split");
+        const long long sQ = (long long)T * dk, sP = (long long)T * T;
+        gemm(blas, s, false, true, T, T, dk, dyh, dk, a.v, dk, dP, CUDA_R_16BF, T, 1.f, 0.f, B * H,
+             sQ, sQ, sP);
+        gemm(blas, s, true, false, T, dk, T, a.P, T, dyh, dk, dv, CUDA_R_16BF, dk, 1.f, 0.f, B * H,
+             sP, sQ, sQ);
+        mark("bwd gemm dP, dV");
+        AttnSoftmaxBwdArgs sb;
+        sb.dP = dP;
+        sb.P = a.P;
+        sb.B = B;
+        sb.H = H;
+        sb.T = T;
+        sb.scale = 1.f / std::sqrt(float(dk));
+        sb.temp = P_(w.temp);
+        sb.ctx = cfg.context;
+        sb.temp_param = temp_param();
+        sb.gE = cfg.entropy_reg.enabled ? a.gE : nullptr;
+        sb.dtemp_row = w.temp != kNone ? dtemp_row : nullptr;
+        attn_softmax_backward(sb, s);
+        mark("bwd softmax");
+        gemm(blas, s, false, false, T, dk, T, dP, T, a.k, dk, dq, CUDA_R_16BF, dk, 1.f, 0.f, B * H,
+             sP, sQ, sQ);
+        gemm(blas, s, true, false, T, dk, T, dP, T, a.q, dk, dkk, CUDA_R_16BF, dk, 1.f, 0.f, B * H,
+             sP, sQ, sQ);
+        mark("bwd gemm dQ, dK");
+      }
       if (w.temp != kNone) temp_grad_reduce(G_(w.temp), dtemp_row, B, H, T, cfg.context, s);
       if (cfg.entropy_reg.enabled)
         theta_grad_reduce(G_(theta) + size_t(l) * H, a.gE, B, H, T, -lnT, scratch, s);
       mark("bwd temp/theta sums");
-      gemm(blas, s, false, false, T, dk, T, dP, T, a.k, dk, dq, CUDA_R_16BF, dk, 1.f, 0.f, B * H,
-           sP, sQ, sQ);
-      gemm(blas, s, true, false, T, dk, T, dP, T, a.q, dk, dkk, CUDA_R_16BF, dk, 1.f, 0.f, B * H,
-           sP, sQ, sQ);
-      mark("bwd gemm dQ, dK");
-      if (R > 0) rotary(dq, dkk, rot_cos, rot_sin, B * H, T, dk, R, true, s);
-      qkv_merge(dqkv, dq, dkk, dv, B, T, H, dk, s);
-      mark("bwd qkv merge");
+      if (!flash || R > 0) {
+        if (R > 0) rotary(dq, dkk, rot_cos, rot_sin, B * H, T, dk, R, true, s);
+        qkv_merge(dqkv, dq, dkk, dv, B, T, H, dk, s);
+        mark("bwd qkv merge");
+      }
       if (w.qkv.b != kNone) colsum(G_(w.qkv.b), dqkv, N, 3 * d, scratch, s);
       mark("bwd bias sums");
       gemm(blas, s, true, false, 3 * d, d, N, dqkv, 3 * d, a.h1, d, dWl(w.qkv), CUDA_R_32F, d,

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "cuda/kernels.h"
+#include "cuda/kernel_util.cuh"
 
 namespace aero::cuda {
 namespace {
@@ -26,18 +27,6 @@ inline unsigned blocks_for(size_t n, int threads, size_t cap = 65535u * 32u) {
   if (b == 0) b = 1;
   return unsigned(b);
 }
-
-__device__ __forceinline__ float temp_value(const float* temp, TempParam p, int idx) {
-  if (temp == nullptr) return 1.f;
-  float s = temp[idx];
-  switch (p) {
-    case TempParam::exp: return expf(s);
-    case TempParam::direct: return s;
-    case TempParam::offset: return 1.f + s;
-    default: return 1.f;
-  }
-}
-
 
 // VEC consecutive bf16 values: one 16-byte access when VEC == 8 (callers guarantee alignment).
 template <int VEC>

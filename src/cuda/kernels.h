@@ -115,6 +115,45 @@ void temp_grad_reduce(float* dtemp, const float* row, int B, int H, int T, int c
 void theta_grad_reduce(float* dtheta, const float* gE, int B, int H, int T, float factor,
                        float* scratch, cudaStream_t s);
 
+// ---- fused causal attention (FlashAttention-2 style, src/cuda/flash_attn.cu) ----
+// Same function as qkv_split (+bias) -> QK^T -> attn_softmax_forward -> PV -> heads_merge, and
+// the backward of that chain, without [B,H,T,T] buffers: probabilities are recomputed from the
+// saved per-row log-sum-exp. Head dimension 64 only (flash_attn_supported); bf16 tensor cores
+// (mma.sync m16n8k16), fp32 accumulation and softmax statistics.
+// A strided view of [B, H, T, 64] bf16: element (b, h, t, c) at p[b*sb + h*sh + t*st + c]
+// (q of a [B,T,3d] qkv buffer: p = qkv, sb = T*3d, sh = 64, st = 3d; k: p = qkv + d, ...).
+struct HeadView {
+  bf16* p = nullptr;
+  long long sb = 0, sh = 0, st = 0;
+};
+struct FlashFwdArgs {
+  HeadView q, k, v, o;  // o: output
+  const float *bq = nullptr, *bk = nullptr, *bv = nullptr;  // [H*64] biases added on load (null: none)
+  int B = 0, H = 0, T = 0;
+  float scale = 1;
+  const float* temp = nullptr;  // as AttnSoftmaxArgs
+  int ctx = 0;
+  TempParam temp_param = TempParam::none;
+  float* lse = nullptr;   // [B*H*T] out: log-sum-exp of the row's logits (saved for backward)
+  float* rowE = nullptr;  // [B*H*T] out: row entropy
+  const float* theta = nullptr;  // regularizer (as AttnSoftmaxArgs): pen, gE out
+  float lnT = 0, tol = 0, coef = 0;
+  float* pen = nullptr;
+  float* gE = nullptr;
+};
+// dk must be 64, every view's p 16-byte aligned and strides multiples of 8 elements.
+bool flash_attn_supported(int dk);
+void flash_attn_forward(const FlashFwdArgs& a, cudaStream_t s);
+struct FlashBwdArgs {
+  FlashFwdArgs f;           // the forward's inputs (q, k, v, o, biases, temp, lse, rowE)
+  const float* gE = nullptr;  // regularizer dLoss/dE per row (null: none)
+  HeadView dO;              // dLoss/dO
+  HeadView dq, dk, dv;      // outputs (written, not accumulated)
+  float* Drow = nullptr;    // [B*H*T] scratch: dO . O per row
+  float* dtemp_row = nullptr;  // [B*H*T] out as AttnSoftmaxBwdArgs (null when temp is null)
+};
+void flash_attn_backward(const FlashBwdArgs& a, cudaStream_t s);
+
 // ---- FFN ----
 // pre += bias (in place, bias may be null); out = act(pre). slope_dev (learnable leaky ReLU):
 // the slope is read from device memory instead of `slope`.

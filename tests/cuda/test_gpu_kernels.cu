@@ -193,6 +193,31 @@ void test_layouts(Rng& r, int dk) {
   C.expect(ok, "heads_split layout [B,T,H*dk] -> [B,H,T,dk]");
 }
 
+// The fields AttnSoftmaxArgs and FlashFwdArgs share.
+template <class Args>
+void set_attention(Args& x, int B, int H, int T, double scale, const float* temp, int ctx,
+                   TempParam tp, float* rowE) {
+  x.B = B;
+  x.H = H;
+  x.T = T;
+  x.scale = float(scale);
+  x.temp = temp;
+  x.ctx = ctx;
+  x.temp_param = tp;
+  x.rowE = rowE;
+}
+// The entropy regularizer's fields of AttnSoftmaxArgs / FlashFwdArgs.
+template <class Args>
+void set_regularizer(Args& x, const float* theta, double lnT, double tol, double coef, float* pen,
+                     float* gE) {
+  x.theta = theta;
+  x.lnT = float(lnT);
+  x.tol = float(tol);
+  x.coef = float(coef);
+  x.pen = pen;
+  x.gE = gE;
+}
+
 // CPU attention softmax of one layer, double precision: returns P, rowE, pen.
 struct SoftRef {
   std::vector<double> P, E, pen;
@@ -232,6 +257,214 @@ SoftRef soft_ref(const std::vector<double>& Sc, const std::vector<double>& temp,
   return o;
 }
 
+// CPU attention of one layer in double precision from q, k, v, dO ([B*H, T, 64] each, biases
+// already added): the forward of the explicit path and its analytic gradients for the loss
+// sum(dO . O) + coef * sum(pen).
+struct AttnRef {
+  std::vector<double> O, E, pen, lse, dq, dk, dv, dtemp_row;
+  double loss = 0;
+};
+AttnRef attn_ref(const std::vector<double>& q, const std::vector<double>& k,
+                 const std::vector<double>& v, const std::vector<double>& dO,
+                 const std::vector<double>& temp, TempParam tp, int B, int H, int T, int ctx,
+                 double scale, const std::vector<double>& theta, double lnT, double tol,
+                 double coef) {
+  const int D = 64;
+  AttnRef o;
+  size_t n = size_t(B) * H * T;
+  o.O.assign(n * D, 0.0);
+  o.dq = o.dk = o.dv = o.O;
+  o.E.assign(n, 0.0);
+  o.pen = o.lse = o.dtemp_row = o.E;
+  std::vector<double> z(T), a(T);
+  for (int bh = 0; bh < B * H; ++bh) {
+    int hh = bh % H;
+    for (int i = 0; i < T; ++i) {
+      size_t row = size_t(bh) * T + i;
+      double t = temp.empty() ? 1.0 : temp_of(temp[hh * ctx + i], tp), inv = scale / t;
+      double mx = -1e300, sum = 0, E = 0;
+      for (int j = 0; j <= i; ++j) {
+        double dot = 0;
+        for (int c = 0; c < D; ++c) dot += q[row * D + c] * k[(size_t(bh) * T + j) * D + c];
+        z[j] = dot * inv;
+        mx = std::max(mx, z[j]);
+      }
+      for (int j = 0; j <= i; ++j) sum += std::exp(z[j] - mx);
+      for (int j = 0; j <= i; ++j) {
+        a[j] = std::exp(z[j] - mx) / sum;
+        E -= a[j] * std::log(a[j] + 1e-9);
+        for (int c = 0; c < D; ++c) o.O[row * D + c] += a[j] * v[(size_t(bh) * T + j) * D + c];
+      }
+      o.E[row] = E;
+      o.lse[row] = mx + std::log(sum);
+      double gE = 0;
+      if (!theta.empty()) {
+        double delta = E - theta[hh] * lnT;
+        bool on = std::fabs(delta) > tol;
+        o.pen[row] = on ? delta * delta : 0.0;
+        gE = on ? coef * 2 * delta : 0.0;
+        o.loss += coef * o.pen[row];
+      }
+      for (int c = 0; c < D; ++c) o.loss += dO[row * D + c] * o.O[row * D + c];
+      std::vector<double> g(i + 1);
+      double dot = 0;
+      for (int j = 0; j <= i; ++j) {
+        double dp = 0;
+        for (int c = 0; c < D; ++c) dp += dO[row * D + c] * v[(size_t(bh) * T + j) * D + c];
+        g[j] = dp - gE * (std::log(a[j] + 1e-9) + a[j] / (a[j] + 1e-9));
+        dot += a[j] * g[j];
+      }
+      double dzz = 0;
+      for (int j = 0; j <= i; ++j) {
+        size_t kr = size_t(bh) * T + j;
+        double dz = a[j] * (g[j] - dot), ds = dz * inv;
+        dzz += dz * z[j];
+        for (int c = 0; c < D; ++c) {
+          o.dq[row * D + c] += ds * k[kr * D + c];
+          o.dk[kr * D + c] += ds * q[row * D + c];
+          o.dv[kr * D + c] += a[j] * dO[row * D + c];
+        }
+      }
+      double dt = -dzz / t;
+      o.dtemp_row[row] = tp == TempParam::exp ? dt * t : dt;
+    }
+  }
+  return o;
+}
+
+// Visits every element of [B, H, T, 64] with its index hr there, the row start src of its
+// (b, t) row in a [B, T, 3d] buffer, its column col = h*64 + c, and bt = b*T + t.
+template <class F>
+void for_head_elems(int B, int H, int T, F&& fn) {
+  const int D = 64, d = H * D;
+  for (int b = 0; b < B; ++b)
+    for (int hh = 0; hh < H; ++hh)
+      for (int t = 0; t < T; ++t)
+        for (int c = 0; c < D; ++c)
+          fn(((size_t(b) * H + hh) * T + t) * D + c, (size_t(b) * T + t) * 3 * d, hh * D + c,
+             size_t(b) * T + t);
+}
+
+// The fused (flash) attention against attn_ref on the model's layouts: q, k, v read from a
+// [B, T, 3d] qkv buffer plus bias, O written into [B, T, d], dq/dk/dv into [B, T, 3d]. The
+// reference's own gradients are checked against finite differences once (fd = true).
+void test_flash_attn(Rng& r, int B, int H, int T, TempParam tp, bool reg, bool fd) {
+  const int D = 64, d = H * D, ctx = T + 5;
+  const double scale = 1.0 / 8.0;
+  auto qkv = rand_bf(r, size_t(B) * T * 3 * d, 1.1);
+  auto bias = rand_f(r, size_t(3) * d, 0.3);
+  auto dOf = rand_bf(r, size_t(B) * T * d);
+  std::vector<float> temp;
+  if (tp != TempParam::none) {
+    temp.resize(size_t(H) * ctx);
+    for (auto& x : temp) {
+      double u = 0.6 + 0.8 * r.uniform();
+      x = float(tp == TempParam::exp ? std::log(u) : tp == TempParam::direct ? u : u - 1.0);
+    }
+  }
+  std::vector<float> theta(H);
+  for (auto& x : theta) x = float(0.3 + 0.5 * r.uniform());
+  const double lnT = std::log(double(std::max(T, 2))), tol = 0.05 * lnT, coef = 0.37;
+  // reference inputs in [B*H, T, 64]
+  size_t n = size_t(B) * H * T;
+  std::vector<double> q(n * D), k(n * D), v(n * D), dO(n * D);
+  for_head_elems(B, H, T, [&](size_t hr, size_t src, int col, size_t bt) {
+    q[hr] = bf(qkv[src + col] + bias[col]);
+    k[hr] = bf(qkv[src + d + col] + bias[d + col]);
+    v[hr] = bf(qkv[src + 2 * d + col] + bias[2 * d + col]);
+    dO[hr] = dOf[bt * d + col];
+  });
+  std::vector<double> td(temp.begin(), temp.end()),
+      thd = reg ? std::vector<double>(theta.begin(), theta.end()) : std::vector<double>{};
+  AttnRef ref = attn_ref(q, k, v, dO, td, tp, B, H, T, ctx, scale, thd, lnT, tol, coef);
+
+  DevBuf<bf16> dqkv(to_bf16(qkv)), dy(size_t(B) * T * d), ddO(to_bf16(dOf)),
+      dg(size_t(B) * T * 3 * d);
+  DevBuf<float> dbias(bias), dTemp(temp.empty() ? std::vector<float>{0.f} : temp), dTheta(theta),
+      dLse(n), dE(n), dPen(n), dGE(n), dDrow(n), dRow(n);
+  for (auto* p : {&dLse, &dE, &dPen, &dGE, &dRow}) p->poison();
+  dy.poison();
+  dg.poison();
+  auto view = [&](bf16* p, int ld) { return HeadView{p, (long long)T * ld, D, ld}; };
+  FlashFwdArgs f;
+  f.q = view(dqkv.p, 3 * d);
+  f.k = view(dqkv.p + d, 3 * d);
+  f.v = view(dqkv.p + 2 * d, 3 * d);
+  f.o = view(dy.p, d);
+  f.bq = dbias.p;
+  f.bk = dbias.p + d;
+  f.bv = dbias.p + 2 * d;
+  set_attention(f, B, H, T, scale, temp.empty() ? nullptr : dTemp.p, ctx, tp, dE.p);
+  f.lse = dLse.p;
+  if (reg) set_regularizer(f, dTheta.p, lnT, tol, coef, dPen.p, dGE.p);
+  flash_attn_forward(f, S);
+  char nm[160];
+  std::snprintf(nm, sizeof nm, "flash attention B=%d H=%d T=%d temp=%d reg=%d", B, H, T, int(tp),
+                int(reg));
+  std::string name(nm);
+  // O back to [B*H, T, 64]
+  auto yb = to_d(dy.down());
+  std::vector<double> O(n * D), dq(n * D), dk(n * D), dv(n * D);
+  FlashBwdArgs bw;
+  bw.f = f;
+  bw.gE = reg ? dGE.p : nullptr;
+  bw.dO = view(ddO.p, d);
+  bw.dq = view(dg.p, 3 * d);
+  bw.dk = view(dg.p + d, 3 * d);
+  bw.dv = view(dg.p + 2 * d, 3 * d);
+  bw.Drow = dDrow.p;
+  bw.dtemp_row = temp.empty() ? nullptr : dRow.p;
+  flash_attn_backward(bw, S);
+  auto gb = to_d(dg.down());
+  for_head_elems(B, H, T, [&](size_t hr, size_t src, int col, size_t bt) {
+    O[hr] = yb[bt * d + col];
+    dq[hr] = gb[src + col];
+    dk[hr] = gb[src + d + col];
+    dv[hr] = gb[src + 2 * d + col];
+  });
+  C.close(name + " output O", O, ref.O, 1e-2);
+  C.close(name + " log-sum-exp", to_d(dLse.down()), ref.lse, 1e-5, 1.0);
+  C.close(name + " row entropy", to_d(dE.down()), ref.E, 2e-5, 1e-2);
+  if (reg) C.close(name + " penalty", to_d(dPen.down()), ref.pen, 2e-3, 1e-3);
+  // absolute floor: at T = 1 the true dq, dk are 0 (one key) and the result is rounding noise
+  C.close(name + " dq", dq, ref.dq, 2e-2, 1.0);
+  C.close(name + " dk", dk, ref.dk, 2e-2, 1.0);
+  C.close(name + " dv", dv, ref.dv, 2e-2, 1.0);
+  if (!temp.empty()) C.close(name + " dtemp per row", to_d(dRow.down()), ref.dtemp_row, 2e-2);
+  if (!fd) return;
+  // The reference's gradients against central finite differences of its forward.
+  auto loss = [&](const std::vector<double>& qx, const std::vector<double>& kx,
+                  const std::vector<double>& vx, const std::vector<double>& tx) {
+    return attn_ref(qx, kx, vx, dO, tx, tp, B, H, T, ctx, scale, thd, lnT, tol, coef).loss;
+  };
+  std::vector<double> got, num;
+  const double hstep = 1e-5;
+  for (int s = 0; s < 30; ++s) {
+    size_t idx = r.below(n * D);
+    for (int which = 0; which < 3; ++which) {
+      auto xp = which == 0 ? q : which == 1 ? k : v, xm = xp;
+      xp[idx] += hstep;
+      xm[idx] -= hstep;
+      double lp = which == 0 ? loss(xp, k, v, td) : which == 1 ? loss(q, xp, v, td) : loss(q, k, xp, td);
+      double lm = which == 0 ? loss(xm, k, v, td) : which == 1 ? loss(q, xm, v, td) : loss(q, k, xm, td);
+      num.push_back((lp - lm) / (2 * hstep));
+      got.push_back(which == 0 ? ref.dq[idx] : which == 1 ? ref.dk[idx] : ref.dv[idx]);
+    }
+  }
+  if (!temp.empty())
+    for (int s = 0; s < 10; ++s) {
+      int hh = int(r.below(H)), i = int(r.below(T));
+      auto tp_ = td, tm = td;
+      tp_[hh * ctx + i] += hstep;
+      tm[hh * ctx + i] -= hstep;
+      num.push_back((loss(q, k, v, tp_) - loss(q, k, v, tm)) / (2 * hstep));
+      double acc = 0;
+      for (int b = 0; b < B; ++b) acc += ref.dtemp_row[(size_t(b) * H + hh) * T + i];
+      got.push_back(acc);
+    }
+  C.close(name + " reference gradients vs finite differences", got, num, 1e-5);
+}
+
 void test_attn_softmax(Rng& r, int B, int H, int T, TempParam tp, bool reg) {
   const int ctx = T + 3;
   const double scale = 1.0 / std::sqrt(8.0);
@@ -253,22 +486,8 @@ void test_attn_softmax(Rng& r, int B, int H, int T, TempParam tp, bool reg) {
   dE.poison();
   AttnSoftmaxArgs a;
   a.P = dP.p;
-  a.B = B;
-  a.H = H;
-  a.T = T;
-  a.scale = float(scale);
-  a.temp = temp.empty() ? nullptr : dTemp.p;
-  a.ctx = ctx;
-  a.temp_param = tp;
-  a.rowE = dE.p;
-  if (reg) {
-    a.theta = dTheta.p;
-    a.lnT = float(lnT);
-    a.tol = float(tol);
-    a.coef = float(coef);
-    a.pen = dPen.p;
-    a.gE = dGE.p;
-  }
+  set_attention(a, B, H, T, scale, temp.empty() ? nullptr : dTemp.p, ctx, tp, dE.p);
+  if (reg) set_regularizer(a, dTheta.p, lnT, tol, coef, dPen.p, dGE.p);
   attn_softmax_forward(a, S);
   std::vector<double> Sd(S0.begin(), S0.end()), td(temp.begin(), temp.end()),
       thd = reg ? std::vector<double>(theta.begin(), theta.end()) : std::vector<double>{};
@@ -707,6 +926,13 @@ int main() {
     test_attn_softmax(r, 2, 2, 70, TempParam::none, false);
     test_attn_softmax(r, 1, 2, 130, TempParam::direct, true);
     test_attn_softmax(r, 1, 1, 300, TempParam::offset, true);
+    test_flash_attn(r, 2, 3, 37, TempParam::exp, true, true);
+    test_flash_attn(r, 1, 2, 1, TempParam::exp, true, false);  // T = 1
+    test_flash_attn(r, 2, 2, 64, TempParam::none, false, false);
+    test_flash_attn(r, 1, 2, 70, TempParam::direct, true, false);
+    test_flash_attn(r, 2, 1, 130, TempParam::offset, true, false);
+    test_flash_attn(r, 1, 2, 300, TempParam::exp, true, false);
+    test_flash_attn(r, 1, 1, 1000, TempParam::exp, false, false);
     test_act(r, 131);
     test_act(r, 136);  // 16-byte vector path
     test_ffn_scale(r);
