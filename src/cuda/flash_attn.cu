@@ -42,12 +42,6 @@ __device__ __forceinline__ uint32_t pack_f2(float lo, float hi) {
   __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
   return *reinterpret_cast<uint32_t*>(&v);
 }
-__device__ __forceinline__ uint32_t ld32(const bf16* p) {
-  return *reinterpret_cast<const uint32_t*>(p);
-}
-__device__ __forceinline__ uint32_t pack_b2(bf16 lo, bf16 hi) {
-  return uint32_t(__bfloat16_as_ushort(lo)) | (uint32_t(__bfloat16_as_ushort(hi)) << 16);
-}
 
 // c += a b: one m16n8k16 tensor-core product, bf16 operands, fp32 accumulators.
 __device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
@@ -63,26 +57,34 @@ __device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&a)[4], uint3
 // A (16 x 16, row-major): a0 (g, t..t+1), a1 (g+8, t..), a2 (g, t+8..), a3 (g+8, t+8..).
 // B (16 x 8, k x n): b0 (k = t..t+1, n = g), b1 (k = t+8.., n = g).
 // C (16 x 8): c0, c1 (g, t..t+1), c2, c3 (g+8, t..t+1).
+// Fragments come from shared memory through ldmatrix (four 8 x 8 matrices, lanes 8i..8i+7
+// giving the row addresses of matrix i; .trans delivers the transposed matrix's fragment).
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const bf16* p) {
+  const uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a));
+}
+__device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], const bf16* p) {
+  const uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a));
+}
+// A fragment of rows r0.., cols c0.. (matrices: rows +0/+8 x cols +0/+8 -> a0..a3).
 __device__ __forceinline__ void frag_a(uint32_t (&a)[4], const Tile& s, int r0, int c0, int lane) {
-  const int g = lane >> 2, t = (lane & 3) * 2;
-  a[0] = ld32(&s[r0 + g][c0 + t]);
-  a[1] = ld32(&s[r0 + g + 8][c0 + t]);
-  a[2] = ld32(&s[r0 + g][c0 + t + 8]);
-  a[3] = ld32(&s[r0 + g + 8][c0 + t + 8]);
+  ldsm_x4(a, &s[r0 + (lane & 7) + ((lane >> 3) & 1) * 8][c0 + (lane >> 4) * 8]);
 }
-// B fragment from a tile stored [n][k] (B = tile^T).
-__device__ __forceinline__ void frag_b_nk(uint32_t& b0, uint32_t& b1, const Tile& s, int n0,
-                                          int k0, int lane) {
-  const int g = lane >> 2, t = (lane & 3) * 2;
-  b0 = ld32(&s[n0 + g][k0 + t]);
-  b1 = ld32(&s[n0 + g][k0 + t + 8]);
+// B fragments of n-tiles n0 and n0+8 (b[0], b[1] and b[2], b[3]) at k-chunk k0 from a tile
+// stored [n][k] (B = tile^T).
+__device__ __forceinline__ void frag_b_nk(uint32_t (&b)[4], const Tile& s, int n0, int k0,
+                                          int lane) {
+  ldsm_x4(b, &s[n0 + (lane & 7) + (lane >> 4) * 8][k0 + ((lane >> 3) & 1) * 8]);
 }
-// B fragment from a tile stored [k][n].
-__device__ __forceinline__ void frag_b_kn(uint32_t& b0, uint32_t& b1, const Tile& s, int k0,
-                                          int n0, int lane) {
-  const int g = lane >> 2, t = (lane & 3) * 2;
-  b0 = pack_b2(s[k0 + t][n0 + g], s[k0 + t + 1][n0 + g]);
-  b1 = pack_b2(s[k0 + t + 8][n0 + g], s[k0 + t + 9][n0 + g]);
+// The same from a tile stored [k][n].
+__device__ __forceinline__ void frag_b_kn(uint32_t (&b)[4], const Tile& s, int k0, int n0,
+                                          int lane) {
+  ldsm_x4_t(b, &s[k0 + (lane & 7) + ((lane >> 3) & 1) * 8][n0 + (lane >> 4) * 8]);
 }
 
 // c = A[r0 .. r0+16, 0..64) B^T, B stored [64 n][64 k]: a 16 x 64 result in 8 n-tiles.
@@ -97,10 +99,11 @@ __device__ __forceinline__ void mm_abt(float (&c)[8][4], const Tile& A, int r0, 
     uint32_t a[4];
     frag_a(a, A, r0, kc * 16, lane);
 #pragma unroll
-    for (int nt = 0; nt < 8; ++nt) {
-      uint32_t b0, b1;
-      frag_b_nk(b0, b1, B, nt * 8, kc * 16, lane);
-      mma(c[nt], a, b0, b1);
+    for (int np = 0; np < 4; ++np) {
+      uint32_t b[4];
+      frag_b_nk(b, B, np * 16, kc * 16, lane);
+      mma(c[2 * np], a, b[0], b[1]);
+      mma(c[2 * np + 1], a, b[2], b[3]);
     }
   }
 }
@@ -114,10 +117,11 @@ __device__ __forceinline__ void mm_pb(float (&c)[8][4], const float (&p)[8][4], 
                      pack_f2(p[2 * kc + 1][0], p[2 * kc + 1][1]),
                      pack_f2(p[2 * kc + 1][2], p[2 * kc + 1][3])};
 #pragma unroll
-    for (int nt = 0; nt < 8; ++nt) {
-      uint32_t b0, b1;
-      frag_b_kn(b0, b1, B, kc * 16, nt * 8, lane);
-      mma(c[nt], a, b0, b1);
+    for (int np = 0; np < 4; ++np) {
+      uint32_t b[4];
+      frag_b_kn(b, B, kc * 16, np * 16, lane);
+      mma(c[2 * np], a, b[0], b[1]);
+      mma(c[2 * np + 1], a, b[2], b[3]);
     }
   }
 }

@@ -889,17 +889,26 @@ struct GpuModel::Impl {
     const size_t head = lm_head != kNone ? lm_head : wte;
     // padded vocabulary: dlogits columns V..ldV are zero (cross-entropy), so are the weight
     // rows there; their gradient rows stay zero
-    gemm(blas, s, false, false, N, d, ldV, logits, ldV, W_(head), d, dh, CUDA_R_32F, d, 1.f, 0.f);
+    // Where a linear reads the residual stream itself (no norm), its input gradient is added
+    // into dres by the product (beta 1) instead of a separate dres += dh pass.
+    gemm(blas, s, false, false, N, d, ldV, logits, ldV, W_(head), d, lnfw == kNone ? dres : dh,
+         CUDA_R_32F, d, 1.f, 0.f);
     gemm(blas, s, true, false, ldV, d, N, logits, ldV, hf, d, G_(head), CUDA_R_32F, d, 1.f, 1.f);
     mark("bwd gemm lm head (2)");
-    AERO_CUDA_CHECK(cudaMemsetAsync(dres, 0, size_t(N) * d * 4, s));
-    norm_backward(dres, dh, res_final, meanf, rstdf, P_(lnfw), G_(lnfw), G_(lnfb), scratch, N, d,
-                  s);
-    mark("bwd final norm");
+    if (lnfw != kNone) {
+      AERO_CUDA_CHECK(cudaMemsetAsync(dres, 0, size_t(N) * d * 4, s));
+      norm_backward(dres, dh, res_final, meanf, rstdf, P_(lnfw), G_(lnfw), G_(lnfb), scratch, N,
+                    d, s);
+      mark("bwd final norm");
+    }
     const float lnT = std::log(float(T));
     for (int l = L - 1; l >= 0; --l) {
       auto& a = acts[l];
       auto& w = lo[l];
+      // the FFN's / qkv's input gradient straight into dres (no LN2 / LN1 to differentiate)
+      const bool direct2 = !cfg.parallel_residual && w.ln2w == kNone, direct1 = w.ln1w == kNone;
+      float* dx2 = direct2 ? dres : dh;
+      const float beta2 = direct2 ? 1.f : 0.f;
       if (cfg.has_ffn(l)) {
         if (cfg.ffn_scaling)
           ffn_scale_backward(dm, dres, a.xhat, a.m, P_(cfg.ffn_kind == FfnKind::standard ? w.fproj.b : w.fused.b),
@@ -925,8 +934,8 @@ struct GpuModel::Impl {
           gemm(blas, s, true, false, dff, d, N, df, dff, a.h2, d, dWl(w.fc), CUDA_R_32F, d, 1.f,
                dWbeta(w.fc));
           finish(w.fc);
-          gemm(blas, s, false, false, N, d, dff, df, dff, Wl(w.fc), d, dh, CUDA_R_32F, d, 1.f,
-               0.f);
+          gemm(blas, s, false, false, N, d, dff, df, dff, Wl(w.fc), d, dx2, CUDA_R_32F, d, 1.f,
+               beta2);
           mark("bwd gemm fc (2)");
         } else {
           if (w.fused.b != kNone) colsum(G_(w.fused.b), dm, N, d, scratch, s);
@@ -934,13 +943,13 @@ struct GpuModel::Impl {
           gemm(blas, s, true, false, d, d, N, dm, d, a.h2, d, dWl(w.fused), CUDA_R_32F, d, 1.f,
                dWbeta(w.fused));
           finish(w.fused);
-          gemm(blas, s, false, false, N, d, d, dm, d, Wl(w.fused), d, dh, CUDA_R_32F, d, 1.f,
-               0.f);
+          gemm(blas, s, false, false, N, d, d, dm, d, Wl(w.fused), d, dx2, CUDA_R_32F, d, 1.f,
+               beta2);
           mark("bwd gemm fused ffn (2)");
         }
         // sequential: LN2 read x_hat; parallel: LN2 read the block input, added below after
         // d x_hat has gone through the attention projection
-        if (!cfg.parallel_residual) {
+        if (!cfg.parallel_residual && !direct2) {
           norm_backward(dres, dh, a.xhat, a.mean2, a.rstd2, P_(w.ln2w), G_(w.ln2w), G_(w.ln2b),
                         scratch, N, d, s);
           mark("bwd norm");
@@ -1021,12 +1030,14 @@ struct GpuModel::Impl {
       gemm(blas, s, true, false, 3 * d, d, N, dqkv, 3 * d, a.h1, d, dWl(w.qkv), CUDA_R_32F, d,
            1.f, dWbeta(w.qkv));
       finish(w.qkv);
-      gemm(blas, s, false, false, N, d, 3 * d, dqkv, 3 * d, Wl(w.qkv), d, dh, CUDA_R_32F, d, 1.f,
-           0.f);
+      gemm(blas, s, false, false, N, d, 3 * d, dqkv, 3 * d, Wl(w.qkv), d, direct1 ? dres : dh,
+           CUDA_R_32F, d, 1.f, direct1 ? 1.f : 0.f);
       mark("bwd gemm qkv (2)");
-      norm_backward(dres, dh, a.res, a.mean1, a.rstd1, P_(w.ln1w), G_(w.ln1w), G_(w.ln1b),
-                    scratch, N, d, s);
-      mark("bwd norm");
+      if (!direct1) {
+        norm_backward(dres, dh, a.res, a.mean1, a.rstd1, P_(w.ln1w), G_(w.ln1w), G_(w.ln1b),
+                      scratch, N, d, s);
+        mark("bwd norm");
+      }
       if (dp) allreduce_range(w.begin, w.end, layer_done[l]);
     }
     embedding_backward(G_(wte), G_(wpe), dres, btok, bstart, border, U, B, T, d, s);

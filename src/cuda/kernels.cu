@@ -125,19 +125,18 @@ __global__ void k_residual_norm_fwd(float* res, bf16* h, float* mean_out, float*
     for (int c = lane; c < d; c += kWarp) {
       float v = fa * ar[c] + (br[c] + (bias ? bias[c] : 0.f)) * fb;
       rr[c] = v;
+      if (!ln_w) hr[c] = __float2bfloat16(v);  // no norm: one pass
       sum += v;
     }
   } else {
     for (int c = lane; c < d; c += kWarp) {
       float v = fa * ar[c];
       if (rr != ar || fa != 1.f) rr[c] = v;
+      if (!ln_w) hr[c] = __float2bfloat16(v);
       sum += v;
     }
   }
-  if (!ln_w) {
-    for (int c = lane; c < d; c += kWarp) hr[c] = __float2bfloat16(rr[c]);
-    return;
-  }
+  if (!ln_w) return;
   float mean = warp_sum(sum) / d;
   float var = 0.f;
   for (int c = lane; c < d; c += kWarp) {
@@ -186,6 +185,70 @@ __global__ void k_norm_bwd(float* dres, const float* dh, const float* x, const f
       float g = dr[c] * w[c];
       out[c] += rstd * (g - s1 - xn * s2);
     }
+  }
+  __syncthreads();
+  for (int c = threadIdx.x; c < 2 * d; c += blockDim.x) {
+    float acc = 0.f;
+    for (int wi = 0; wi < kNormWarps; ++wi) acc += sm[size_t(wi) * 2 * d + c];
+    scratch[size_t(blockIdx.x) * 2 * d + c] = acc;
+  }
+}
+// d = 128 NV: each lane keeps its 4 NV columns of the row (dh, x, dres) and of the dln partials
+// in registers, so the row is read from memory once (16-byte accesses); same partials layout
+// and fixed summation order as k_norm_bwd.
+template <int NV>
+__global__ void k_norm_bwd_vec(float* dres, const float* dh, const float* x,
+                               const float* mean_in, const float* rstd_in, const float* w,
+                               float* scratch, int N, int d) {
+  extern __shared__ float sm[];  // [kNormWarps][2d]
+  const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
+  float4 wv[NV], accw[NV], accb[NV];
+#pragma unroll
+  for (int j = 0; j < NV; ++j) {
+    wv[j] = reinterpret_cast<const float4*>(w)[lane + kWarp * j];
+    accw[j] = accb[j] = make_float4(0.f, 0.f, 0.f, 0.f);
+  }
+  for (int row = blockIdx.x * kNormWarps + warp; row < N; row += gridDim.x * kNormWarps) {
+    const float4* dr = reinterpret_cast<const float4*>(dh + size_t(row) * d);
+    const float4* xr = reinterpret_cast<const float4*>(x + size_t(row) * d);
+    float4* out = reinterpret_cast<float4*>(dres + size_t(row) * d);
+    const float mean = mean_in[row], rstd = rstd_in[row];
+    float4 g[NV], xn[NV], o[NV];
+    float s1 = 0.f, s2 = 0.f;
+#pragma unroll
+    for (int j = 0; j < NV; ++j) {
+      const float4 dv = dr[lane + kWarp * j], xv = xr[lane + kWarp * j];
+      o[j] = out[lane + kWarp * j];
+      xn[j] = make_float4((xv.x - mean) * rstd, (xv.y - mean) * rstd, (xv.z - mean) * rstd,
+                          (xv.w - mean) * rstd);
+      g[j] = make_float4(dv.x * wv[j].x, dv.y * wv[j].y, dv.z * wv[j].z, dv.w * wv[j].w);
+      s1 += g[j].x + g[j].y + g[j].z + g[j].w;
+      s2 += g[j].x * xn[j].x + g[j].y * xn[j].y + g[j].z * xn[j].z + g[j].w * xn[j].w;
+      accw[j].x += dv.x * xn[j].x;
+      accw[j].y += dv.y * xn[j].y;
+      accw[j].z += dv.z * xn[j].z;
+      accw[j].w += dv.w * xn[j].w;
+      accb[j].x += dv.x;
+      accb[j].y += dv.y;
+      accb[j].z += dv.z;
+      accb[j].w += dv.w;
+    }
+    s1 = warp_sum(s1) / d;
+    s2 = warp_sum(s2) / d;
+#pragma unroll
+    for (int j = 0; j < NV; ++j) {
+      o[j].x += rstd * (g[j].x - s1 - xn[j].x * s2);
+      o[j].y += rstd * (g[j].y - s1 - xn[j].y * s2);
+      o[j].z += rstd * (g[j].z - s1 - xn[j].z * s2);
+      o[j].w += rstd * (g[j].w - s1 - xn[j].w * s2);
+      out[lane + kWarp * j] = o[j];
+    }
+  }
+  float4* mine = reinterpret_cast<float4*>(sm + size_t(warp) * 2 * d);
+#pragma unroll
+  for (int j = 0; j < NV; ++j) {
+    mine[lane + kWarp * j] = accw[j];
+    mine[d / 4 + lane + kWarp * j] = accb[j];
   }
   __syncthreads();
   for (int c = threadIdx.x; c < 2 * d; c += blockDim.x) {
@@ -936,7 +999,31 @@ void norm_backward(float* dres, const float* dh, const float* x, const float* me
   if (smem > 48 * 1024)
     AERO_CUDA_CHECK(cudaFuncSetAttribute(k_norm_bwd, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          int(smem)));
-  k_norm_bwd<<<nblk, kNormWarps * kWarp, smem, s>>>(dres, dh, x, mean, rstd, ln_w, scratch, N, d);
+  // 16-byte register path for d = 128 NV (NV <= 8) with aligned rows
+  const bool vec = d % 128 == 0 && d <= 1024 &&
+                   ((reinterpret_cast<uintptr_t>(dres) | reinterpret_cast<uintptr_t>(dh) |
+                     reinterpret_cast<uintptr_t>(x) | reinterpret_cast<uintptr_t>(ln_w)) % 16) == 0;
+  if (vec) {
+    auto launch = [&](auto kern) {
+      if (smem > 48 * 1024)
+        AERO_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                             int(smem)));
+      kern<<<nblk, kNormWarps * kWarp, smem, s>>>(dres, dh, x, mean, rstd, ln_w, scratch, N, d);
+    };
+    switch (d / 128) {
+      case 1: launch(k_norm_bwd_vec<1>); break;
+      case 2: launch(k_norm_bwd_vec<2>); break;
+      case 3: launch(k_norm_bwd_vec<3>); break;
+      case 4: launch(k_norm_bwd_vec<4>); break;
+      case 5: launch(k_norm_bwd_vec<5>); break;
+      case 6: launch(k_norm_bwd_vec<6>); break;
+      case 7: launch(k_norm_bwd_vec<7>); break;
+      default: launch(k_norm_bwd_vec<8>); break;
+    }
+  } else {
+    k_norm_bwd<<<nblk, kNormWarps * kWarp, smem, s>>>(dres, dh, x, mean, rstd, ln_w, scratch, N,
+                                                      d);
+  }
   AERO_LAUNCH_CHECK();
   k_partials_to<<<(2 * d + 255) / 256, 256, 0, s>>>(dln_w, dln_b, scratch, nblk, d);
   AERO_LAUNCH_CHECK();

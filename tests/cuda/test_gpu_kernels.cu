@@ -96,8 +96,8 @@ void test_residual_norm(Rng& r) {
   }
 }
 
-void test_norm_backward(Rng& r) {
-  const int N = 301, d = 83;  // N > rows per block * blocks? (4 warps x 256 blocks = 1024): also test big
+void test_norm_backward(Rng& r, int d) {  // d % 128 == 0: the 16-byte register path
+  const int N = 301;  // N > rows per block * blocks? (4 warps x 256 blocks = 1024): also test big
   for (int big = 0; big < 2; ++big) {
     int n = big ? 2500 : N;
     auto x = rand_f(r, size_t(n) * d, 2.0), dh = rand_f(r, size_t(n) * d);
@@ -135,7 +135,7 @@ void test_norm_backward(Rng& r) {
         rres[i * d + c] += rstd[i] * (g - s1 - xn * s2);
       }
     }
-    std::string nm = "norm_backward N=" + std::to_string(n) + " d=83";
+    std::string nm = "norm_backward N=" + std::to_string(n) + " d=" + std::to_string(d);
     C.close(nm + " dx", to_d(dRes.down()), rres, 1e-5);
     C.close(nm + " dweight", to_d(dDw.down()), rdw, 1e-5);
     C.close(nm + " dbias", to_d(dDb.down()), rdb, 1e-5);
@@ -918,7 +918,8 @@ int main() {
     Rng r(20261128);
     test_gemm(h, r);
     test_residual_norm(r);
-    test_norm_backward(r);
+    test_norm_backward(r, 83);
+    test_norm_backward(r, 384);
     test_layouts(r, 5);
     test_layouts(r, 8);  // 16-byte vector path
     test_attn_softmax(r, 2, 3, 37, TempParam::exp, true);
