@@ -300,7 +300,7 @@ __device__ __forceinline__ float dz_of(float la, float dp, const RowStats& st) {
 }
 
 // dQ (and D_i = dO_i . O_i, the per-row temperature gradient) by query tiles.
-__global__ void __launch_bounds__(kThreads) k_flash_bwd_dq(FlashBwdArgs a) {
+__global__ void __launch_bounds__(kThreads, 3) k_flash_bwd_dq(FlashBwdArgs a) {
   __shared__ __align__(16) Tile sQ, sdO, sK, sV;
   const FlashFwdArgs& f = a.f;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, tq = (lane & 3) * 2;
