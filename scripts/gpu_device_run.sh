@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # One call on a lent GPU machine (see docs/gpu.md): build, all GPU tests, the speed benchmark
 # against PyTorch (eager/compiled) for both rungs, and, with 2+ GPUs, the data-parallel loss
-# curve and scaling. Logs go to $OUT (or ./gpu-out). Phases: PHASES="test bench dp" (default all).
+# curve and scaling. Logs go to $OUT (or ./gpu-out). Phases: PHASES="test bench dp" (default
+# all); "long" adds the 16 x 1024 runs, "profile" the per-op profile of both rungs (timed
+# steps only), "variants" the step rate of each optional path.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu-out}
 mkdir -p "$OUT"
-PHASES=${PHASES:-"test bench dp"}
+PHASES=${PHASES:-"test bench long dp"}
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv | tee "$OUT/gpu.txt"
@@ -23,9 +25,28 @@ if [[ " $PHASES " == *" bench "* ]]; then
     timeout 120 ./$B/gpu_train_bench --rung $rung --batch 256 --seq 128 --steps 30 --warmup 5 --gemm --json "$OUT/aero_$rung.json" 2>&1 | tee -a "$OUT/bench.log" | tail -4
     timeout 300 python3 bench/pytorch_gpu_peer.py --rung $rung --batch 256 --seq 128 --compile --json "$OUT/torch_$rung.json" 2>&1 | tee -a "$OUT/bench.log" | tail -1
   done
+fi
+if [[ " $PHASES " == *" long "* ]]; then
   # long context: GPT-2 124M at 16 x 1024 (SPEC section 7: PyTorch compiled 500K tok/s)
   timeout 120 ./$B/gpu_train_bench --rung baseline --batch 16 --seq 1024 --steps 20 --warmup 5 --json "$OUT/aero_baseline_T1024.json" 2>&1 | tee -a "$OUT/bench.log" | tail -2
   timeout 300 python3 bench/pytorch_gpu_peer.py --rung baseline --batch 16 --seq 1024 --compile --json "$OUT/torch_baseline_T1024.json" 2>&1 | tee -a "$OUT/bench.log" | tail -1
+fi
+if [[ " $PHASES " == *" profile "* ]]; then
+  for rung in baseline aero; do
+    timeout 120 ./$B/gpu_train_bench --rung $rung --batch 256 --seq 128 --steps 11 --warmup 3 --profile > "$OUT/profile_$rung.log" 2>&1
+  done
+fi
+if [[ " $PHASES " == *" variants "* ]]; then
+  # A/B of the optional paths (environment switches of docs/gpu.md), step rate of each
+  for rung in baseline aero; do
+    for v in "" AERO_GPU_LT=off AERO_GPU_LT=bias AERO_GPU_LT=all; do
+      echo "== $rung ${v:-default}" >> "$OUT/variants.log"
+      env $v timeout 120 ./$B/gpu_train_bench --rung $rung --batch 256 --seq 128 --steps 30 --warmup 5 >> "$OUT/variants.log" 2>&1
+    done
+  done
+  echo "== baseline 16 x 1024" >> "$OUT/variants.log"
+  timeout 120 ./$B/gpu_train_bench --rung baseline --batch 16 --seq 1024 --steps 20 --warmup 5 >> "$OUT/variants.log" 2>&1
+  grep -E "^==|^\| (baseline|aero) " "$OUT/variants.log"
 fi
 if [[ " $PHASES " == *" dp "* ]] && [ "$NGPU" -ge 2 ]; then
   # loss curve: 1 GPU x global batch 32 vs 2 GPUs x 16 (same global batch and data)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the CUDA backend standalone (needs only the CUDA toolkit and nlohmann-json headers:
-# system or .carry/include) and runs every GPU test. On a machine without a GPU the tests
+# system or .carry/include) and runs every GPU test program. On a machine without a GPU the tests
 # print SKIP and pass. Usage: scripts/test_gpu.sh [build-dir]   (default build-cuda)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +11,7 @@ command -v ninja >/dev/null && GEN="-G Ninja"
 cmake -S src/cuda -B "$BUILD" $GEN -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$BUILD" -j "$JOBS"
 status=0
-for t in test_gpu_kernels test_gpu_model; do
+for t in test_gpu_kernels test_gpu_model test_gpu_train; do
   echo "=== $t"
   "./$BUILD/$t" || status=1
 done

@@ -299,6 +299,41 @@ __device__ __forceinline__ float dz_of(float la, float dp, const RowStats& st) {
   return __expf(la) * (dp - st.D - st.gE * (la + st.E));
 }
 
+// Column sums of a block's 64 x 64 accumulator tile (warp w: rows 16w.., the C layout of
+// store_rows) -> out[0..64): the block's partial of the qkv bias gradient. Rows >= T hold 0.
+// Every thread of the block must call it (two barriers).
+__device__ __forceinline__ void tile_colsum(const float (&c)[8][4], float* out, int lane,
+                                            int warp) {
+  __shared__ float red[kThreads / 32][kD];
+  const int g = lane >> 2, tq = (lane & 3) * 2;
+#pragma unroll
+  for (int nt = 0; nt < 8; ++nt) {
+    float v0 = c[nt][0] + c[nt][2], v1 = c[nt][1] + c[nt][3];
+#pragma unroll
+    for (int o = 4; o < 32; o <<= 1) {
+      v0 += __shfl_xor_sync(0xffffffffu, v0, o);
+      v1 += __shfl_xor_sync(0xffffffffu, v1, o);
+    }
+    if (g == 0) {
+      red[warp][nt * 8 + tq] = v0;
+      red[warp][nt * 8 + tq + 1] = v1;
+    }
+  }
+  __syncthreads();
+  if (threadIdx.x < kD) {
+    float t = 0.f;
+#pragma unroll
+    for (int w = 0; w < kThreads / 32; ++w) t += red[w][threadIdx.x];
+    out[threadIdx.x] = t;
+  }
+  __syncthreads();
+}
+// Where block (tile, b, h)'s partial for which = 0 (q), 1 (k), 2 (v) goes.
+__device__ __forceinline__ float* part_of(const FlashBwdArgs& a, int b, int h, int which) {
+  return a.dbias_part + (size_t(b) * gridDim.x + blockIdx.x) * 3 * a.f.H * kD +
+         (size_t(which) * a.f.H + h) * kD;
+}
+
 // dQ (and D_i = dO_i . O_i, the per-row temperature gradient) by query tiles.
 __global__ void __launch_bounds__(kThreads, 3) k_flash_bwd_dq(FlashBwdArgs a) {
   __shared__ __align__(16) Tile sQ, sdO, sK, sV;
@@ -369,6 +404,7 @@ __global__ void __launch_bounds__(kThreads, 3) k_flash_bwd_dq(FlashBwdArgs a) {
   }
   const float one[2] = {1.f, 1.f};
   store_rows(a.dq, b, h, rows, T, dq, one, lane);
+  if (a.dbias_part) tile_colsum(dq, part_of(a, b, h, 0), lane, warp);
   if (!a.dtemp_row) return;
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
@@ -381,7 +417,8 @@ __global__ void __launch_bounds__(kThreads, 3) k_flash_bwd_dq(FlashBwdArgs a) {
   }
 }
 
-// dK, dV by key tiles (after k_flash_bwd_dq, which writes D).
+// dK, dV by key tiles (after k_flash_bwd_dq, which writes D). (Capping it at 168 registers,
+// 3 blocks per SM instead of 2, cost a few spills and was no faster on the H200.)
 __global__ void __launch_bounds__(kThreads) k_flash_bwd_dkv(FlashBwdArgs a) {
   __shared__ __align__(16) Tile sK, sV, sQ, sdO;
   __shared__ RowStats sst[kTile];
@@ -436,6 +473,10 @@ __global__ void __launch_bounds__(kThreads) k_flash_bwd_dkv(FlashBwdArgs a) {
   const float one[2] = {1.f, 1.f};
   store_rows(a.dk, b, h, keys, T, dk, one, lane);
   store_rows(a.dv, b, h, keys, T, dv, one, lane);
+  if (a.dbias_part) {
+    tile_colsum(dk, part_of(a, b, h, 1), lane, warp);
+    tile_colsum(dv, part_of(a, b, h, 2), lane, warp);
+  }
 }
 
 void check_view(const HeadView& v, const char* what) {

@@ -12,6 +12,7 @@
 #include "core/safetensors.h"
 #include "cuda/common.h"
 #include "cuda/kernels.h"
+#include "cuda/lt_gemm.h"
 
 #ifdef AERO_HAVE_NCCL
 #include <nccl.h>
@@ -186,8 +187,20 @@ struct GpuModel::Impl {
   // layer's qkv product output is kept ([B,T,3d] in acts.q) and read by the kernels directly.
   bool flash = false;
   float* Drow = nullptr;  // fused backward: dO . O per row
+  float* qkv_bpart = nullptr;  // fused backward: partial column sums of dqkv (qkv bias gradient)
   float *rot_cos = nullptr, *rot_sin = nullptr;  // [Tmax, R/2]
   float* dweff = nullptr;  // dLoss/d effective weight of one WN/SN linear at a time
+  // cuBLASLt epilogues (lt_gemm.h): bias + GELU with the GELU input kept (forward), GELU
+  // derivative + bias gradient (backward), bias gradients inside the weight-gradient products.
+  // AERO_GPU_LT: a comma list of gelu (forward bias + GELU, the default), bias (the fc bias
+  // added by the product, the activation kernel then writes f only), dgelu (backward), bgrad
+  // (bias gradients in the weight-gradient products); "all", or "off" for none. dgelu and
+  // bgrad ran slower than the kernels on the H200 (docs/benchmarks.md), so only gelu is on by
+  // default. A product cuBLASLt has no algorithm for runs the unfused path.
+  LtGemm* lt = nullptr;
+  bool lt_gelu_fwd = false, lt_bias_fwd = false, lt_dgelu = false, lt_bgrad = false;
+  float* bgrad = nullptr;    // [max(3d, dff)] fp32 bias gradient of one product
+  bf16* bgrad16 = nullptr;   // [dff] bf16 bias gradient of the GELU-derivative product
   bool sn_frozen = false;
   std::vector<void*> extra;  // further device allocations, freed at the end
   float *p = nullptr, *g = nullptr, *mom1 = nullptr, *mom2 = nullptr;
@@ -467,10 +480,15 @@ struct GpuModel::Impl {
     dq = dalloc<bf16>(N * d);
     dkk = dalloc<bf16>(N * d);
     dv = dalloc<bf16>(N * d);
-    if (flash)
+    if (flash) {
       Drow = dalloc<float>(BHT);
-    else
+      if (R == 0) {
+        qkv_bpart = dalloc<float>(size_t(flash_bias_partials(Bmax, Tmax)) * 3 * d);
+        extra.push_back(qkv_bpart);
+      }
+    } else {
       dP = dalloc<bf16>(BHT * Tmax);
+    }
     dqkv = dalloc<bf16>(N * 3 * d);
     dtemp_row = dalloc<float>(BHT);
     // weight / spectral normalization: effective weights, their statistics, one dW scratch
@@ -502,8 +520,25 @@ struct GpuModel::Impl {
       AERO_CUDA_CHECK(cudaMemcpy(rot_sin, hs_.data(), hs_.size() * 4, cudaMemcpyHostToDevice));
     }
     scratch_n = std::max({norm_scratch_floats(int(N), d), colsum_scratch_floats(int(N), 3 * d),
-                          colsum_scratch_floats(int(N), dff), size_t(H) * Tmax, size_t(4096)});
+                          colsum_scratch_floats(int(N), dff), size_t(H) * Tmax, size_t(4096),
+                          ffn_scale_scratch_floats(int(N), d)});
     scratch = dalloc<float>(scratch_n);
+    const std::string lt_env = std::getenv("AERO_GPU_LT") ? std::getenv("AERO_GPU_LT") : "gelu";
+    auto lt_on = [&](const char* what) {
+      return lt_env == "all" || ("," + lt_env + ",").find(std::string(",") + what + ",") !=
+                                    std::string::npos;
+    };
+    lt_gelu_fwd = lt_on("gelu");
+    lt_bias_fwd = lt_on("bias");
+    lt_dgelu = lt_on("dgelu");
+    lt_bgrad = lt_on("bgrad");
+    if (lt_gelu_fwd || lt_bias_fwd || lt_dgelu || lt_bgrad) {
+      lt = lt_create();
+      bgrad = dalloc<float>(std::max(3 * d, dff));
+      bgrad16 = dalloc<bf16>(std::max(dff, 8));
+      extra.push_back(bgrad);
+      extra.push_back(bgrad16);
+    }
     scalars = dalloc<float>(8 + L);
     tok = dalloc<int32_t>(N);
     tgt = dalloc<int32_t>(N);
@@ -561,6 +596,7 @@ struct GpuModel::Impl {
     for (auto e : layer_done) cudaEventDestroy(e);
     if (comm_done) cudaEventDestroy(comm_done);
     if (blas) cublasDestroy(blas);
+    lt_destroy(lt);
     f(workspace);
     if (stream) cudaStreamDestroy(stream);
     if (comm_stream) cudaStreamDestroy(comm_stream);
@@ -595,6 +631,28 @@ struct GpuModel::Impl {
   // (overwritten) for finish() to map onto weight_g / weight_v / weight.
   float* dWl(const Lin& x) const { return x.weff ? dweff : G_(x.w); }
   float dWbeta(const Lin& x) const { return x.weff ? 0.f : 1.f; }
+  // dLoss/dW of a linear (out x in) from its output gradient dY [N, out] (bf16) and input X
+  // [N, in], and (bias_too) its bias gradient, the column sums of dY: inside the product
+  // (cuBLASLt bias-gradient epilogue) when offered, else a column-sum kernel.
+  void dw_product(const Lin& x, int N, int out, int in, const bf16* dY, const bf16* X,
+                  bool bias_too) {
+    cudaStream_t s = stream;
+    bias_too = bias_too && x.b != kNone;
+    if (bias_too && lt_bgrad &&
+        lt_gemm(lt, s, true, false, out, in, N, dY, out, X, in, dWl(x), CUDA_R_32F, in,
+                dWbeta(x), Epi::bgrad_a, bgrad, nullptr, 0)) {
+      add_f32(G_(x.b), bgrad, size_t(out), s);
+    } else {
+      if (bias_too) colsum(G_(x.b), dY, N, out, scratch, s);
+      gemm(blas, s, true, false, out, in, N, dY, out, X, in, dWl(x), CUDA_R_32F, in, 1.f,
+           dWbeta(x));
+    }
+    finish(x);
+  }
+  // the GELU (tanh) FFN whose bias and activation can run in cuBLASLt epilogues
+  bool lt_gelu(const LayerOffsets& w) const {
+    return lt && act() == Act::gelu && w.fc.b != kNone && !slope_dev(w) && dff % 8 == 0;
+  }
   void prepare(Lin& x, bool iterate) {
     if (!x.weff) return;
     cudaStream_t s = stream;
@@ -770,12 +828,22 @@ struct GpuModel::Impl {
         float* m = a.m ? a.m : m_scratch;
         const float* mb;
         if (cfg.ffn_kind == FfnKind::standard) {
-          gemm(blas, s, false, true, N, dff, d, a.h2, d, Wl(w.fc), d, a.pre, CUDA_R_16BF, dff,
-               1.f, 0.f);
-          mark("fwd gemm fc");
-          bias_act_forward(a.pre, a.f, P_(w.fc.b), N, dff, act(), float(cfg.leaky_slope), s,
-                           slope_dev(w));
-          mark("fwd bias+act");
+          // f = gelu(h2 Wfc^T + b), the GELU input kept in pre, in one cuBLASLt product
+          if (!(lt_gelu_fwd && lt_gelu(w) && lt_gemm(lt, s, false, true, N, dff, d, a.h2, d, Wl(w.fc), d, a.f,
+                                      CUDA_R_16BF, dff, 0.f, Epi::gelu_aux_bias, W_(w.fc.b),
+                                      a.pre, dff))) {
+            // the bias added by the product (bf16 bias): the activation pass writes f only
+            const bool pb = lt_bias_fwd && w.fc.b != kNone && dff % 8 == 0 &&
+                            lt_gemm(lt, s, false, true, N, dff, d, a.h2, d, Wl(w.fc), d, a.pre,
+                                    CUDA_R_16BF, dff, 0.f, Epi::bias, W_(w.fc.b), nullptr, 0);
+            if (!pb)
+              gemm(blas, s, false, true, N, dff, d, a.h2, d, Wl(w.fc), d, a.pre, CUDA_R_16BF, dff,
+                   1.f, 0.f);
+            mark("fwd gemm fc");
+            bias_act_forward(a.pre, a.f, pb ? nullptr : P_(w.fc.b), N, dff, act(),
+                             float(cfg.leaky_slope), s, slope_dev(w));
+          }
+          mark("fwd gemm fc + bias+act");
           gemm(blas, s, false, true, N, d, dff, a.f, dff, Wl(w.fproj), dff, m, CUDA_R_32F, d,
                1.f, 0.f);
           mark("fwd gemm ffn proj");
@@ -910,42 +978,49 @@ struct GpuModel::Impl {
       float* dx2 = direct2 ? dres : dh;
       const float beta2 = direct2 ? 1.f : 0.f;
       if (cfg.has_ffn(l)) {
+        const size_t ffn_out_b = cfg.ffn_kind == FfnKind::standard ? w.fproj.b : w.fused.b;
+        // the FFN output bias's gradient (column sums of dm) comes from the scaling backward or
+        // the cast, in the same pass, unless the cuBLASLt bias-gradient epilogue does it
+        const bool out_b_left = lt_bgrad;
         if (cfg.ffn_scaling)
-          ffn_scale_backward(dm, dres, a.xhat, a.m, P_(cfg.ffn_kind == FfnKind::standard ? w.fproj.b : w.fused.b),
-                             P_(w.alpha), P_(w.beta), G_(w.alpha), G_(w.beta), scratch, N, d, s);
+          ffn_scale_backward(dm, dres, a.xhat, a.m, P_(ffn_out_b), P_(w.alpha), P_(w.beta),
+                             G_(w.alpha), G_(w.beta), scratch, N, d, s,
+                             lt_bgrad ? nullptr : G_(ffn_out_b));
         else
-          f32_to_bf16(dm, dres, size_t(N) * d, s);
+          // the cast with the FFN output bias's gradient (column sums) in the same pass
+          cast_colsum(dm, dres, lt_bgrad ? nullptr : G_(ffn_out_b), N, d, scratch, s);
         mark("bwd ffn scale / cast");
         if (cfg.ffn_kind == FfnKind::standard) {
-          if (w.fproj.b != kNone) colsum(G_(w.fproj.b), dm, N, d, scratch, s);
-          mark("bwd bias sums");
-          gemm(blas, s, true, false, d, dff, N, dm, d, a.f, dff, dWl(w.fproj), CUDA_R_32F, dff,
-               1.f, dWbeta(w.fproj));
-          finish(w.fproj);
-          gemm(blas, s, false, false, N, dff, d, dm, d, Wl(w.fproj), dff, df, CUDA_R_16BF, dff,
-               1.f, 0.f);
-          mark("bwd gemm ffn proj (2)");
-          if (slope_dev(w))  // before act_backward overwrites df
-            leaky_slope_grad(G_(w.slope), df, a.pre, size_t(N) * dff, scratch, s);
-          act_backward(df, df, a.pre, N, dff, act(), float(cfg.leaky_slope), s, slope_dev(w));
-          mark("bwd act");
-          if (w.fc.b != kNone) colsum(G_(w.fc.b), df, N, dff, scratch, s);
-          mark("bwd bias sums");
-          gemm(blas, s, true, false, dff, d, N, df, dff, a.h2, d, dWl(w.fc), CUDA_R_32F, d, 1.f,
-               dWbeta(w.fc));
-          finish(w.fc);
+          dw_product(w.fproj, N, d, dff, dm, a.f, out_b_left);
+          mark("bwd gemm ffn proj dW + bias");
+          // df = (dm Wfproj) * gelu'(pre) and the fc bias gradient in one cuBLASLt product
+          const bool fused_act =
+              lt_dgelu && lt_gelu(w) &&
+              lt_gemm(lt, s, false, false, N, dff, d, dm, d, Wl(w.fproj), dff, df,
+                                    CUDA_R_16BF, dff, 0.f, Epi::dgelu_bgrad, bgrad16, a.pre, dff);
+          if (fused_act) {
+            add_bf16_f32(G_(w.fc.b), bgrad16, dff, s);
+          } else {
+            gemm(blas, s, false, false, N, dff, d, dm, d, Wl(w.fproj), dff, df, CUDA_R_16BF, dff,
+                 1.f, 0.f);
+            if (slope_dev(w))  // before act_backward overwrites df
+              leaky_slope_grad(G_(w.slope), df, a.pre, size_t(N) * dff, scratch, s);
+            // with the fc bias's gradient (column sums of df) in the same pass
+            act_backward_bias(df, df, a.pre, lt_bgrad ? nullptr : G_(w.fc.b), N, dff, act(),
+                              float(cfg.leaky_slope), scratch, s, slope_dev(w));
+          }
+          mark("bwd gemm ffn proj dX + act");
+          dw_product(w.fc, N, dff, d, df, a.h2, !fused_act && lt_bgrad);
+          mark("bwd gemm fc dW + bias");
           gemm(blas, s, false, false, N, d, dff, df, dff, Wl(w.fc), d, dx2, CUDA_R_32F, d, 1.f,
                beta2);
-          mark("bwd gemm fc (2)");
+          mark("bwd gemm fc dX");
         } else {
-          if (w.fused.b != kNone) colsum(G_(w.fused.b), dm, N, d, scratch, s);
-          mark("bwd bias sums");
-          gemm(blas, s, true, false, d, d, N, dm, d, a.h2, d, dWl(w.fused), CUDA_R_32F, d, 1.f,
-               dWbeta(w.fused));
-          finish(w.fused);
+          dw_product(w.fused, N, d, d, dm, a.h2, out_b_left);
+          mark("bwd gemm fused ffn dW + bias");
           gemm(blas, s, false, false, N, d, d, dm, d, Wl(w.fused), d, dx2, CUDA_R_32F, d, 1.f,
                beta2);
-          mark("bwd gemm fused ffn (2)");
+          mark("bwd gemm fused ffn dX");
         }
         // sequential: LN2 read x_hat; parallel: LN2 read the block input, added below after
         // d x_hat has gone through the attention projection
@@ -956,14 +1031,12 @@ struct GpuModel::Impl {
         }
       }
       // attention output projection: xhat = res + y Wo^T + bo
-      f32_to_bf16(dm, dres, size_t(N) * d, s);
-      if (w.proj.b != kNone) colsum(G_(w.proj.b), dm, N, d, scratch, s);
+      cast_colsum(dm, dres, lt_bgrad ? nullptr : G_(w.proj.b), N, d, scratch, s);
       mark("bwd cast + bias sums");
-      gemm(blas, s, true, false, d, d, N, dm, d, a.y, d, dWl(w.proj), CUDA_R_32F, d, 1.f,
-           dWbeta(w.proj));
-      finish(w.proj);
+      dw_product(w.proj, N, d, d, dm, a.y, lt_bgrad);
+      mark("bwd gemm proj dW + bias");
       gemm(blas, s, false, false, N, d, d, dm, d, Wl(w.proj), d, dy, CUDA_R_16BF, d, 1.f, 0.f);
-      mark("bwd gemm proj (2)");
+      mark("bwd gemm proj dX");
       if (cfg.has_ffn(l) && cfg.parallel_residual) {
         norm_backward(dres, dh, a.res, a.mean2, a.rstd2, P_(w.ln2w), G_(w.ln2w), G_(w.ln2b),
                       scratch, N, d, s);
@@ -985,7 +1058,11 @@ struct GpuModel::Impl {
         }
         fb.Drow = Drow;
         fb.dtemp_row = w.temp != kNone ? dtemp_row : nullptr;
+        // the qkv bias gradient's column sums from the kernels' accumulators (no pass over dqkv)
+        if (R == 0 && w.qkv.b != kNone && !lt_bgrad) fb.dbias_part = qkv_bpart;
         flash_attn_backward(fb, s);
+        if (fb.dbias_part)
+          colsum_partials_final(G_(w.qkv.b), qkv_bpart, flash_bias_partials(B, T), 3 * d, s);
         mark("bwd flash attention");
       } else {
         heads_split(dyh, dy, B, T, H, dk, s);
@@ -1025,14 +1102,11 @@ struct GpuModel::Impl {
         qkv_merge(dqkv, dq, dkk, dv, B, T, H, dk, s);
         mark("bwd qkv merge");
       }
-      if (w.qkv.b != kNone) colsum(G_(w.qkv.b), dqkv, N, 3 * d, scratch, s);
-      mark("bwd bias sums");
-      gemm(blas, s, true, false, 3 * d, d, N, dqkv, 3 * d, a.h1, d, dWl(w.qkv), CUDA_R_32F, d,
-           1.f, dWbeta(w.qkv));
-      finish(w.qkv);
+      dw_product(w.qkv, N, 3 * d, d, dqkv, a.h1, !(flash && R == 0 && !lt_bgrad));
+      mark("bwd gemm qkv dW + bias");
       gemm(blas, s, false, false, N, d, 3 * d, dqkv, 3 * d, Wl(w.qkv), d, direct1 ? dres : dh,
            CUDA_R_32F, d, 1.f, direct1 ? 1.f : 0.f);
-      mark("bwd gemm qkv (2)");
+      mark("bwd gemm qkv dX");
       if (!direct1) {
         norm_backward(dres, dh, a.res, a.mean1, a.rstd1, P_(w.ln1w), G_(w.ln1w), G_(w.ln1b),
                       scratch, N, d, s);
@@ -1318,6 +1392,8 @@ std::string GpuModel::profile_report() const {
   }
   return out;
 }
+
+void GpuModel::profile_reset() { impl_->prof_ms.clear(); }
 
 void GpuModel::set_spectral_norm_frozen(bool frozen) { impl_->sn_frozen = frozen; }
 

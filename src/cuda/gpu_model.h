@@ -147,6 +147,7 @@ class GpuModel {
   // With AERO_GPU_PROFILE=1 in the environment: time per op (events between ops, summed since
   // construction) as a markdown table; "" otherwise.
   std::string profile_report() const;
+  void profile_reset();  // drop the sums so far (e.g. the warm-up steps)
 
  private:
   struct Impl;

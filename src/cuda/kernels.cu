@@ -4,6 +4,8 @@
 #include <cfloat>
 #include <cmath>
 
+#include <type_traits>
+
 #include "cuda/kernels.h"
 #include "cuda/kernel_util.cuh"
 
@@ -151,6 +153,87 @@ __global__ void k_residual_norm_fwd(float* res, bf16* h, float* mean_out, float*
     mean_out[row] = mean;
     rstd_out[row] = rstd;
   }
+}
+
+// k_residual_norm_fwd for d = 128 NV: the row in registers (NV float4 per lane), 16-byte
+// loads and stores, one read of a and b; same arithmetic as the scalar kernel.
+template <int NV>
+__global__ void k_residual_norm_fwd_vec(float* res, bf16* h, float* mean_out, float* rstd_out,
+                                        const float* a, const float* ca, const float* b,
+                                        const float* cdiv, const float* bias, const float* ln_w,
+                                        const float* ln_b, int N, int d) {
+  const int row = blockIdx.x * (blockDim.x / kWarp) + threadIdx.x / kWarp;
+  const int lane = threadIdx.x % kWarp;
+  if (row >= N) return;
+  const float4* ar = reinterpret_cast<const float4*>(a + size_t(row) * d);
+  float4* rr = reinterpret_cast<float4*>(res + size_t(row) * d);
+  uint2* hr = reinterpret_cast<uint2*>(h + size_t(row) * d);
+  const float fa = ca ? *ca : 1.f;
+  const float fb = cdiv ? 1.f / *cdiv : 1.f;
+  float4 v[NV];
+  float sum = 0.f;
+#pragma unroll
+  for (int j = 0; j < NV; ++j) v[j] = ar[lane + kWarp * j];
+  if (b) {
+    const float4* br = reinterpret_cast<const float4*>(b + size_t(row) * d);
+#pragma unroll
+    for (int j = 0; j < NV; ++j) {
+      float4 bv = br[lane + kWarp * j];
+      if (bias) {
+        const float4 c = reinterpret_cast<const float4*>(bias)[lane + kWarp * j];
+        bv.x += c.x, bv.y += c.y, bv.z += c.z, bv.w += c.w;
+      }
+      v[j] = make_float4(fa * v[j].x + bv.x * fb, fa * v[j].y + bv.y * fb,
+                         fa * v[j].z + bv.z * fb, fa * v[j].w + bv.w * fb);
+    }
+  } else if (fa != 1.f) {
+#pragma unroll
+    for (int j = 0; j < NV; ++j)
+      v[j] = make_float4(fa * v[j].x, fa * v[j].y, fa * v[j].z, fa * v[j].w);
+  }
+  const bool write_res = b || fa != 1.f || reinterpret_cast<const float*>(rr) != a + size_t(row) * d;
+#pragma unroll
+  for (int j = 0; j < NV; ++j) {
+    if (write_res) rr[lane + kWarp * j] = v[j];
+    sum += v[j].x + v[j].y + v[j].z + v[j].w;
+  }
+  auto store = [&](int j, float x0, float x1, float x2, float x3) {
+    __nv_bfloat162 lo = __floats2bfloat162_rn(x0, x1), hi = __floats2bfloat162_rn(x2, x3);
+    uint2 u;
+    u.x = *reinterpret_cast<uint32_t*>(&lo);
+    u.y = *reinterpret_cast<uint32_t*>(&hi);
+    hr[lane + kWarp * j] = u;
+  };
+  if (!ln_w) {
+#pragma unroll
+    for (int j = 0; j < NV; ++j) store(j, v[j].x, v[j].y, v[j].z, v[j].w);
+    return;
+  }
+  const float mean = warp_sum(sum) / d;
+  float var = 0.f;
+#pragma unroll
+  for (int j = 0; j < NV; ++j) {
+    const float x0 = v[j].x - mean, x1 = v[j].y - mean, x2 = v[j].z - mean, x3 = v[j].w - mean;
+    var += x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3;
+  }
+  const float rstd = rsqrtf(warp_sum(var) / d + 1e-5f);
+#pragma unroll
+  for (int j = 0; j < NV; ++j) {
+    const float4 w = reinterpret_cast<const float4*>(ln_w)[lane + kWarp * j];
+    const float4 c = reinterpret_cast<const float4*>(ln_b)[lane + kWarp * j];
+    store(j, (v[j].x - mean) * rstd * w.x + c.x, (v[j].y - mean) * rstd * w.y + c.y,
+          (v[j].z - mean) * rstd * w.z + c.z, (v[j].w - mean) * rstd * w.w + c.w);
+  }
+  if (lane == 0) {
+    mean_out[row] = mean;
+    rstd_out[row] = rstd;
+  }
+}
+
+// dst[i] += float(src[i])
+__global__ void k_add_bf16_f32(float* dst, const bf16* src, int n) {
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
+    dst[i] += __bfloat162float(src[i]);
 }
 
 constexpr int kNormWarps = 4;
@@ -719,8 +802,25 @@ __global__ void k_colsum_partial(float* scratch, const bf16* in, int N, int C) {
 }
 // C % 8 == 0: each thread sums 8 adjacent columns with 16-byte loads; block (32, 8) covers
 // 256 columns x kColRows rows.
-__global__ void k_colsum_partial8(float* scratch, const bf16* in, int N, int C) {
+// The block's column partials (block (32, 8), 8 columns per thread, acc = this thread's sums)
+// -> scratch[blockIdx.y][C], added over threadIdx.y in a fixed order. All threads call it.
+__device__ void colsum8_block_out(const float (&acc)[8], float* scratch, int C) {
   __shared__ float sm[8][32 * 8 + 1];
+#pragma unroll
+  for (int e = 0; e < 8; ++e) sm[threadIdx.y][threadIdx.x * 8 + e] = acc[e];
+  __syncthreads();
+  const int k = threadIdx.y * 32 + threadIdx.x, c = blockIdx.x * 256 + k;
+  if (c < C) {
+    float t = 0.f;
+    for (int y = 0; y < 8; ++y) t += sm[y][k];
+    scratch[size_t(blockIdx.y) * C + c] = t;
+  }
+}
+__device__ __forceinline__ void load_f8(const float* p, float (&v)[8]) {
+  const float4 u = *reinterpret_cast<const float4*>(p), w = *reinterpret_cast<const float4*>(p + 4);
+  v[0] = u.x, v[1] = u.y, v[2] = u.z, v[3] = u.w, v[4] = w.x, v[5] = w.y, v[6] = w.z, v[7] = w.w;
+}
+__global__ void k_colsum_partial8(float* scratch, const bf16* in, int N, int C) {
   int c0 = (blockIdx.x * 32 + threadIdx.x) * 8;
   int r0 = blockIdx.y * kColRows;
   int r1 = min(N, r0 + kColRows);
@@ -732,16 +832,91 @@ __global__ void k_colsum_partial8(float* scratch, const bf16* in, int N, int C) 
 #pragma unroll
       for (int e = 0; e < 8; ++e) acc[e] += x[e];
     }
+  colsum8_block_out(acc, scratch, C);
+}
+// A producer pass fused with the column sums of what it writes (block layout and partials as
+// k_colsum_partial8; the sums are of the fp32 values before rounding to bf16). C % 8 == 0,
+// 16-byte aligned rows. MODE 0: out = dout * act'(pre) (act_backward); MODE 1: out = bf16(x).
+template <int MODE>
+__global__ void k_fused_colsum8(float* scratch, bf16* out, const bf16* dout, const bf16* pre,
+                                const float* x32, int N, int C, Act act, float slope,
+                                const float* slope_dev) {
+  if (MODE == 0 && slope_dev) slope = *slope_dev;
+  const int c0 = (blockIdx.x * 32 + threadIdx.x) * 8;
+  const int r0 = blockIdx.y * kColRows, r1 = min(N, r0 + kColRows);
+  float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+  if (c0 < C)
+#pragma unroll 2
+    for (int r = r0 + threadIdx.y; r < r1; r += 8) {
+      const size_t o = size_t(r) * C + c0;
+      float x[8];
+      if (MODE == 0) {
+        float p[8];
+        load_bf<8>(dout + o, x);
+        load_bf<8>(pre + o, p);
 #pragma unroll
-  for (int e = 0; e < 8; ++e) sm[threadIdx.y][threadIdx.x * 8 + e] = acc[e];
-  __syncthreads();
-  for (int k = threadIdx.y * 32 + threadIdx.x; k < 256; k += 256) {
-    int c = blockIdx.x * 256 + k;
-    if (c < C) {
-      float t = 0.f;
-      for (int y = 0; y < 8; ++y) t += sm[y][k];
-      scratch[size_t(blockIdx.y) * C + c] = t;
+        for (int e = 0; e < 8; ++e) x[e] *= act_df(p[e], act, slope);
+      } else {
+        load_f8(x32 + o, x);
+      }
+      store_bf<8>(out + o, x);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) acc[e] += x[e];
     }
+  colsum8_block_out(acc, scratch, C);
+}
+// k_ffn_scale_bwd for d % 8 == 0 with 16-byte aligned rows, laid out as k_colsum_partial8
+// (block (32, 8) over 256 columns x kColRows rows, 8 columns per thread), with the column
+// sums of dm (the FFN output bias's gradient) in the same pass: cols[chunk][d] gets the
+// block's column partials, ab[2 * block] its dalpha / dbeta partials.
+__global__ void k_ffn_scale_bwd8(bf16* dm, float* dres, const float* xhat, const float* m,
+                                 const float* bm, const float* alpha, const float* beta,
+                                 float* cols, float* ab, int N, int d) {
+  __shared__ float sa[256], sb[256];
+  const float ia = 1.f / *alpha, be = *beta;
+  const int c0 = (blockIdx.x * 32 + threadIdx.x) * 8;
+  const int r0 = blockIdx.y * kColRows, r1 = min(N, r0 + kColRows);
+  float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f}, acc_a = 0.f, acc_b = 0.f;
+  if (c0 < d) {
+    float bv[8];
+#pragma unroll
+    for (int e = 0; e < 8; ++e) bv[e] = bm ? bm[c0 + e] : 0.f;
+#pragma unroll 2
+    for (int r = r0 + threadIdx.y; r < r1; r += 8) {
+      const size_t o = size_t(r) * d + c0;
+      float g[8], x[8], mm[8], q[8];
+      load_f8(dres + o, g);
+      load_f8(xhat + o, x);
+      load_f8(m + o, mm);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        acc_b += g[e] * x[e];
+        acc_a += g[e] * (mm[e] + bv[e]);
+        q[e] = g[e] * ia;
+        acc[e] += q[e];
+        g[e] *= be;
+      }
+      store_bf<8>(dm + o, q);
+      *reinterpret_cast<float4*>(dres + o) = make_float4(g[0], g[1], g[2], g[3]);
+      *reinterpret_cast<float4*>(dres + o + 4) = make_float4(g[4], g[5], g[6], g[7]);
+    }
+  }
+  colsum8_block_out(acc, cols, d);
+  const int tid = threadIdx.y * 32 + threadIdx.x;
+  sa[tid] = acc_a;
+  sb[tid] = acc_b;
+  __syncthreads();
+  for (int st = 128; st > 0; st >>= 1) {
+    if (tid < st) {
+      sa[tid] += sa[tid + st];
+      sb[tid] += sb[tid + st];
+    }
+    __syncthreads();
+  }
+  if (tid == 0) {
+    const size_t blk = size_t(blockIdx.y) * gridDim.x + blockIdx.x;
+    ab[2 * blk] = -sa[0] * ia * ia;
+    ab[2 * blk + 1] = sb[0];
   }
 }
 __global__ void k_colsum_final(float* out, const float* scratch, int nchunk, int C) {
@@ -977,12 +1152,38 @@ void embedding_backward(float* dwte, float* dwpe, const float* dout, const int32
   }
 }
 
+// The row-in-registers kernels are instantiated for NV = d / 128 = 1..8: f(NV as a type).
+template <class F>
+void with_nv(int d, F&& f) {
+  switch (d / 128) {
+    case 1: f(std::integral_constant<int, 1>{}); break;
+    case 2: f(std::integral_constant<int, 2>{}); break;
+    case 3: f(std::integral_constant<int, 3>{}); break;
+    case 4: f(std::integral_constant<int, 4>{}); break;
+    case 5: f(std::integral_constant<int, 5>{}); break;
+    case 6: f(std::integral_constant<int, 6>{}); break;
+    case 7: f(std::integral_constant<int, 7>{}); break;
+    default: f(std::integral_constant<int, 8>{}); break;
+  }
+}
 void residual_norm_forward(float* res, bf16* h, float* mean, float* rstd, const float* a,
                            const float* ca, const float* b, const float* cdiv, const float* bias,
                            const float* ln_w, const float* ln_b, int N, int d, cudaStream_t s) {
   const int warps = 8;
-  k_residual_norm_fwd<<<(N + warps - 1) / warps, warps * kWarp, 0, s>>>(
-      res, h, mean, rstd, a, ca, b, cdiv, bias, ln_w, ln_b, N, d);
+  const dim3 grid((N + warps - 1) / warps), block(warps * kWarp);
+  auto addr = [](const void* q) { return reinterpret_cast<uintptr_t>(q); };
+  const bool vec = d % 128 == 0 && d <= 1024 &&
+                   ((addr(res) | addr(a) | addr(b) | addr(bias) | addr(ln_w) | addr(ln_b)) % 16 |
+                    addr(h) % 8) == 0;
+  if (vec) {
+    auto launch = [&](auto kern) {
+      kern<<<grid, block, 0, s>>>(res, h, mean, rstd, a, ca, b, cdiv, bias, ln_w, ln_b, N, d);
+    };
+    with_nv(d, [&](auto nv) { launch(k_residual_norm_fwd_vec<decltype(nv)::value>); });
+  } else {
+    k_residual_norm_fwd<<<grid, block, 0, s>>>(res, h, mean, rstd, a, ca, b, cdiv, bias, ln_w,
+                                               ln_b, N, d);
+  }
   AERO_LAUNCH_CHECK();
 }
 size_t norm_scratch_floats(int N, int d) { return size_t(kNormBlocks) * 2 * d; }
@@ -1010,16 +1211,7 @@ void norm_backward(float* dres, const float* dh, const float* x, const float* me
                                              int(smem)));
       kern<<<nblk, kNormWarps * kWarp, smem, s>>>(dres, dh, x, mean, rstd, ln_w, scratch, N, d);
     };
-    switch (d / 128) {
-      case 1: launch(k_norm_bwd_vec<1>); break;
-      case 2: launch(k_norm_bwd_vec<2>); break;
-      case 3: launch(k_norm_bwd_vec<3>); break;
-      case 4: launch(k_norm_bwd_vec<4>); break;
-      case 5: launch(k_norm_bwd_vec<5>); break;
-      case 6: launch(k_norm_bwd_vec<6>); break;
-      case 7: launch(k_norm_bwd_vec<7>); break;
-      default: launch(k_norm_bwd_vec<8>); break;
-    }
+    with_nv(d, [&](auto nv) { launch(k_norm_bwd_vec<decltype(nv)::value>); });
   } else {
     k_norm_bwd<<<nblk, kNormWarps * kWarp, smem, s>>>(dres, dh, x, mean, rstd, ln_w, scratch, N,
                                                       d);
@@ -1146,17 +1338,41 @@ void spectral_norm_backward(float* dW, const float* G, const float* W, const flo
   k_sn_bwd<<<blocks_for(n, 256), 256, 0, s>>>(dW, G, u, v, sigma, scratch, I, n);
   AERO_LAUNCH_CHECK();
 }
+void add_bf16_f32(float* dst, const bf16* src, int n, cudaStream_t s) {
+  k_add_bf16_f32<<<(n + 255) / 256, 256, 0, s>>>(dst, src, n);
+  AERO_LAUNCH_CHECK();
+}
 void add_f32(float* dst, const float* src, size_t n, cudaStream_t s) {
   k_add_f32<<<blocks_for(n, 256), 256, 0, s>>>(dst, src, n);
   AERO_LAUNCH_CHECK();
 }
 void ffn_scale_backward(bf16* dm, float* dres, const float* xhat, const float* m, const float* bm,
                         const float* alpha, const float* beta, float* dalpha, float* dbeta,
-                        float* scratch, int N, int d, cudaStream_t s) {
+                        float* scratch, int N, int d, cudaStream_t s, float* dbias) {
+  auto addr = [](const void* q) { return reinterpret_cast<uintptr_t>(q); };
+  if (d % 8 == 0 && ((addr(dm) | addr(dres) | addr(xhat) | addr(m)) % 16) == 0) {
+    // 16-byte path, with the bias gradient (column sums of dm) when dbias is given
+    const int nchunk = (N + kColRows - 1) / kColRows, ncol = (d + 255) / 256;
+    float* cols = scratch;
+    float* ab = scratch + size_t(nchunk) * d;
+    k_ffn_scale_bwd8<<<dim3(ncol, nchunk), dim3(32, 8), 0, s>>>(dm, dres, xhat, m, bm, alpha,
+                                                                beta, cols, ab, N, d);
+    AERO_LAUNCH_CHECK();
+    k_ffn_scale_final<<<1, 32, 0, s>>>(dalpha, dbeta, ab, nchunk * ncol);
+    AERO_LAUNCH_CHECK();
+    if (dbias) colsum_partials_final(dbias, cols, nchunk, d, s);
+    return;
+  }
   k_ffn_scale_bwd<<<kScaleBlocks, 256, 0, s>>>(dm, dres, xhat, m, bm, alpha, beta, scratch, N, d);
   AERO_LAUNCH_CHECK();
   k_ffn_scale_final<<<1, 32, 0, s>>>(dalpha, dbeta, scratch, kScaleBlocks);
   AERO_LAUNCH_CHECK();
+  if (dbias) colsum(dbias, dm, N, d, scratch, s);
+}
+size_t ffn_scale_scratch_floats(int N, int d) {
+  const int nchunk = (N + kColRows - 1) / kColRows;
+  return std::max(size_t(nchunk) * d + 2 * size_t(nchunk) * ((d + 255) / 256),
+                  std::max(size_t(2 * kScaleBlocks), colsum_scratch_floats(N, d)));
 }
 
 size_t colsum_scratch_floats(int N, int C) {
@@ -1172,6 +1388,43 @@ void colsum(float* out, const bf16* in, int N, int C, float* scratch, cudaStream
   }
   AERO_LAUNCH_CHECK();
   k_colsum_final<<<(C + 255) / 256, 256, 0, s>>>(out, scratch, nchunk, C);
+  AERO_LAUNCH_CHECK();
+}
+void colsum_partials_final(float* out, const float* partials, int nchunk, int C, cudaStream_t s) {
+  k_colsum_final<<<(C + 255) / 256, 256, 0, s>>>(out, partials, nchunk, C);
+  AERO_LAUNCH_CHECK();
+}
+bool fused_colsum_ok(int C, const void* a, const void* b, const void* c) {
+  auto addr = [](const void* q) { return reinterpret_cast<uintptr_t>(q); };
+  return C % 8 == 0 && ((addr(a) | addr(b) | addr(c)) % 16) == 0;
+}
+void act_backward_bias(bf16* dpre, const bf16* dout, const bf16* pre, float* dbias, int N, int F,
+                       Act act, float slope, float* scratch, cudaStream_t s,
+                       const float* slope_dev) {
+  if (!dbias || !fused_colsum_ok(F, dpre, dout, pre)) {
+    act_backward(dpre, dout, pre, N, F, act, slope, s, slope_dev);
+    if (dbias) colsum(dbias, dpre, N, F, scratch, s);
+    return;
+  }
+  const int nchunk = (N + kColRows - 1) / kColRows;
+  k_fused_colsum8<0><<<dim3((F + 255) / 256, nchunk), dim3(32, 8), 0, s>>>(
+      scratch, dpre, dout, pre, nullptr, N, F, act, slope, slope_dev);
+  AERO_LAUNCH_CHECK();
+  k_colsum_final<<<(F + 255) / 256, 256, 0, s>>>(dbias, scratch, nchunk, F);
+  AERO_LAUNCH_CHECK();
+}
+void cast_colsum(bf16* out, const float* in, float* dbias, int N, int C, float* scratch,
+                 cudaStream_t s) {
+  if (!dbias || !fused_colsum_ok(C, out, in, nullptr)) {
+    f32_to_bf16(out, in, size_t(N) * C, s);
+    if (dbias) colsum(dbias, out, N, C, scratch, s);
+    return;
+  }
+  const int nchunk = (N + kColRows - 1) / kColRows;
+  k_fused_colsum8<1><<<dim3((C + 255) / 256, nchunk), dim3(32, 8), 0, s>>>(
+      scratch, out, nullptr, nullptr, in, N, C, Act::identity, 0.f, nullptr);
+  AERO_LAUNCH_CHECK();
+  k_colsum_final<<<(C + 255) / 256, 256, 0, s>>>(dbias, scratch, nchunk, C);
   AERO_LAUNCH_CHECK();
 }
 void sum_f32(float* out, const float* in, size_t n, float* scratch, cudaStream_t s) {

@@ -43,7 +43,7 @@ void embedding_backward(float* dwte, float* dwpe, const float* dout, const int32
 // ---- residual + norm (one pass) ----
 // res = ca * a + (b + bias) / cdiv     (b null: res = a; ca, cdiv device scalars, null = 1)
 // h   = ln_w ? LayerNorm(res) * ln_w + ln_b : res      (bf16; eps 1e-5; mean/rstd saved)
-// res may alias a.
+// res may alias a. d % 128 == 0 with 16-byte aligned rows: 16-byte accesses, row in registers.
 void residual_norm_forward(float* res, bf16* h, float* mean, float* rstd, const float* a,
                            const float* ca, const float* b, const float* cdiv, const float* bias,
                            const float* ln_w, const float* ln_b, int N, int d, cudaStream_t s);
@@ -151,7 +151,12 @@ struct FlashBwdArgs {
   HeadView dq, dk, dv;      // outputs (written, not accumulated)
   float* Drow = nullptr;    // [B*H*T] scratch: dO . O per row
   float* dtemp_row = nullptr;  // [B*H*T] out as AttnSoftmaxBwdArgs (null when temp is null)
+  // [B * ceil(T/64)][3 H 64] out (null: none): per (batch, 64-row tile) column sums of dq, dk,
+  // dv in the [B,T,3d] qkv column order, i.e. partials of the qkv bias gradient
+  // (colsum_partials_final adds them up; flash_bias_partials gives the row count).
+  float* dbias_part = nullptr;
 };
+inline int flash_bias_partials(int B, int T) { return B * ((T + 63) / 64); }
 void flash_attn_backward(const FlashBwdArgs& a, cudaStream_t s);
 
 // ---- FFN ----
@@ -162,16 +167,29 @@ void bias_act_forward(bf16* pre, bf16* out, const float* bias, int N, int F, Act
 // dpre = dout * act'(pre)  (dpre may alias dout)
 void act_backward(bf16* dpre, const bf16* dout, const bf16* pre, int N, int F, Act act,
                   float slope, cudaStream_t s, const float* slope_dev = nullptr);
+// act_backward and (dbias non-null) dbias[c] += sum_n dpre[n, c] in one pass over the data
+// (F % 8 == 0 and 16-byte aligned rows; otherwise act_backward then colsum). scratch >=
+// colsum_scratch_floats(N, F).
+void act_backward_bias(bf16* dpre, const bf16* dout, const bf16* pre, float* dbias, int N, int F,
+                       Act act, float slope, float* scratch, cudaStream_t s,
+                       const float* slope_dev = nullptr);
+// out = bf16(in) [N, C] and (dbias non-null) dbias[c] += sum_n in[n, c], one pass.
+void cast_colsum(bf16* out, const float* in, float* dbias, int N, int C, float* scratch,
+                 cudaStream_t s);
 // Learnable leaky ReLU: *dslope += sum_i dout_i * min(pre_i, 0) over n elements (call before
 // act_backward when dpre aliases dout). scratch >= 256 floats.
 void leaky_slope_grad(float* dslope, const bf16* dout, const bf16* pre, size_t n, float* scratch,
                       cudaStream_t s);
 // FFN scaling x_out = beta * xhat + (m + bm) / alpha, backward:
 // dm = dres / alpha (bf16), dbeta += sum dres*xhat, dalpha += -sum dres*(m+bm)/alpha^2,
-// then dres *= beta (it becomes d loss / d xhat).
+// then dres *= beta (it becomes d loss / d xhat); dbias (optional): += column sums of dm (the
+// FFN output bias's gradient), in the same pass when d % 8 == 0 (16-byte path).
+// scratch >= ffn_scale_scratch_floats(N, d).
 void ffn_scale_backward(bf16* dm, float* dres, const float* xhat, const float* m,
                         const float* bm, const float* alpha, const float* beta, float* dalpha,
-                        float* dbeta, float* scratch, int N, int d, cudaStream_t s);
+                        float* dbeta, float* scratch, int N, int d, cudaStream_t s,
+                        float* dbias = nullptr);
+size_t ffn_scale_scratch_floats(int N, int d);
 
 // ---- weight / spectral normalization of a linear's weight [O, I] (docs/model.md) ----
 // Weight norm, rows r0 <= o < r1: w_eff = g_o v_o / ||v_o||, norms[o] = ||v_o||; other rows
@@ -193,11 +211,15 @@ void spectral_norm_backward(float* dW, const float* G, const float* W, const flo
                             cudaStream_t s);
 // dst += src (n floats)
 void add_f32(float* dst, const float* src, size_t n, cudaStream_t s);
+// dst += float(src) (n elements; a bf16 bias gradient into the fp32 gradient)
+void add_bf16_f32(float* dst, const bf16* src, int n, cudaStream_t s);
 
 // ---- reductions ----
 // out[c] += scale * sum_n in[n*C + c]; scratch >= colsum_scratch_floats(N, C).
 void colsum(float* out, const bf16* in, int N, int C, float* scratch, cudaStream_t s);
 size_t colsum_scratch_floats(int N, int C);
+// out[c] += sum_k partials[k * C + c], k < nchunk (fixed order)
+void colsum_partials_final(float* out, const float* partials, int nchunk, int C, cudaStream_t s);
 // *out = sum in[0..n) (block partials, then a fixed-order sum); scratch >= 256 floats.
 void sum_f32(float* out, const float* in, size_t n, float* scratch, cudaStream_t s);
 // out = sqrt(sum x^2) over n; clip (if max_norm > 0): *scale_out = min(1, max_norm/(norm+1e-6))

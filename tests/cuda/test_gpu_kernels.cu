@@ -9,6 +9,7 @@
 #include <functional>
 
 #include "cuda/kernels.h"
+#include "cuda/lt_gemm.h"
 #include "gpu_check.h"
 
 using namespace aero::cuda;
@@ -54,8 +55,8 @@ void test_gemm(cublasHandle_t h, Rng& r) {
       }
 }
 
-void test_residual_norm(Rng& r) {
-  const int N = 37, d = 83;
+void test_residual_norm(Rng& r, int d) {  // d % 128 == 0: the 16-byte register path
+  const int N = 37;
   for (int variant = 0; variant < 3; ++variant) {
     // 0: LN of a alone (in place); 1: res = beta*a + (b+bias)/alpha then LN; 2: same, no LN
     auto a = rand_f(r, size_t(N) * d, 1.5), b = rand_f(r, size_t(N) * d);
@@ -90,10 +91,119 @@ void test_residual_norm(Rng& r) {
         rh[i] = ln ? (rres[i] - mean) / std::sqrt(var + 1e-5) * w[c] + lb[c] : rres[i];
       }
     }
-    std::string nm = "residual_norm_forward variant " + std::to_string(variant) + " (N=37, d=83)";
+    std::string nm = "residual_norm_forward variant " + std::to_string(variant) +
+                     " (N=37, d=" + std::to_string(d) + ")";
     C.close(nm + " residual", to_d(variant == 0 ? dA.down() : dRes.down()), rres, 1e-6);
     C.close(nm + " output", to_d(dH.down()), rh, 6e-3);
   }
+}
+
+double gelu_tanh(double x) {
+  const double k = std::sqrt(2.0 / M_PI);
+  return 0.5 * x * (1 + std::tanh(k * (x + 0.044715 * x * x * x)));
+}
+double gelu_tanh_grad(double x) {
+  const double k = std::sqrt(2.0 / M_PI), u = k * (x + 0.044715 * x * x * x), t = std::tanh(u);
+  return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * k * (1 + 3 * 0.044715 * x * x);
+}
+
+// A[M,K] W[N,K]^T + bias[N] in double precision
+std::vector<double> ref_abt_bias(const std::vector<float>& A, const std::vector<float>& W,
+                                 const std::vector<double>& bias, int M, int N, int K) {
+  std::vector<double> out(size_t(M) * N);
+  for (int i = 0; i < M; ++i)
+    for (int j = 0; j < N; ++j) {
+      double acc = bias[j];
+      for (int k = 0; k < K; ++k) acc += double(A[size_t(i) * K + k]) * W[size_t(j) * K + k];
+      out[size_t(i) * N + j] = acc;
+    }
+  return out;
+}
+
+// cuBLASLt epilogues (lt_gemm.h) against double-precision references: bias + GELU with the
+// GELU input kept, GELU derivative + bias gradient, bias gradient of A in a weight-gradient
+// product (fp32 output, beta 1). M tokens (awkward), N, K features (multiples of 8, which
+// cuBLASLt's aux buffer needs). Outputs poisoned first. A product cuBLASLt offers no
+// algorithm for is reported (the model then runs its unfused path) and not checked.
+void test_lt_gemm(Rng& r, int M, int N, int K) {
+  LtGemm* lt = lt_create();
+  const std::string sz = " (" + std::to_string(M) + "x" + std::to_string(N) + "x" +
+                         std::to_string(K) + ")";
+  auto bfround = [](const std::vector<float>& v) {
+    std::vector<double> o(v.size());
+    auto b = to_bf16(v);
+    for (size_t i = 0; i < v.size(); ++i) o[i] = double(__bfloat162float(b[i]));
+    return o;
+  };
+  for (Epi epi : {Epi::gelu_aux_bias, Epi::bias}) {
+    // forward: aux = h W^T + b, f = gelu(aux); bias only: D = h W^T + b (bf16 bias and output)
+    const bool gelu = epi == Epi::gelu_aux_bias;
+    auto A = rand_bf(r, size_t(M) * K), W = rand_bf(r, size_t(N) * K), bias = rand_f(r, N, 0.5);
+    DevBuf<bf16> dA(to_bf16(A)), dW(to_bf16(W)), dBias(to_bf16(bias)), dF(size_t(M) * N),
+        dAux(size_t(M) * N);
+    dF.poison();
+    dAux.poison();
+    const std::string nm = std::string("lt_gemm ") + (gelu ? "bias+GELU" : "bias") + sz;
+    if (!lt_gemm(lt, S, false, true, M, N, K, dA.p, K, dW.p, K, dF.p, CUDA_R_16BF, N, 0.f, epi,
+                 dBias.p, gelu ? dAux.p : nullptr, gelu ? N : 0)) {
+      std::printf("[info] cuBLASLt: no algorithm for %s\n", nm.c_str());
+      continue;
+    }
+    std::vector<double> ra = ref_abt_bias(A, W, bfround(bias), M, N, K), rf(ra);
+    if (gelu) {
+      for (auto& x : rf) x = gelu_tanh(x);
+      C.close(nm + " aux (GELU input)", to_d(dAux.down()), ra, 6e-3);
+    }
+    C.close(nm + " output", to_d(dF.down()), rf, 6e-3);
+  }
+  {  // backward: D = (dm W) * gelu'(pre), bias gradient = column sums of D
+    auto A = rand_bf(r, size_t(M) * K), W = rand_bf(r, size_t(K) * N), pre = rand_f(r, size_t(M) * N, 2.0);
+    DevBuf<bf16> dA(to_bf16(A)), dW(to_bf16(W)), dPre(to_bf16(pre)), dD(size_t(M) * N), dG(N);
+    dD.poison();
+    dG.poison();
+    auto pb = bfround(pre);
+    bool ran = lt_gemm(lt, S, false, false, M, N, K, dA.p, K, dW.p, N, dD.p, CUDA_R_16BF, N, 0.f,
+                       Epi::dgelu_bgrad, dG.p, dPre.p, N);
+    if (!ran) {
+      std::printf("[info] cuBLASLt: no algorithm for DGELU_BGRAD%s\n", sz.c_str());
+    } else {
+      std::vector<double> rd(size_t(M) * N), rg(N, 0.0);
+      for (int i = 0; i < M; ++i)
+        for (int j = 0; j < N; ++j) {
+          double acc = 0;
+          for (int k = 0; k < K; ++k) acc += double(A[size_t(i) * K + k]) * W[size_t(k) * N + j];
+          rd[size_t(i) * N + j] = acc * gelu_tanh_grad(pb[size_t(i) * N + j]);
+          rg[j] += rd[size_t(i) * N + j];
+        }
+      C.close("lt_gemm GELU derivative" + sz, to_d(dD.down()), rd, 6e-3);
+      C.close("lt_gemm GELU derivative: bias gradient" + sz, to_d(dG.down()), rg, 1e-2);
+    }
+  }
+  {  // weight gradient dW[M,N] += dY^T X (dY stored [K, M]), bias gradient[m] = sum_k dY[k][m]
+    auto Y = rand_bf(r, size_t(K) * M), X = rand_bf(r, size_t(K) * N), D0 = rand_f(r, size_t(M) * N);
+    DevBuf<bf16> dY(to_bf16(Y)), dX(to_bf16(X));
+    DevBuf<float> dD(D0), dG(M);
+    dG.poison();
+    bool ran = lt_gemm(lt, S, true, false, M, N, K, dY.p, M, dX.p, N, dD.p, CUDA_R_32F, N, 1.f,
+                       Epi::bgrad_a, dG.p, nullptr, 0);
+    if (!ran) {
+      std::printf("[info] cuBLASLt: no algorithm for BGRADB (fp32 output)%s\n", sz.c_str());
+    } else {
+      std::vector<double> rd(size_t(M) * N), rg(M, 0.0);
+      for (int i = 0; i < M; ++i) {
+        for (int k = 0; k < K; ++k) rg[i] += Y[size_t(k) * M + i];
+        for (int j = 0; j < N; ++j) {
+          double acc = D0[size_t(i) * N + j];
+          for (int k = 0; k < K; ++k) acc += double(Y[size_t(k) * M + i]) * X[size_t(k) * N + j];
+          rd[size_t(i) * N + j] = acc;
+        }
+      }
+      C.close("lt_gemm weight gradient (beta 1)" + sz, to_d(dD.down()), rd, 1e-5);
+      C.close("lt_gemm bias gradient of A" + sz, to_d(dG.down()), rg, 1e-5);
+    }
+  }
+  AERO_CUDA_CHECK(cudaStreamSynchronize(S));
+  lt_destroy(lt);
 }
 
 void test_norm_backward(Rng& r, int d) {  // d % 128 == 0: the 16-byte register path
@@ -414,7 +524,12 @@ void test_flash_attn(Rng& r, int B, int H, int T, TempParam tp, bool reg, bool f
   bw.dv = view(dg.p + 2 * d, 3 * d);
   bw.Drow = dDrow.p;
   bw.dtemp_row = temp.empty() ? nullptr : dRow.p;
+  const int nchunk = flash_bias_partials(B, T);
+  DevBuf<float> dPart(size_t(nchunk) * 3 * d), dBsum(std::vector<float>(size_t(3) * d, 0.f));
+  dPart.poison();
+  bw.dbias_part = dPart.p;
   flash_attn_backward(bw, S);
+  colsum_partials_final(dBsum.p, dPart.p, nchunk, 3 * d, S);
   auto gb = to_d(dg.down());
   for_head_elems(B, H, T, [&](size_t hr, size_t src, int col, size_t bt) {
     O[hr] = yb[bt * d + col];
@@ -432,6 +547,15 @@ void test_flash_attn(Rng& r, int B, int H, int T, TempParam tp, bool reg, bool f
   C.close(name + " dv", dv, ref.dv, 2e-2, 1.0);
   if (!temp.empty())  // (floor: 0 at T = 1 as well)
     C.close(name + " dtemp per row", to_d(dRow.down()), ref.dtemp_row, 2e-2, 1.0);
+  {  // the qkv bias gradient from the kernels' partial column sums
+    std::vector<double> rb(size_t(3) * d, 0.0);
+    for_head_elems(B, H, T, [&](size_t hr, size_t, int col, size_t) {
+      rb[col] += ref.dq[hr];
+      rb[d + col] += ref.dk[hr];
+      rb[2 * d + col] += ref.dv[hr];
+    });
+    C.close(name + " qkv bias gradient (partial column sums)", to_d(dBsum.down()), rb, 2e-2, 1.0);
+  }
   if (!fd) return;
   // The reference's gradients against central finite differences of its forward.
   auto loss = [&](const std::vector<double>& qx, const std::vector<double>& kx,
@@ -623,6 +747,37 @@ void test_act(Rng& r, int F) {
   }
 }
 
+// The producer passes fused with the bias gradient's column sums (act_backward_bias in place,
+// as the model calls it, and cast_colsum) against CPU references; dbias accumulates. N > 256
+// rows (two row chunks, the second partial), F not a multiple of 256.
+void test_fused_colsum(Rng& r, int N, int F) {
+  const std::string sz = " N=" + std::to_string(N) + " F=" + std::to_string(F);
+  for (Act act : {Act::gelu, Act::relu}) {
+    auto pre = rand_bf(r, size_t(N) * F, 2.0), dout = rand_bf(r, size_t(N) * F), b0 = rand_f(r, F);
+    DevBuf<bf16> dPre(to_bf16(pre)), dDo(to_bf16(dout));
+    DevBuf<float> dB(b0), scr(colsum_scratch_floats(N, F));
+    act_backward_bias(dDo.p, dDo.p, dPre.p, dB.p, N, F, act, 0.03f, scr.p, S);
+    std::vector<double> rd(pre.size()), rb(b0.begin(), b0.end());
+    for (size_t i = 0; i < pre.size(); ++i) {
+      const double x = pre[i];
+      rd[i] = dout[i] * (act_ref(x + 1e-6, act, 0.03) - act_ref(x - 1e-6, act, 0.03)) / 2e-6;
+      rb[i % F] += rd[i];
+    }
+    const std::string nm = std::string("act_backward_bias ") + (act == Act::gelu ? "gelu" : "relu") + sz;
+    C.close(nm + " dpre (in place)", to_d(dDo.down()), rd, 8e-3);
+    C.close(nm + " bias gradient (accumulating)", to_d(dB.down()), rb, 1e-2);
+  }
+  auto x = rand_f(r, size_t(N) * F), b0 = rand_f(r, F);
+  DevBuf<float> dX(x), dB(b0), scr(colsum_scratch_floats(N, F));
+  DevBuf<bf16> dOut(size_t(N) * F);
+  dOut.poison();
+  cast_colsum(dOut.p, dX.p, dB.p, N, F, scr.p, S);
+  std::vector<double> rb(b0.begin(), b0.end());
+  for (size_t i = 0; i < x.size(); ++i) rb[i % F] += x[i];
+  C.close("cast_colsum out" + sz, to_d(dOut.down()), to_d(x), 6e-3);
+  C.close("cast_colsum bias gradient (accumulating)" + sz, to_d(dB.down()), rb, 1e-5);
+}
+
 // Learnable leaky ReLU: the slope read from device memory, and its gradient.
 void test_learnable_slope(Rng& r) {
   const int N = 23, F = 37;
@@ -746,28 +901,37 @@ void test_weight_spectral_norm(Rng& r) {
   }
 }
 
-void test_ffn_scale(Rng& r) {
-  const int N = 77, d = 45;
+void test_ffn_scale(Rng& r, int N, int d) {  // d % 8 == 0: the 16-byte path
   auto dres = rand_f(r, size_t(N) * d), xhat = rand_f(r, size_t(N) * d), m = rand_f(r, size_t(N) * d),
        bm = rand_f(r, d);
   float alpha = 1.3f, beta = 0.7f;
   DevBuf<float> dRes(dres), dX(xhat), dM(m), dBm(bm), dA(std::vector<float>{alpha}),
       dB(std::vector<float>{beta}), gA(std::vector<float>{0.25f}), gB(std::vector<float>{-0.5f}),
-      scr(4096);
+      scr(ffn_scale_scratch_floats(N, d));
+  auto b0 = rand_f(r, d);
+  DevBuf<float> dBias(b0);
   DevBuf<bf16> dm(size_t(N) * d);
-  ffn_scale_backward(dm.p, dRes.p, dX.p, dM.p, dBm.p, dA.p, dB.p, gA.p, gB.p, scr.p, N, d, S);
-  std::vector<double> rdm(dres.size()), rres(dres.size());
+  dm.poison();
+  ffn_scale_backward(dm.p, dRes.p, dX.p, dM.p, dBm.p, dA.p, dB.p, gA.p, gB.p, scr.p, N, d, S,
+                     dBias.p);
+  std::vector<double> rdm(dres.size()), rres(dres.size()), rbias(b0.begin(), b0.end());
   double ra = 0.25, rb = -0.5;
   for (size_t i = 0; i < dres.size(); ++i) {
     rdm[i] = dres[i] / double(alpha);
+    rbias[i % d] += rdm[i];
     rres[i] = dres[i] * double(beta);
     rb += double(dres[i]) * xhat[i];
     ra += -double(dres[i]) * (double(m[i]) + bm[i % d]) / (double(alpha) * alpha);
   }
-  C.close("ffn_scale_backward dm", to_d(dm.down()), rdm, 6e-3);
-  C.close("ffn_scale_backward dxhat", to_d(dRes.down()), rres, 1e-6);
-  C.close("ffn_scale_backward dalpha", to_d(gA.down()), {ra}, 1e-5);
-  C.close("ffn_scale_backward dbeta", to_d(gB.down()), {rb}, 1e-5);
+  const std::string sz = " (N=" + std::to_string(N) + ", d=" + std::to_string(d) + ")";
+  C.close("ffn_scale_backward dm" + sz, to_d(dm.down()), rdm, 6e-3);
+  C.close("ffn_scale_backward dxhat" + sz, to_d(dRes.down()), rres, 1e-6);
+  C.close("ffn_scale_backward dalpha" + sz, to_d(gA.down()), {ra}, 5e-5);
+  C.close("ffn_scale_backward dbeta" + sz, to_d(gB.down()), {rb}, 5e-5);
+  // the 16-byte path sums the fp32 dm values; the scalar path (d % 8 != 0) column-sums the
+  // bf16-rounded dm, as the model did before (bf16 rounding level: 1.6e-3 measured at d = 45)
+  C.close("ffn_scale_backward bias gradient (accumulating)" + sz, to_d(dBias.down()), rbias,
+          d % 8 == 0 ? 1e-4 : 6e-3);
 }
 
 void test_colsum(Rng& r, int N, int Cc) {
@@ -918,7 +1082,10 @@ int main() {
     AERO_CUBLAS_CHECK(cublasCreate(&h));
     Rng r(20261128);
     test_gemm(h, r);
-    test_residual_norm(r);
+    test_residual_norm(r, 83);
+    test_residual_norm(r, 384);
+    test_lt_gemm(r, 37, 72, 40);
+    test_lt_gemm(r, 131, 264, 88);
     test_norm_backward(r, 83);
     test_norm_backward(r, 384);
     test_layouts(r, 5);
@@ -937,7 +1104,10 @@ int main() {
     test_flash_attn(r, 1, 1, 1000, TempParam::exp, false, false);
     test_act(r, 131);
     test_act(r, 136);  // 16-byte vector path
-    test_ffn_scale(r);
+    test_fused_colsum(r, 300, 136);
+    test_fused_colsum(r, 37, 264);
+    test_ffn_scale(r, 77, 45);
+    test_ffn_scale(r, 300, 264);  // 16-byte path, two row chunks
     test_learnable_slope(r);
     test_rotary(r);
     test_weight_spectral_norm(r);

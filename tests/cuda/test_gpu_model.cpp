@@ -15,6 +15,7 @@
 
 #include "core/safetensors.h"
 #include "cpu_reference.h"
+#include "cuda/lt_gemm.h"
 #include "gpu_check.h"
 #include "tiny_configs.h"
 
@@ -296,32 +297,56 @@ void check_accumulation() {
           to_d(acc), to_d(full), 2e-2);
 }
 
-// The fused attention (head dimension 64) against the explicit path (AERO_GPU_ATTN=plain) on the
-// same weights and batch: loss pieces and every gradient tensor, at an awkward T, and the loss
-// against the CPU oracle. Configurations: cfg with d_model 128 and 2 heads.
-void check_flash_vs_plain(const std::string& name, ModelConfig cfg) {
+// Models for the fused-path comparisons: d_model 128, 2 heads of 64 (the fused attention's
+// head size), d_ff 96.
+ModelConfig head64(ModelConfig cfg) {
   cfg.d_model = 128;
   cfg.n_head = 2;
   cfg.d_ff = 96;
   cfg.context = 80;
   cfg.init_std = 0.1;
-  const int B = 2, T = 70;
-  setenv("AERO_GPU_ATTN", "plain", 1);
-  GpuModel mp(cfg, B, T);
-  unsetenv("AERO_GPU_ATTN");
-  GpuModel mf(cfg, B, T);
-  mp.init_weights(11);
-  mf.init_weights(11);
-  Batch b = make_batch(B, T, cfg.vocab_size, 5);
-  GpuStats st[2];
-  std::vector<float> g[2];
+  return cfg;
+}
+// One training forward + backward of each model, same weights (seed) and batch.
+void step_both(GpuModel& m0, GpuModel& m1, const Batch& b, int B, int T, uint64_t seed,
+               GpuStats (&st)[2], std::vector<float> (&g)[2]) {
   int k = 0;
-  for (GpuModel* m : {&mp, &mf}) {
+  for (GpuModel* m : {&m0, &m1}) {
+    m->init_weights(seed);
     m->zero_grad();
     st[k] = m->forward(b.tok.data(), b.tgt.data(), B, T, true);
     m->backward();
     g[k++] = m->grads();
   }
+}
+// Every trainable gradient tensor of g[1] against g[0] (5%, floor 1e-3 of the gradient norm).
+void close_grads(const std::string& n, const std::vector<GpuParam>& ps,
+                 const std::vector<float> (&g)[2], const std::string& vs) {
+  double gn = 0;
+  for (float x : g[0]) gn += double(x) * x;
+  gn = std::sqrt(gn);
+  for (auto& p : ps) {
+    if (!p.trainable) continue;
+    std::vector<double> a(g[1].begin() + p.offset, g[1].begin() + p.offset + p.size);
+    std::vector<double> r(g[0].begin() + p.offset, g[0].begin() + p.offset + p.size);
+    C.close(n + " grad " + p.name + " vs " + vs, a, r, 5e-2, 1e-3 * gn);
+  }
+}
+
+// The fused attention (head dimension 64) against the explicit path (AERO_GPU_ATTN=plain) on the
+// same weights and batch: loss pieces and every gradient tensor, at an awkward T, and the loss
+// against the CPU oracle.
+void check_flash_vs_plain(const std::string& name, ModelConfig cfg) {
+  cfg = head64(cfg);
+  const int B = 2, T = 70;
+  setenv("AERO_GPU_ATTN", "plain", 1);
+  GpuModel mp(cfg, B, T);
+  unsetenv("AERO_GPU_ATTN");
+  GpuModel mf(cfg, B, T);
+  Batch b = make_batch(B, T, cfg.vocab_size, 5);
+  GpuStats st[2];
+  std::vector<float> g[2];
+  step_both(mp, mf, b, B, T, 11, st, g);
   CpuReference ref(cfg, mf.params());
   auto wf = mf.weights();
   RefStats rs = ref.forward(std::vector<double>(wf.begin(), wf.end()), b.tok, b.tgt, B, T, true);
@@ -333,15 +358,29 @@ void check_flash_vs_plain(const std::string& name, ModelConfig cfg) {
     C.close(n + " L_ent vs CPU", {st[1].ent_reg}, {rs.ent_reg}, 2e-2);
     C.close(n + " L_ent vs plain path", {st[1].ent_reg}, {st[0].ent_reg}, 2e-2);
   }
-  double gn = 0;
-  for (float x : g[0]) gn += double(x) * x;
-  gn = std::sqrt(gn);
-  for (auto& p : mf.params()) {
-    if (!p.trainable) continue;
-    std::vector<double> a(g[1].begin() + p.offset, g[1].begin() + p.offset + p.size);
-    std::vector<double> r(g[0].begin() + p.offset, g[0].begin() + p.offset + p.size);
-    C.close(n + " grad " + p.name + " vs plain path", a, r, 5e-2, 1e-3 * gn);
-  }
+  close_grads(n, mf.params(), g, "plain path");
+}
+
+// The cuBLASLt epilogues (AERO_GPU_LT=mode: all = bias + GELU, GELU derivative + bias gradient,
+// bias gradients in the weight-gradient products) against the kernels (off) on the same
+// weights and batch: loss and every gradient tensor.
+void check_lt_vs_plain(const std::string& name, ModelConfig cfg, const char* mode) {
+  cfg = head64(cfg);
+  const int B = 3, T = 37;
+  setenv("AERO_GPU_LT", "off", 1);
+  GpuModel mp(cfg, B, T);
+  setenv("AERO_GPU_LT", mode, 1);
+  const long long before = lt_epilogue_calls();
+  GpuModel mf(cfg, B, T);
+  unsetenv("AERO_GPU_LT");
+  Batch b = make_batch(B, T, cfg.vocab_size, 7);
+  GpuStats st[2];
+  std::vector<float> g[2];
+  step_both(mp, mf, b, B, T, 13, st, g);
+  const std::string n = name + " (d 128, T 37): cuBLASLt epilogues " + mode;
+  std::printf("[info] %s: %lld epilogue products ran\n", n.c_str(), lt_epilogue_calls() - before);
+  C.close(n + " loss vs kernels", {st[1].loss}, {st[0].loss}, 5e-3);
+  close_grads(n, mf.params(), g, "kernels");
 }
 
 void check_unsupported() {
@@ -389,6 +428,9 @@ int main() {
     check_flash_vs_plain("SM+LN+G", cfg_baseline());
     check_flash_vs_plain("EReg(SM(t)+ScFuFFN)", cfg_aero());
     check_flash_vs_plain("pythia AERO stack", cfg_pythia_aero());
+    check_lt_vs_plain("SM+LN+G", cfg_baseline(), "all");
+    check_lt_vs_plain("SM+LN+G", cfg_baseline(), "bias");
+    check_lt_vs_plain("EReg(SM(t)+ScFuFFN)", cfg_aero(), "all");
   } catch (const std::exception& e) {
     C.expect(false, std::string("exception: ") + e.what());
   }
