@@ -543,22 +543,28 @@ SWire SecureExec::activation(const SWire& x0, model::Activation act, double slop
       return y;
     }
     case model::Activation::gelu: {
-      // On a 28-bit wire (|x| < 2^26, which the 40-bit accumulator of the linear layer before
-      // already implies at scale f; ffn.fc's pending accumulator is truncated straight to it,
-      // free when stochastic), so every comparison is 27 bits; the
-      // ReLU is sign-extended back to 40 bits (bounded rule) in the table's round, and relu - delta
-      // is opened once (SRound::sub_last_two).
-      const int gw = kActWidth, sh = s_.f - s_.gelu_lut_frac, b = s_.gelu_lut_bits;
-      const V xg = at_width(x0, gw);
-      const int64_t half = int64_t(gelu_.table.size()) / 2, edge = half << sh;
+      // Stochastic (or an already truncated input): on a 28-bit wire (|x| < 2^26, which the
+      // 40-bit accumulator of the linear layer before already implies at scale f; ffn.fc's
+      // pending accumulator is truncated straight to it for free), so every comparison is 27
+      // bits; the ReLU is sign-extended back to 40 bits (bounded rule) in the table's round.
+      // Faithful on ffn.fc's pending accumulator acc (x = floor(acc / 2^p), p = f): the gate
+      // runs on acc itself, exactly: [x >= c] = [acc >= c 2^p], floor(x / 2^6) = floor(acc /
+      // 2^(p+6)), relu(x) = floor(relu(acc) / 2^p), the last an exact truncation in the
+      // table's round (it replaces the widening) - fc's truncation round disappears.
+      const bool on_acc = x0.pending && !s_.stochastic_trunc;
+      const int gw = on_acc ? x0.w : kActWidth, p = on_acc ? x0.pending : 0;
+      const int sh = s_.f - s_.gelu_lut_frac, b = s_.gelu_lut_bits;
+      const V xg = on_acc ? x0.v : at_width(x0, gw);
+      const int64_t half = int64_t(gelu_.table.size()) / 2, edge = (half << sh) << p;
       // [x >= -edge] = DReLU(x + edge), [x >= edge] = DReLU(x - edge): the ReLU's DCF key
       // evaluated at two more points.
-      // 2 rounds: {relu, lo, hi (bits mod 2), u} | {relu widened, (lo xor hi) D[u + half] by the
-      // selected lookup}: D is 0 at both ends, so the clamp is a selection by lo - hi = lo xor hi
-      // (1 inside [-2^14, 2^14), 0 outside; hi implies lo), folded into the table's DPF payload.
+      // 2 rounds: {relu, lo, hi (bits mod 2), u} | {relu widened (and truncated by p), (lo xor
+      // hi) D[u + half] by the selected lookup}: D is 0 at both ends, so the clamp is a
+      // selection by lo - hi = lo xor hi (1 inside [-2^14, 2^14), 0 outside; hi implies lo),
+      // folded into the table's DPF payload; relu - delta is opened once (SRound::sub_last_two).
       SRound r1(*this, "gelu");
       auto [rlp, lohip] = r1.relu_cmp(xg, {gw, gw, 1, {u64(-edge), u64(edge)}});
-      auto& u = r1.trunc(xg, {gw, sh, b, true});  // table index: always a floor
+      auto& u = r1.trunc(xg, {gw, sh + p, b, true});  // table index: always a floor
       r1.run();
       const V& rl = *rlp;
       const V& lohi = *lohip;
@@ -569,7 +575,7 @@ SWire SecureExec::activation(const SWire& x0, model::Activation act, double slop
         sel[k] = (lohi[k] ^ lohi[n + k]) & 1;
       }
       SRound r2(*this, "gelu");
-      r2.trunc(rl, {gw, 0, W, true, true});
+      r2.trunc(rl, {gw, p, W, true, true});
       r2.lut_sel(idx, sel, b, W, {&gelu_.table});
       auto& out = r2.sub_last_two(W);  // one 40-bit opening of relu - delta
       r2.run();

@@ -25,14 +25,18 @@
 // ReLU, truncation and both clamp comparisons. Per operator (rounds):
 //   linear      matmul_w (bias = constant-1 column), faithful trunc (widening to 64 where the
 //               output feeds the residual stream or attention).                          2
-//               ffn.fc: the truncation is deferred to the activation (SWire::pending) and
-//               goes straight to the activation's 28-bit wire: faithful, one 28-bit opening
-//               (2); stochastic, a free truncate-reduce (1: fc opens only its accumulator).
+//               ffn.fc: the truncation is deferred to the activation (SWire::pending):
+//               stochastic, a free truncate-reduce to the activation's 28-bit wire; faithful,
+//               GELU runs on the accumulator itself (below), ReLU / leaky ReLU after an
+//               exact truncation to 28 (relu) or 40 (leaky) bits. fc alone: 1 (GELU) or 2.
 //               ffn.fused on a 64-bit input (no LayerNorm), stochastic: matmul_w at 64 bits,
 //               the truncation deferred to the FFN-scaling residual (1).
 //   relu        relu_trunc on the 28-bit wire (compare on 27 bits, widen to 40 in the DCF
 //               payload; exact).                                                          1
-//   gelu        on a 28-bit wire: {relu(x) and the bits [x >= -2^14], [x >= 2^14] from one
+//   gelu        stochastic: on a 28-bit wire; faithful: on fc's 40-bit accumulator acc with
+//               the comparison points and the index shift scaled by 2^f and relu(acc)'s exact
+//               truncation by f in round 2 (instead of the widening):
+//               {relu(x) and the bits [x >= -2^14], [x >= 2^14] from one
 //               DCF key (mpc::relu_cmp), trunc x >> 6 to 9 bits} | {(lo xor hi) D[u] by the
 //               selected 9-bit DPF table (mpc::lut_sel; delta = ReLU - GELU, SIGMA's shape,
 //               0 at both ends), relu sign-extended to 40 bits}.                          2
