@@ -142,7 +142,7 @@ TEST(PiSecure, BlocksAndFullScopeEqualFixedPoint) {
 // from the dealer's masks); it must stay within the fixed-vs-float bound (2% of the RMS) of
 // the faithful simulation, and cost fewer key bytes than the faithful engine.
 TEST(PiSecure, StochasticTruncationStaysWithinTheFixedPointBound) {
-  for (const char* rung : {"SM+LN+G", "SM(t)+ScFuFFN", "SM+LN+LR"}) {
+  for (const char* rung : {"SM+LN+G", "SM(t)+ScFuFFN", "SM+LN+LR", "SM+R"}) {
     auto cfg = model::build_run_config("", "tiny", rung,
                                        {"model.n_layer=2", "model.n_head=2", "model.d_model=16", "model.context=8",
                                         "model.vocab_size=13", "model.d_ff=32"})
