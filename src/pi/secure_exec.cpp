@@ -527,11 +527,12 @@ SWire SecureExec::linear(const SWire& x0, const PiLinear& L, const char* tag) {
 SWire SecureExec::activation(const SWire& x0, model::Activation act, double slope) {
   const size_t n = x0.v.size();
   SWire y{x0.rows, x0.cols, {}, W};
-  // ffn.fc's pending accumulator is truncated straight to kActWidth = 28 bits (at_width):
-  // stochastic, a free truncate-reduce (fc opens only its accumulator); faithful, an exact
-  // truncation gate opening 28 bits instead of 40. ReLU / leaky ReLU then take the 28-bit wire
-  // in ONE gate (mpc::relu_trunc, shift 0: the sign extension to 40 bits and leaky's slope
-  // truncation live in the comparison's DCF payloads).
+  // ffn.fc's pending accumulator (SWire::pending) is truncated straight to kActWidth = 28 bits
+  // (at_width): stochastic, a free truncate-reduce (fc opens only its accumulator); faithful
+  // (ReLU), an exact truncation gate opening 28 bits instead of 40; faithful GELU runs on the
+  // accumulator itself, faithful leaky ReLU truncates it to 40 bits. ReLU / stochastic leaky
+  // ReLU take the 28-bit wire in ONE gate (mpc::relu_trunc, shift 0: the sign extension to 40
+  // bits and leaky's slope truncation live in the comparison's DCF payloads).
   switch (act) {
     case model::Activation::identity: return x0;
     case model::Activation::relu: {  // exact (relu_trunc of shift 0 and slope 0)
