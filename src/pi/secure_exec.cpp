@@ -533,12 +533,16 @@ SWire SecureExec::activation(const SWire& x0, model::Activation act, double slop
   // accumulator itself, faithful leaky ReLU truncates it to 40 bits. ReLU / stochastic leaky
   // ReLU take the 28-bit wire in ONE gate (mpc::relu_trunc, shift 0: the sign extension to 40
   // bits and leaky's slope truncation live in the comparison's DCF payloads).
+  // The activation's wire: kActWidth, or narrower when the pending accumulator's ring leaves
+  // fewer bits above the shift (then the truncate-reduce stays free; the ring's own range
+  // assumption bounds x).
+  const int aw = x0.pending ? std::min(kActWidth, x0.w - x0.pending) : kActWidth;
   switch (act) {
     case model::Activation::identity: return x0;
     case model::Activation::relu: {  // exact (relu_trunc of shift 0 and slope 0)
-      const V x = at_width(x0, kActWidth);
+      const V x = at_width(x0, aw);
       SRound r(*this, "relu");
-      auto& o = r.relu_trunc(x, {kActWidth, 0, W});
+      auto& o = r.relu_trunc(x, {aw, 0, W});
       r.run();
       y.v = o;
       return y;
@@ -553,7 +557,7 @@ SWire SecureExec::activation(const SWire& x0, model::Activation act, double slop
       // 2^(p+6)), relu(x) = floor(relu(acc) / 2^p), the last an exact truncation in the
       // table's round (it replaces the widening) - fc's truncation round disappears.
       const bool on_acc = x0.pending && !s_.stochastic_trunc;
-      const int gw = on_acc ? x0.w : kActWidth, p = on_acc ? x0.pending : 0;
+      const int gw = on_acc ? x0.w : aw, p = on_acc ? x0.pending : 0;
       const int sh = s_.f - s_.gelu_lut_frac, b = s_.gelu_lut_bits;
       const V xg = on_acc ? x0.v : at_width(x0, gw);
       const int64_t half = int64_t(gelu_.table.size()) / 2, edge = (half << sh) << p;
@@ -587,9 +591,9 @@ SWire SecureExec::activation(const SWire& x0, model::Activation act, double slop
     case model::Activation::learnable_leaky_relu: {
       const int64_t sl = encode(slope, s_.f);
       if (s_.stochastic_trunc) {  // one round: b x + (1 - b) (floor(sl x / 2^f) + carry)
-        const V x = at_width(x0, kActWidth);
+        const V x = at_width(x0, aw);
         SRound r(*this, "leaky_relu");
-        auto& o = r.relu_trunc(x, {kActWidth, 0, W, sl, s_.f, true});
+        auto& o = r.relu_trunc(x, {aw, 0, W, sl, s_.f, true});
         r.run();
         y.v = o;
         return y;

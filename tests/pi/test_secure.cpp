@@ -183,6 +183,56 @@ TEST(PiSecure, StochasticTruncationStaysWithinTheFixedPointBound) {
   }
 }
 
+// The activation on a pending accumulator (what ffn.fc hands it: scale 2f, truncation not yet
+// done) whose ring is 40 bits or narrower (34: a LayerNorm output's ring in stochastic mode
+// leaves 22 bits above the shift, so the activation's wire narrows with it and the
+// truncate-reduce stays free): ReLU, GELU, leaky ReLU in both modes, 37 values in range.
+// Faithful: equal to FixedExec on floor(acc / 2^f); stochastic: the carry moves x by one ulp
+// (GELU's table index may move one bucket: D changes by at most 32 ulp there).
+TEST(PiSecure, ActivationOnAPendingAccumulator) {
+  const FxSpec base;
+  const int n = 37, f = base.f;
+  Rng rng(17);
+  std::vector<double> acc_real(n), x_real(n);  // acc = k 2^f + j (j < 2^f): floor = k
+  for (int i = 0; i < n; ++i) {
+    const int64_t k = int64_t(rng.below(1 << 17)) - (1 << 16), j = int64_t(rng.below(1 << f));
+    x_real[i] = double(k) / (1 << f);
+    acc_real[i] = double(k * (1 << f) + j) / (1 << f);  // input_client encodes at scale f
+  }
+  for (int ring : {40, 34})
+    for (auto act : {model::Activation::relu, model::Activation::gelu, model::Activation::leaky_relu})
+      for (bool stoch : {false, true}) {
+        if (ring < 40 && !stoch) continue;  // narrow rings come from stochastic LayerNorms only
+        FxSpec spec = base;
+        spec.stochastic_trunc = stoch;
+        FixedExec xe(spec);
+        auto want = xe.output(xe.activation(xe.input(x_real, 1, n), act, 0.3));
+        auto pend = [&](SecureExec& ex, const std::vector<double>& v) {
+          SWire w = ex.input_client(v, 1, n);
+          for (auto& e : w.v) e = mpc::mod_w(e, ring);  // narrowing a masked wire is local
+          w.w = ring, w.pending = f, w.pending_tag = "ffn.fc";
+          return w;
+        };
+        const mpc::Block seed{0x31, 0x41};
+        std::vector<double> got;
+        mpc::run_local(
+            [&](mpc::Dealer& dl) {
+              SecureExec ex(&dl, nullptr, spec, seed);
+              ex.output_client(ex.activation(pend(ex, {}), act, 0.3));
+            },
+            [&](mpc::Party& p) {
+              SecureExec ex(nullptr, &p, spec, seed);
+              auto y = ex.output_client(ex.activation(pend(ex, p.id == mpc::kClient ? acc_real : std::vector<double>{}), act, 0.3));
+              if (p.id == mpc::kClient) got = y;
+            });
+        ASSERT_EQ(got.size(), want.size());
+        const double ulp = 1.0 / (1 << f), tol = !stoch ? 0 : act == model::Activation::gelu ? 33 * ulp : 2 * ulp;
+        for (int i = 0; i < n; ++i)
+          ASSERT_LE(std::abs(got[i] - want[i]), tol) << "ring " << ring << " act " << int(act) << (stoch ? " stochastic" : " faithful")
+                                                     << " x " << x_real[i];
+      }
+}
+
 // Secure argmax alone on awkward sizes, with ties (first maximum wins, like argmax_rows) and
 // negative values: ceil(log2 V) + 1 rounds.
 TEST(PiSecure, ArgmaxAwkwardSizesAndTies) {
