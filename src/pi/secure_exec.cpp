@@ -494,7 +494,12 @@ SWire SecureExec::linear(const SWire& x0, const PiLinear& L, const char* tag) {
   // bits and its truncation is deferred to the FFN-scaling residual, which then truncates once
   // for both (see residual): one 64-bit opening instead of 40-bit + 64-bit.
   const bool wide = s_.stochastic_trunc && t == "ffn.fused" && x0.w == WIDE && !x0.pending;
-  const int mw = wide ? WIDE : W;
+  // Stochastic ffn.fc read by ffn.proj (identity activation, ffn_act_hint) on a 64-bit input:
+  // the product on W + f bits, so that the free truncate-reduce leaves exactly the W bits
+  // proj multiplies on (at_width): no truncation opening (a 52-bit instead of a 40-bit
+  // accumulator opening plus a 40-bit truncation opening).
+  const bool fc_lin = s_.stochastic_trunc && t == "ffn.fc" && fc_feeds_linear_ && x0.w == WIDE && !x0.pending;
+  const int mw = wide ? WIDE : fc_lin ? W + s_.f : W;
   const V xv = at_width(x0, mw);
   V xp(M * K);
   for (size_t t = 0; t < M; ++t) {

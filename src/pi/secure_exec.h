@@ -30,7 +30,9 @@
 //               GELU runs on the accumulator itself (below), ReLU / leaky ReLU after an
 //               exact truncation to 28 (relu) or 40 (leaky) bits. fc alone: 1 (GELU) or 2.
 //               ffn.fused on a 64-bit input (no LayerNorm), stochastic: matmul_w at 64 bits,
-//               the truncation deferred to the FFN-scaling residual (1).
+//               the truncation deferred to the FFN-scaling residual (1). ffn.fc read by
+//               ffn.proj (identity activation) on a 64-bit input, stochastic: matmul_w at
+//               40 + f bits, then the free truncate-reduce to proj's 40 bits (1).
 //   relu        relu_trunc on the 28-bit wire (compare on 27 bits, widen to 40 in the DCF
 //               payload; exact).                                                          1
 //   gelu        stochastic: on a 28-bit wire; faithful: on fc's 40-bit accumulator acc with
@@ -152,6 +154,10 @@ class SecureExec {
   std::vector<double> output_client(const T& y);
 
   T linear(const T& x, const PiLinear& L, const char* tag);
+  // The FFN activation that will read the next ffn.fc (graph.h calls it before ffn.fc): with
+  // identity, ffn.proj reads fc's output and a stochastic fc on a 64-bit input multiplies on
+  // 52 bits (see linear).
+  void ffn_act_hint(model::Activation a) { fc_feeds_linear_ = a == model::Activation::identity; }
   T activation(const T& x, model::Activation act, double slope);
   T add(const T& a, const T& b, const char* tag);
   T residual(const T& xh, const T& f, double beta, double inv_alpha);
@@ -210,6 +216,7 @@ class SecureExec {
   FxSpec s_;
   mpc::Block seed_;
   uint64_t tensor_id_ = 0;
+  bool fc_feeds_linear_ = false;  // ffn_act_hint
   GeluLut gelu_;
   ExpLut exp_;
   InvPowLut inv_, rsqrt_;

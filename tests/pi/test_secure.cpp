@@ -20,6 +20,7 @@ template <class E>
 typename E::T ffn_block(E& ex, const PiModel& m, const typename E::T& x) {
   const auto& b = m.blocks[0];
   if (m.cfg.ffn_kind == model::FfnKind::fused) return ex.residual(x, ex.linear(x, b.fused, "ffn.fused"), b.beta, b.inv_alpha);
+  if constexpr (requires { ex.ffn_act_hint(m.cfg.ffn_act); }) ex.ffn_act_hint(m.cfg.ffn_act);  // as graph.h
   auto u = ex.linear(x, b.fc, "ffn.fc");
   if (m.cfg.ffn_act != model::Activation::identity) u = ex.activation(u, m.cfg.ffn_act, b.slope);
   auto f = ex.linear(u, b.fc_proj, "ffn.proj");
