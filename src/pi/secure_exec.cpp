@@ -162,6 +162,14 @@ class SRound {
     }
     return {a, b};
   }
+  // Truncating ReLU / leaky ReLU (mpc::relu_trunc), one opening at s.out_bits.
+  V& relu_trunc(const V& x, const mpc::ReluTruncSpec& s) {
+    if (c_)
+      return count(x.size(), s.out_bits, mpc::relu_trunc_key_bytes(s, x.size(), 0),
+                   mpc::relu_trunc_key_bytes(s, x.size(), 1), dcf_aes(x.size(), s.in_bits - 1));
+    return add([&] { return mpc::relu_trunc_deal(*d_, s, x); }, [&] { return mpc::relu_trunc_shares(*p_, s, x); },
+               s.out_bits);
+  }
   V& mul(const V& a, const V& b, int w) {
     if (c_) return count(a.size(), w, mpc::mul_key_bytes(a.size(), w, 0), mpc::mul_key_bytes(a.size(), w, 1));
     return add([&] { return mpc::mul_deal(*d_, a, b, w); }, [&] { return mpc::mul_shares(*p_, a, b, w); }, w);
@@ -327,6 +335,11 @@ std::vector<u64> SecureExec::affine(const V& x, int64_t k, int64_t c, int w) con
 }
 
 std::vector<u64> SecureExec::trunc(const V& x, int shift, int in_w, int out_w, const char* tag) {
+  if (tspec(in_w, shift, out_w).is_free()) {  // local: no operator tag (nothing to meter)
+    V y = mpc::trunc_free_eval(x, in_w, shift);  // the same map on masks and masked values
+    for (auto& e : y) e = mpc::mod_w(e, out_w);
+    return y;
+  }
   SRound r(*this, tag);
   auto& y = r.trunc(x, tspec(in_w, shift, out_w));
   r.run();
@@ -334,6 +347,7 @@ std::vector<u64> SecureExec::trunc(const V& x, int shift, int in_w, int out_w, c
 }
 
 std::vector<u64> SecureExec::at_width(const SWire& x, int w) {
+  if (x.pending) return trunc(x.v, x.pending, x.w, w, x.pending_tag);
   if (x.w == w) return x.v;
   if (x.w > w) {
     V o(x.v.size());
@@ -475,7 +489,18 @@ std::vector<u64> SecureExec::matmul_server(const V& x, size_t M, size_t K, size_
 SWire SecureExec::linear(const SWire& x0, const PiLinear& L, const char* tag) {
   AERO_CHECK(x0.cols == L.in, "secure linear ", tag, ": input width ", x0.cols, " != ", L.in);
   const size_t K = size_t(L.in) + 1, N = size_t(L.out), M = size_t(x0.rows);
-  const V xv = at_width(x0, W);
+  const std::string t = tag;
+  // Stochastic fused FFN on a 64-bit input (no LayerNorm before it): the product runs at 64
+  // bits and its truncation is deferred to the FFN-scaling residual, which then truncates once
+  // for both (see residual): one 64-bit opening instead of 40-bit + 64-bit.
+  const bool wide = s_.stochastic_trunc && t == "ffn.fused" && x0.w == WIDE && !x0.pending;
+  // Stochastic ffn.fc read by ffn.proj (identity activation, ffn_act_hint) on a 64-bit input:
+  // the product on W + f bits, so that the free truncate-reduce leaves exactly the W bits
+  // proj multiplies on (at_width): no truncation opening (a 52-bit instead of a 40-bit
+  // accumulator opening plus a 40-bit truncation opening).
+  const bool fc_lin = s_.stochastic_trunc && t == "ffn.fc" && fc_feeds_linear_ && x0.w == WIDE && !x0.pending;
+  const int mw = wide ? WIDE : fc_lin ? W + s_.f : W;
+  const V xv = at_width(x0, mw);
   V xp(M * K);
   for (size_t t = 0; t < M; ++t) {
     for (size_t i = 0; i + 1 < K; ++i) xp[t * K + i] = xv[t * L.in + i];
@@ -488,10 +513,14 @@ SWire SecureExec::linear(const SWire& x0, const PiLinear& L, const char* tag) {
       for (size_t o = 0; o < N; ++o) wk[i * N + o] = encode(L.w[o * L.in + i], s_.f);
     for (size_t o = 0; o < N; ++o) wk[(K - 1) * N + o] = L.b.empty() ? 0 : encode(L.b[o], 2 * s_.f);
   }
-  const std::string t = tag;
-  const int out_w = t == "ffn.fc" ? W : WIDE;
-  SWire acc{x0.rows, L.out, matmul_server(xp, M, K, N, wk, W), out_w};
-  acc.v = trunc(acc.v, s_.f, W, out_w, tag);
+  SWire acc{x0.rows, L.out, matmul_server(xp, M, K, N, wk, mw), mw};
+  if (t == "ffn.fc" || wide) {  // the consumer fuses the truncation (SWire::pending)
+    acc.pending = s_.f;
+    acc.pending_tag = tag;
+    return acc;
+  }
+  acc.v = trunc(acc.v, s_.f, W, WIDE, tag);
+  acc.w = WIDE;
   return acc;
 }
 
@@ -501,34 +530,51 @@ SWire SecureExec::linear(const SWire& x0, const PiLinear& L, const char* tag) {
 //   2: (lo xor hi) D[u + 256] by the selected 9-bit DPF table (D is 0 at both ends, so the
 //      clamp is a selection), opened together with the widened relu as relu - delta.
 SWire SecureExec::activation(const SWire& x0, model::Activation act, double slope) {
-  const V x = at_width(x0, W);
-  const size_t n = x.size();
+  const size_t n = x0.v.size();
   SWire y{x0.rows, x0.cols, {}, W};
+  // ffn.fc's pending accumulator (SWire::pending) is truncated straight to kActWidth = 28 bits
+  // (at_width): stochastic, a free truncate-reduce (fc opens only its accumulator); faithful
+  // (ReLU), an exact truncation gate opening 28 bits instead of 40; faithful GELU runs on the
+  // accumulator itself, faithful leaky ReLU truncates it to 40 bits. ReLU / stochastic leaky
+  // ReLU take the 28-bit wire in ONE gate (mpc::relu_trunc, shift 0: the sign extension to 40
+  // bits and leaky's slope truncation live in the comparison's DCF payloads).
+  // The activation's wire: kActWidth, or narrower when the pending accumulator's ring leaves
+  // fewer bits above the shift (then the truncate-reduce stays free; the ring's own range
+  // assumption bounds x).
+  const int aw = x0.pending ? std::min(kActWidth, x0.w - x0.pending) : kActWidth;
   switch (act) {
     case model::Activation::identity: return x0;
-    case model::Activation::relu: {
+    case model::Activation::relu: {  // exact (relu_trunc of shift 0 and slope 0)
+      const V x = at_width(x0, aw);
       SRound r(*this, "relu");
-      auto& o = r.relu(x, W);
+      auto& o = r.relu_trunc(x, {aw, 0, W});
       r.run();
       y.v = o;
       return y;
     }
     case model::Activation::gelu: {
-      // On a 28-bit wire (free narrowing: |x| < 2^26, which the 40-bit accumulator of the
-      // linear layer before already implies at scale f), so every comparison is 27 bits; the
-      // ReLU is sign-extended back to 40 bits (bounded rule) in the table's round, and relu - delta
-      // is opened once (SRound::sub_last_two).
-      const int gw = kGeluWidth, sh = s_.f - s_.gelu_lut_frac, b = s_.gelu_lut_bits;
-      const V xg = at_width(x0, gw);
-      const int64_t half = int64_t(gelu_.table.size()) / 2, edge = half << sh;
+      // Stochastic (or an already truncated input): on a 28-bit wire (|x| < 2^26, which the
+      // 40-bit accumulator of the linear layer before already implies at scale f; ffn.fc's
+      // pending accumulator is truncated straight to it for free), so every comparison is 27
+      // bits; the ReLU is sign-extended back to 40 bits (bounded rule) in the table's round.
+      // Faithful on ffn.fc's pending accumulator acc (x = floor(acc / 2^p), p = f): the gate
+      // runs on acc itself, exactly: [x >= c] = [acc >= c 2^p], floor(x / 2^6) = floor(acc /
+      // 2^(p+6)), relu(x) = floor(relu(acc) / 2^p), the last an exact truncation in the
+      // table's round (it replaces the widening) - fc's truncation round disappears.
+      const bool on_acc = x0.pending && !s_.stochastic_trunc;
+      const int gw = on_acc ? x0.w : aw, p = on_acc ? x0.pending : 0;
+      const int sh = s_.f - s_.gelu_lut_frac, b = s_.gelu_lut_bits;
+      const V xg = on_acc ? x0.v : at_width(x0, gw);
+      const int64_t half = int64_t(gelu_.table.size()) / 2, edge = (half << sh) << p;
       // [x >= -edge] = DReLU(x + edge), [x >= edge] = DReLU(x - edge): the ReLU's DCF key
       // evaluated at two more points.
-      // 2 rounds: {relu, lo, hi (bits mod 2), u} | {relu widened, (lo xor hi) D[u + half] by the
-      // selected lookup}: D is 0 at both ends, so the clamp is a selection by lo - hi = lo xor hi
-      // (1 inside [-2^14, 2^14), 0 outside; hi implies lo), folded into the table's DPF payload.
+      // 2 rounds: {relu, lo, hi (bits mod 2), u} | {relu widened (and truncated by p), (lo xor
+      // hi) D[u + half] by the selected lookup}: D is 0 at both ends, so the clamp is a
+      // selection by lo - hi = lo xor hi (1 inside [-2^14, 2^14), 0 outside; hi implies lo),
+      // folded into the table's DPF payload; relu - delta is opened once (SRound::sub_last_two).
       SRound r1(*this, "gelu");
       auto [rlp, lohip] = r1.relu_cmp(xg, {gw, gw, 1, {u64(-edge), u64(edge)}});
-      auto& u = r1.trunc(xg, {gw, sh, b, true});  // table index: always a floor
+      auto& u = r1.trunc(xg, {gw, sh + p, b, true});  // table index: always a floor
       r1.run();
       const V& rl = *rlp;
       const V& lohi = *lohip;
@@ -539,7 +585,7 @@ SWire SecureExec::activation(const SWire& x0, model::Activation act, double slop
         sel[k] = (lohi[k] ^ lohi[n + k]) & 1;
       }
       SRound r2(*this, "gelu");
-      r2.trunc(rl, {gw, 0, W, true, true});
+      r2.trunc(rl, {gw, p, W, true, true});
       r2.lut_sel(idx, sel, b, W, {&gelu_.table});
       auto& out = r2.sub_last_two(W);  // one 40-bit opening of relu - delta
       r2.run();
@@ -549,6 +595,17 @@ SWire SecureExec::activation(const SWire& x0, model::Activation act, double slop
     case model::Activation::leaky_relu:
     case model::Activation::learnable_leaky_relu: {
       const int64_t sl = encode(slope, s_.f);
+      if (s_.stochastic_trunc) {  // one round: b x + (1 - b) (floor(sl x / 2^f) + carry)
+        const V x = at_width(x0, aw);
+        SRound r(*this, "leaky_relu");
+        auto& o = r.relu_trunc(x, {aw, 0, W, sl, s_.f, true});
+        r.run();
+        y.v = o;
+        return y;
+      }
+      // Faithful: the exact floor of the slope product needs its own truncation gate (on a
+      // 40-bit x), then the select.
+      const V x = at_width(x0, W);
       SRound r1(*this, "leaky_relu");
       auto& b = r1.drelu(x, W, W);
       auto& neg = r1.trunc(affine(x, sl, 0, W), tspec(W, s_.f, W));
@@ -577,8 +634,15 @@ SWire SecureExec::add(const SWire& a, const SWire& b, const char*) {
 SWire SecureExec::residual(const SWire& xh, const SWire& f, double beta, double inv_alpha) {
   if (beta == 1.0 && inv_alpha == 1.0) return add(xh, f, "residual");
   const u64 b = u64(encode(beta, s_.f)), a = u64(encode(inv_alpha, s_.f));
-  const V xv = at_width(xh, WIDE), fv = at_width(f, WIDE);
+  const V xv = at_width(xh, WIDE);
   SWire y{xh.rows, xh.cols, V(xv.size()), WIDE};
+  if (f.pending && f.w == WIDE) {  // stochastic fused FFN (see linear): one truncation for both
+    // y = floor((xh b 2^p + acc a) / 2^(f + p)) + carry, acc the 64-bit accumulator at scale f + p.
+    for (size_t k = 0; k < y.v.size(); ++k) y.v[k] = (xv[k] * b << f.pending) + f.v[k] * a;
+    y.v = trunc(y.v, s_.f + f.pending, WIDE, WIDE, "ffn_scaling");
+    return y;
+  }
+  const V fv = at_width(f, WIDE);
   for (size_t k = 0; k < y.v.size(); ++k) y.v[k] = xv[k] * b + fv[k] * a;
   y.v = trunc(y.v, s_.f, WIDE, WIDE, "ffn_scaling");
   return y;

@@ -13,8 +13,9 @@
 // Wire widths (SWire::w): the residual stream, Q/K/V and the attention products run at 64
 // bits (so LayerNorm and the scores need no sign-extension gate: the truncation that ends the
 // preceding linear layer widens in the same round), activations that feed server-weight
-// products at 40 bits (kWidth), logits at 32 bits (kScoreWidth), LUT indices at their own
-// 6-14 bits (comparisons and clamps compute the index mod 2^bits only). Narrowing is free.
+// products at 40 bits (kWidth), the FFN activation's input at 28 bits (kActWidth), logits at
+// 32 bits (kScoreWidth), LUT indices at their own 6-14 bits (comparisons and clamps compute
+// the index mod 2^bits only). Narrowing is free.
 //
 // Sign extension (a truncation whose output is wider than its input minus the shift) uses
 // the bounded rule of src/mpc/truncation.h (|value| < 2^(width-2), one spare bit: no n-bit
@@ -24,13 +25,28 @@
 // ReLU, truncation and both clamp comparisons. Per operator (rounds):
 //   linear      matmul_w (bias = constant-1 column), faithful trunc (widening to 64 where the
 //               output feeds the residual stream or attention).                          2
-//   relu        relu gate.                                                               1
-//   gelu        on a 28-bit wire: {relu(x) and the bits [x >= -2^14], [x >= 2^14] from one
+//               ffn.fc: the truncation is deferred to the activation (SWire::pending):
+//               stochastic, a free truncate-reduce to the activation's 28-bit wire; faithful,
+//               GELU runs on the accumulator itself (below), ReLU / leaky ReLU after an
+//               exact truncation to 28 (relu) or 40 (leaky) bits. fc alone: 1 (GELU) or 2.
+//               ffn.fused on a 64-bit input (no LayerNorm), stochastic: matmul_w at 64 bits,
+//               the truncation deferred to the FFN-scaling residual (1). ffn.fc read by
+//               ffn.proj (identity activation) on a 64-bit input, stochastic: matmul_w at
+//               40 + f bits, then the free truncate-reduce to proj's 40 bits (1).
+//   relu        relu_trunc on the 28-bit wire (compare on 27 bits, widen to 40 in the DCF
+//               payload; exact).                                                          1
+//   gelu        stochastic: on a 28-bit wire; faithful: on fc's 40-bit accumulator acc with
+//               the comparison points and the index shift scaled by 2^f and relu(acc)'s exact
+//               truncation by f in round 2 (instead of the widening):
+//               {relu(x) and the bits [x >= -2^14], [x >= 2^14] from one
 //               DCF key (mpc::relu_cmp), trunc x >> 6 to 9 bits} | {(lo xor hi) D[u] by the
 //               selected 9-bit DPF table (mpc::lut_sel; delta = ReLU - GELU, SIGMA's shape,
 //               0 at both ends), relu sign-extended to 40 bits}.                          2
-//   leaky relu  {drelu, trunc(x slope)} | select.                                        2
-//   residual    FFN scaling: public constants (local), faithful trunc.                   1
+//   leaky relu  faithful: {drelu, trunc(x slope)} | select.                              2
+//               stochastic: relu_trunc with the slope on the 28-bit wire (b x + (1 - b)
+//               (floor(slope x / 2^f) + carry) from one DCF).                              1
+//   residual    FFN scaling: public constants (local), faithful trunc. After a deferred
+//               64-bit fused FFN: floor((xh beta 2^f + acc alpha) / 2^2f), one trunc.      1
 //   rotary      public cos/sin (local), faithful trunc.                                   1
 //   scores      ONE batched matmul_ss for all heads, causal entries only (64 bits), public
 //               per-row constant (local), faithful trunc to 32 bits.                       2
@@ -106,6 +122,12 @@ struct SWire {
   int rows = 0, cols = 0;
   std::vector<mpc::u64> v;  // masks (dealer) or masked values (party), mod 2^w
   int w = 40;
+  // Deferred truncation: when > 0, v is a linear layer's UNtruncated accumulator (scale
+  // f + pending) and the consumer fuses the truncation by `pending` into its own gate (ffn.fc:
+  // the activation, see SecureExec::activation); SecureExec::at_width truncates it otherwise,
+  // metered under `pending_tag`.
+  int pending = 0;
+  const char* pending_tag = nullptr;
 };
 
 class SecureExec {
@@ -114,7 +136,7 @@ class SecureExec {
   static constexpr int kWidth = 40;       // activations feeding server-weight products (scale f)
   static constexpr int kWide = 64;        // residual stream, Q/K/V, attention products
   static constexpr int kScoreWidth = 32;  // attention logits and their differences
-  static constexpr int kGeluWidth = 28;   // GELU's input (comparisons on 27 bits)
+  static constexpr int kActWidth = 28;    // GELU's and (faithful) ReLU's input (comparisons on 27 bits)
 
   // Exactly one of dealer / party is non-null. model_seed: shared by dealer and server
   // (weight masks R_W = PRG(model_seed, tensor id)).
@@ -132,6 +154,10 @@ class SecureExec {
   std::vector<double> output_client(const T& y);
 
   T linear(const T& x, const PiLinear& L, const char* tag);
+  // The FFN activation that will read the next ffn.fc (graph.h calls it before ffn.fc): with
+  // identity, ffn.proj reads fc's output and a stochastic fc on a 64-bit input multiplies on
+  // 52 bits (see linear).
+  void ffn_act_hint(model::Activation a) { fc_feeds_linear_ = a == model::Activation::identity; }
   T activation(const T& x, model::Activation act, double slope);
   T add(const T& a, const T& b, const char* tag);
   T residual(const T& xh, const T& f, double beta, double inv_alpha);
@@ -171,7 +197,9 @@ class SecureExec {
   mpc::TruncSpec tspec(int in_w, int shift, int out_w) const {
     return {in_w, shift, out_w, !s_.stochastic_trunc, true};
   }
-  V at_width(const SWire& x, int w);  // narrow (free) or sign-extend (trunc gate of shift 0)
+  // Narrow (free) or sign-extend (trunc gate of shift 0); a pending accumulator (SWire::pending)
+  // is truncated to w by one gate (free when stochastic and narrowing enough).
+  V at_width(const SWire& x, int w);
   // Normalized LUT on a positive wire of width vw (mod 2^vw; the MSB is searched below
   // max_e); `with_first` adds independent gates to the first round (see attn_softmax_v).
   V invpow(const V& v, int vw, int max_e, const InvPowLut& lut, int out_w, const char* tag,
@@ -188,6 +216,7 @@ class SecureExec {
   FxSpec s_;
   mpc::Block seed_;
   uint64_t tensor_id_ = 0;
+  bool fc_feeds_linear_ = false;  // ffn_act_hint
   GeluLut gelu_;
   ExpLut exp_;
   InvPowLut inv_, rsqrt_;
