@@ -2,6 +2,7 @@
 // each other, one code path, bit-exact with FixedExec.
 #include "pi/secure_exec.h"
 
+#include <cmath>
 #include <deque>
 #include <optional>
 
@@ -13,7 +14,7 @@
 
 namespace aero::pi {
 using mpc::u64;
-constexpr int W = SecureExec::kWidth, WIDE = SecureExec::kWide, ZW = SecureExec::kScoreWidth;
+constexpr int W = SecureExec::kWidth, WIDE = SecureExec::kWide, QKW = SecureExec::kQKWidth;
 
 // GateCounter: a replica of mpc::Meter's accounting (transport.cpp) for both parties.
 void GateCounter::on_send(int p, const std::string& tag, double b) {
@@ -475,7 +476,12 @@ std::vector<u64> SecureExec::matmul_server(const V& x, size_t M, size_t K, size_
 SWire SecureExec::linear(const SWire& x0, const PiLinear& L, const char* tag) {
   AERO_CHECK(x0.cols == L.in, "secure linear ", tag, ": input width ", x0.cols, " != ", L.in);
   const size_t K = size_t(L.in) + 1, N = size_t(L.out), M = size_t(x0.rows);
-  const V xv = at_width(x0, W);
+  // The product's ring: 40 bits, or the input's own width when narrower (a LayerNorm output
+  // in stochastic mode, 34 bits: the LayerNorm's truncation was free, and this ring needs
+  // |x W^T + b| < 2^(ring - 2) at scale 2^2f, i.e. |y| < 2^8; FixedExec reports it as the
+  // width of "<tag>.acc").
+  const int ring = std::min(x0.w, W);
+  const V xv = at_width(x0, ring);
   V xp(M * K);
   for (size_t t = 0; t < M; ++t) {
     for (size_t i = 0; i + 1 < K; ++i) xp[t * K + i] = xv[t * L.in + i];
@@ -490,8 +496,29 @@ SWire SecureExec::linear(const SWire& x0, const PiLinear& L, const char* tag) {
   }
   const std::string t = tag;
   const int out_w = t == "ffn.fc" ? W : WIDE;
-  SWire acc{x0.rows, L.out, matmul_server(xp, M, K, N, wk, W), out_w};
-  acc.v = trunc(acc.v, s_.f, W, out_w, tag);
+  SWire acc{x0.rows, L.out, matmul_server(xp, M, K, N, wk, ring), out_w};
+  if (t != "attn.qkv") {
+    acc.v = trunc(acc.v, s_.f, ring, out_w, tag);
+    return acc;
+  }
+  // attn.qkv: Q and K to kQKWidth (52) bits, V to 64 (the normalization's product needs
+  // V's 64 bits: see attn_softmax_v), both by one truncation round (two gates, one opening).
+  const size_t d3 = N / 3;
+  V qk, vv;
+  qk.reserve(M * 2 * d3), vv.reserve(M * d3);
+  for (size_t r = 0; r < M; ++r) {
+    qk.insert(qk.end(), acc.v.begin() + ptrdiff_t(r * N), acc.v.begin() + ptrdiff_t(r * N + 2 * d3));
+    vv.insert(vv.end(), acc.v.begin() + ptrdiff_t(r * N + 2 * d3), acc.v.begin() + ptrdiff_t((r + 1) * N));
+  }
+  SRound rt(*this, tag);
+  auto& qk2 = rt.trunc(qk, tspec(ring, s_.f, QKW));
+  auto& vv2 = rt.trunc(vv, tspec(ring, s_.f, WIDE));
+  rt.run();
+  for (size_t r = 0; r < M; ++r) {
+    std::copy(qk2.begin() + ptrdiff_t(r * 2 * d3), qk2.begin() + ptrdiff_t((r + 1) * 2 * d3), acc.v.begin() + ptrdiff_t(r * N));
+    std::copy(vv2.begin() + ptrdiff_t(r * d3), vv2.begin() + ptrdiff_t((r + 1) * d3), acc.v.begin() + ptrdiff_t(r * N + 2 * d3));
+  }
+  acc.qk_w = QKW;
   return acc;
 }
 
@@ -586,7 +613,9 @@ SWire SecureExec::residual(const SWire& xh, const SWire& f, double beta, double 
 
 SWire SecureExec::rotary(const SWire& qkv, const PiModel& m) {
   const int d = m.cfg.d_model, H = m.cfg.n_head, dk = d / H, half = m.cfg.rotary_dims() / 2;
-  SWire y{qkv.rows, qkv.cols, at_width(qkv, WIDE), WIDE};
+  // Q and K (the rotated parts) stay on their own ring (kQKWidth when they come from attn.qkv).
+  const int qw = qkv.qk_w ? qkv.qk_w : qkv.w;
+  SWire y = qkv;
   V lin;
   std::vector<size_t> pos;
   for (int t = 0; t < qkv.rows; ++t)
@@ -604,7 +633,8 @@ SWire SecureExec::rotary(const SWire& qkv, const PiModel& m) {
           pos.push_back(base + i + half);
         }
       }
-  auto r = trunc(lin, s_.rot_frac, WIDE, WIDE, "rotary");
+  for (auto& e : lin) e = mpc::mod_w(e, qw);
+  auto r = trunc(lin, s_.rot_frac, qw, qw, "rotary");
   for (size_t k = 0; k < pos.size(); ++k) y.v[pos[k]] = r[k];
   return y;
 }
@@ -614,7 +644,11 @@ SWire SecureExec::rotary(const SWire& qkv, const PiModel& m) {
 // one truncation to 32 bits (no sign extension: free when stochastic). Entries above the diagonal stay 0.
 SWire SecureExec::attn_logits(const SWire& qkv0, const PiBlock& b, int H) {
   const size_t T = qkv0.rows, d = qkv0.cols / 3, dk = d / H, Tc = b.score_const.size() / H;
-  const V qkv = at_width(qkv0, WIDE);
+  // The product's ring is Q's and K's (kQKWidth = 52 from attn.qkv; narrower inputs are
+  // sign-extended to it); the free shift by f + c_frac leaves score_width() = 20 bits.
+  const int qw = qkv0.qk_w ? qkv0.qk_w : qkv0.w;
+  const V qkv = qw >= QKW ? qkv0.v : at_width(qkv0, QKW);
+  const int zr = QKW, zw = score_width();
   V q(H * T * dk), kt(H * dk * T);
   for (int h = 0; h < H; ++h)
     for (size_t t = 0; t < T; ++t)
@@ -624,7 +658,9 @@ SWire SecureExec::attn_logits(const SWire& qkv0, const PiBlock& b, int H) {
       }
   mpc::BatchMatShape sh{{T, dk, T}, size_t(H), false, true};
   SRound r(*this, "attn.scores");
-  auto& sref = r.matmul(sh, q, kt, WIDE);
+  for (auto& e : q) e = mpc::mod_w(e, zr);
+  for (auto& e : kt) e = mpc::mod_w(e, zr);
+  auto& sref = r.matmul(sh, q, kt, zr);
   r.run();
   V s = std::move(sref);
   size_t k = 0;
@@ -633,8 +669,9 @@ SWire SecureExec::attn_logits(const SWire& qkv0, const PiBlock& b, int H) {
       u64 c = u64(encode(b.score_const[size_t(h) * Tc + i], s_.c_frac));
       for (size_t j = 0; j <= i; ++j) s[k++] *= c;
     }
-  s = trunc(s, s_.f + s_.c_frac, WIDE, ZW, "attn.scores");
-  SWire z{int(H * T), int(T), V(size_t(H) * T * T, 0), ZW};
+  for (auto& e : s) e = mpc::mod_w(e, zr);
+  s = trunc(s, s_.f + s_.c_frac, zr, zw, "attn.scores");
+  SWire z{int(H * T), int(T), V(size_t(H) * T * T, 0), zw};
   k = 0;
   for (size_t r2 = 0; r2 < size_t(H) * T; ++r2)
     for (size_t j = 0; j <= r2 % T; ++j) z.v[r2 * T + j] = s[k++];
@@ -643,7 +680,8 @@ SWire SecureExec::attn_logits(const SWire& qkv0, const PiBlock& b, int H) {
 
 SWire SecureExec::attn_softmax_v(const SWire& z, const SWire& qkv0, int H) {
   const size_t T = qkv0.rows, d = qkv0.cols / 3, dk = d / H, R = size_t(H) * T;
-  AERO_CHECK(z.w == ZW, "secure softmax: logits must come from attn_logits");
+  const int ZW = z.w;  // score_width(): logits and their differences
+  AERO_CHECK(ZW == score_width(), "secure softmax: logits must come from attn_logits");
   auto at = [&](size_t r, size_t j) { return z.v[r * T + j]; };
   // Reference per row: the exact maximum, max(a, b) = b + relu(a - b) (one ReLU round per
   // tournament level), or the public clip_hi.
@@ -768,21 +806,40 @@ SWire SecureExec::layernorm(const SWire& x, const PiNorm& nrm, const char* tag) 
     for (size_t i = 0; i < d; ++i) sx[t] += x64[t * d + i];
   for (size_t t = 0; t < R; ++t)
     for (size_t i = 0; i < d; ++i) c[t * d + i] = u64(d) * x64[t * d + i] - sx[t], rb[t * d + i] = r[t];
-  SRound rm(*this, tag);
-  auto& crr = rm.mul(c, rb, WIDE);
-  rm.run();
-  V cr = std::move(crr);
   // Folded models (PiModel::fold_norms, the default) have no gain or bias here: they live in
   // the next linear's secret weights. An unfolded model's gain/bias are public constants.
   const bool aff = nrm.affine();
+  // Width plan of the product (d x - sx) r = x_hat 2^(f + rsqrt_out_frac) (folded models):
+  //   faithful: on ln_product_width(d) bits (|x_hat| <= sqrt(d - 1), so 49 bits at d = 768
+  //     instead of 64), then the faithful truncation to 40 bits (bounded sign extension);
+  //   stochastic: on 64 bits, then the FREE truncate-reduce by rsqrt_out_frac: the output is
+  //     a 34-bit wire (no opening, one round less) that the next linear multiplies on its own
+  //     34-bit ring (SecureExec::linear; range assumption |y| < 2^8 there, docs).
+  // Unfolded models (public gain at scale f) keep 64 bits and the truncation to 40.
+  const int mw = aff || s_.stochastic_trunc ? WIDE : ln_product_width(int(d));
+  const int out_w = !aff && s_.stochastic_trunc ? WIDE - s_.rsqrt_out_frac : W;
+  for (size_t k = 0; k < c.size(); ++k) c[k] = mpc::mod_w(c[k], mw), rb[k] = mpc::mod_w(rb[k], mw);
+  SRound rm(*this, tag);
+  auto& crr = rm.mul(c, rb, mw);
+  rm.run();
+  V cr = std::move(crr);
   if (aff && !counting())  // public gain (unfolded models only)
     for (size_t t = 0; t < R; ++t)
       for (size_t i = 0; i < d; ++i) cr[t * d + i] *= u64(encode(nrm.g[i], s_.f));
-  auto y = trunc(cr, (aff ? s_.f : 0) + s_.rsqrt_out_frac, WIDE, W, tag);
+  auto y = trunc(cr, (aff ? s_.f : 0) + s_.rsqrt_out_frac, mw, out_w, tag);
   if (aff && p_)  // public bias (parties only; unfolded models only)
     for (size_t t = 0; t < R; ++t)
       for (size_t i = 0; i < d; ++i) y[t * d + i] = mpc::mod_w(y[t * d + i] + u64(encode(nrm.b[i], s_.f)), W);
-  return SWire{int(R), int(d), y, W};
+  return SWire{int(R), int(d), y, out_w};
+}
+
+// Ring of LayerNorm's faithful product (d x - sx) r: |d x_i - sx| <= sqrt((d - 1) D) and
+// r <= 2^(f + rsqrt_out_frac) / sqrt(D) (1 + 2^-9 + one ulp), so |x_hat| 2^(f + rsqrt_out_frac)
+// < 2^(f + rsqrt_out_frac) sqrt(d - 1) 1.01, plus the bounded rule's two spare bits.
+int SecureExec::ln_product_width(int d) const {
+  int b = 0;
+  while (std::ldexp(1.0, b) <= std::sqrt(double(std::max(d - 1, 1))) * 1.01) ++b;
+  return std::min(WIDE, s_.f + s_.rsqrt_out_frac + b + 2);
 }
 
 // Embedding: the client inputs its one-hot rows (T x V, 40 bits), a matmul_w with the table

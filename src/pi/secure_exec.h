@@ -106,6 +106,9 @@ struct SWire {
   int rows = 0, cols = 0;
   std::vector<mpc::u64> v;  // masks (dealer) or masked values (party), mod 2^w
   int w = 40;
+  // attn.qkv's output only: the Q and K columns (the first two thirds) live mod 2^qk_w
+  // (SecureExec::kQKWidth), the V columns mod 2^w; 0: every column at w.
+  int qk_w = 0;
 };
 
 class SecureExec {
@@ -113,7 +116,9 @@ class SecureExec {
   using T = SWire;
   static constexpr int kWidth = 40;       // activations feeding server-weight products (scale f)
   static constexpr int kWide = 64;        // residual stream, Q/K/V, attention products
-  static constexpr int kScoreWidth = 32;  // attention logits and their differences
+  static constexpr int kQKWidth = 52;     // Q and K, and the scores' product ring
+  // attention logits and their differences: the scores' ring after the free shift by f + c_frac
+  int score_width() const { return kQKWidth - s_.f - s_.c_frac; }
   static constexpr int kGeluWidth = 28;   // GELU's input (comparisons on 27 bits)
 
   // Exactly one of dealer / party is non-null. model_seed: shared by dealer and server
@@ -171,7 +176,8 @@ class SecureExec {
   mpc::TruncSpec tspec(int in_w, int shift, int out_w) const {
     return {in_w, shift, out_w, !s_.stochastic_trunc, true};
   }
-  V at_width(const SWire& x, int w);  // narrow (free) or sign-extend (trunc gate of shift 0)
+  V at_width(const SWire& x, int w);
+  int ln_product_width(int d) const;  // faithful LayerNorm product's ring (see layernorm)  // narrow (free) or sign-extend (trunc gate of shift 0)
   // Normalized LUT on a positive wire of width vw (mod 2^vw; the MSB is searched below
   // max_e); `with_first` adds independent gates to the first round (see attn_softmax_v).
   V invpow(const V& v, int vw, int max_e, const InvPowLut& lut, int out_w, const char* tag,
