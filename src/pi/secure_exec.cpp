@@ -480,7 +480,13 @@ SWire SecureExec::linear(const SWire& x0, const PiLinear& L, const char* tag) {
   // in stochastic mode, 34 bits: the LayerNorm's truncation was free, and this ring needs
   // |x W^T + b| < 2^(ring - 2) at scale 2^2f, i.e. |y| < 2^8; FixedExec reports it as the
   // width of "<tag>.acc").
-  const int ring = std::min(x0.w, W);
+  // attn.qkv on a 64-bit input (the residual stream of LN-free models) in stochastic mode:
+  // the product runs on 64 bits, so Q and K come out of it by the free truncate-reduce to 52
+  // bits and only V needs a truncation gate, which attn_logits runs in the scores' round
+  // (one opening of Q, K, V instead of two, one round less; SIGMA's truncate-reduce).
+  const std::string t = tag;
+  const bool late_v = t == "attn.qkv" && s_.stochastic_trunc && x0.w == WIDE;
+  const int ring = late_v ? WIDE : std::min(x0.w, W);
   const V xv = at_width(x0, ring);
   V xp(M * K);
   for (size_t t = 0; t < M; ++t) {
@@ -494,7 +500,6 @@ SWire SecureExec::linear(const SWire& x0, const PiLinear& L, const char* tag) {
       for (size_t o = 0; o < N; ++o) wk[i * N + o] = encode(L.w[o * L.in + i], s_.f);
     for (size_t o = 0; o < N; ++o) wk[(K - 1) * N + o] = L.b.empty() ? 0 : encode(L.b[o], 2 * s_.f);
   }
-  const std::string t = tag;
   const int out_w = t == "ffn.fc" ? W : WIDE;
   SWire acc{x0.rows, L.out, matmul_server(xp, M, K, N, wk, ring), out_w};
   if (t != "attn.qkv") {
@@ -510,10 +515,18 @@ SWire SecureExec::linear(const SWire& x0, const PiLinear& L, const char* tag) {
     qk.insert(qk.end(), acc.v.begin() + ptrdiff_t(r * N), acc.v.begin() + ptrdiff_t(r * N + 2 * d3));
     vv.insert(vv.end(), acc.v.begin() + ptrdiff_t(r * N + 2 * d3), acc.v.begin() + ptrdiff_t((r + 1) * N));
   }
-  SRound rt(*this, tag);
-  auto& qk2 = rt.trunc(qk, tspec(ring, s_.f, QKW));
-  auto& vv2 = rt.trunc(vv, tspec(ring, s_.f, WIDE));
-  rt.run();
+  V qk2, vv2;
+  if (late_v) {  // free truncate-reduce of Q and K (no gate, no tag); V: the accumulator
+    qk2 = dealer() ? mpc::trunc_free_mask(qk, ring, s_.f) : mpc::trunc_free_eval(qk, ring, s_.f);
+    vv2 = std::move(vv);
+    acc.late_v = std::make_shared<SWire::LateV>();
+  } else {
+    SRound rt(*this, tag);
+    auto& a = rt.trunc(qk, tspec(ring, s_.f, QKW));
+    auto& b = rt.trunc(vv, tspec(ring, s_.f, WIDE));
+    rt.run();
+    qk2 = std::move(a), vv2 = std::move(b);
+  }
   for (size_t r = 0; r < M; ++r) {
     std::copy(qk2.begin() + ptrdiff_t(r * 2 * d3), qk2.begin() + ptrdiff_t((r + 1) * 2 * d3), acc.v.begin() + ptrdiff_t(r * N));
     std::copy(vv2.begin() + ptrdiff_t(r * d3), vv2.begin() + ptrdiff_t((r + 1) * d3), acc.v.begin() + ptrdiff_t(r * N + 2 * d3));
@@ -661,7 +674,17 @@ SWire SecureExec::attn_logits(const SWire& qkv0, const PiBlock& b, int H) {
   for (auto& e : q) e = mpc::mod_w(e, zr);
   for (auto& e : kt) e = mpc::mod_w(e, zr);
   auto& sref = r.matmul(sh, q, kt, zr);
+  const bool late = qkv0.late_v && !qkv0.late_v->ready;
+  V* vt = nullptr;
+  if (late) {  // V's truncation from attn.qkv's 64-bit accumulator, in this round
+    V va(T * d);
+    for (size_t t = 0; t < T; ++t)
+      std::copy(qkv0.v.begin() + ptrdiff_t(t * qkv0.cols + 2 * d), qkv0.v.begin() + ptrdiff_t(t * qkv0.cols + 3 * d),
+                va.begin() + ptrdiff_t(t * d));
+    vt = &r.trunc(va, tspec(WIDE, s_.f, WIDE));
+  }
   r.run();
+  if (late) qkv0.late_v->done = std::move(*vt), qkv0.late_v->ready = true;
   V s = std::move(sref);
   size_t k = 0;
   for (int h = 0; h < H && !counting(); ++h)  // public per-row constants (none in count mode)
@@ -752,11 +775,15 @@ SWire SecureExec::attn_softmax_v(const SWire& z, const SWire& qkv0, int H) {
       E[r * T + j] = e[q];
       sum[r] += e[q++];
     }
-  const V qkv = at_width(qkv0, WIDE);
+  AERO_CHECK(!qkv0.late_v || qkv0.late_v->ready, "secure softmax: V's truncation runs in attn_logits");
+  const bool late = qkv0.late_v != nullptr;
+  const V& qkv = late ? qkv0.late_v->done : qkv0.v;  // V columns at 64 bits
+  const size_t vc = late ? d : qkv0.cols, v0 = late ? 0 : 2 * d;
+  AERO_CHECK(qkv0.w == WIDE, "secure softmax: V must be a 64-bit wire");
   V vh(size_t(H) * T * dk);
   for (int h = 0; h < H; ++h)
     for (size_t t = 0; t < T; ++t)
-      for (size_t cc = 0; cc < dk; ++cc) vh[(h * T + t) * dk + cc] = qkv[t * qkv0.cols + 2 * d + h * dk + cc];
+      for (size_t cc = 0; cc < dk; ++cc) vh[(h * T + t) * dk + cc] = qkv[t * vc + v0 + h * dk + cc];
   // sum <= T 2^exp_frac: the MSB search stops there, on a width just above it.
   int sum_bits = s_.exp_frac() + 1;
   while ((size_t(1) << (sum_bits - s_.exp_frac() - 1)) < T) ++sum_bits;

@@ -53,6 +53,7 @@
 #pragma once
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -109,6 +110,14 @@ struct SWire {
   // attn.qkv's output only: the Q and K columns (the first two thirds) live mod 2^qk_w
   // (SecureExec::kQKWidth), the V columns mod 2^w; 0: every column at w.
   int qk_w = 0;
+  // attn.qkv's output in stochastic mode on a 64-bit input (SecureExec::linear): the V
+  // columns still hold the 64-bit accumulator; attn_logits truncates them in the scores'
+  // round and leaves the result here for attn_softmax_v (shared by copies of the wire).
+  struct LateV {
+    std::vector<mpc::u64> done;  // V (rows x d / 3) at 64 bits, once attn_logits ran
+    bool ready = false;
+  };
+  std::shared_ptr<LateV> late_v;
 };
 
 class SecureExec {
