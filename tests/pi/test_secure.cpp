@@ -166,6 +166,66 @@ TEST(PiSecure, StochasticTruncationStaysWithinTheFixedPointBound) {
   }
 }
 
+// Width plan (docs/private_inference.md): LayerNorm's product on 49 bits or (stochastic) its
+// free truncation to a 34-bit wire that the next linear multiplies on its own ring, Q/K and
+// the scores on 52 bits, logits on 20, (stochastic, LN-free) attn.qkv on 64 bits with V's
+// truncation in the scores' round. Every path on awkward sizes (T = 11, H = 3, d_k = 7),
+// both softmax variants, Pythia (rotary, parallel residual; with and without LayerNorm):
+// faithful == simulation bit for bit; stochastic within 2% of the RMS of the faithful
+// simulation (its error against the float model is bounded the same way: PiFixedSim).
+TEST(PiSecure, WidthPlanEveryPathBothTruncationsBothSoftmaxes) {
+  struct C {
+    const char* rung;
+    std::vector<std::string> sets;
+  };
+  const std::vector<C> cases = {
+      {"SM+LN+G", {}},
+      {"SM+LN+R", {}},
+      {"SM(t)+ScFuFFN", {}},
+      {"SM+LN+G", {"model.family=pythia", "model.rotary_pct=0.5"}},
+      {"SM+G", {"model.family=pythia", "model.rotary_pct=0.5"}},
+  };
+  for (const auto& c : cases)
+    for (auto sm : {SoftmaxVariant::exact_max, SoftmaxVariant::clipped}) {
+      std::vector<std::string> sets = {"model.n_layer=2", "model.n_head=3", "model.d_model=21", "model.context=12",
+                                       "model.vocab_size=13", "model.d_ff=30"};
+      sets.insert(sets.end(), c.sets.begin(), c.sets.end());
+      auto cfg = model::build_run_config("", "tiny", c.rung, sets).model;
+      auto m = PiModel::random(cfg, 57);
+      const int T = 11, d = cfg.d_model;
+      Rng rng(19);
+      std::vector<double> x0(size_t(T) * d);
+      for (auto& v : x0) v = rng.normal();
+      FxSpec spec;
+      spec.softmax = sm;
+      FixedExec xe(spec);
+      auto want = xe.output(blocks_forward(xe, m, xe.input(x0, T, d)));
+      const std::string what = std::string(c.rung) + (c.sets.empty() ? "" : " pythia") + " " + to_string(sm);
+      for (bool stoch : {false, true}) {
+        spec.stochastic_trunc = stoch;
+        std::vector<double> got;
+        const mpc::Block seed{0x21, 0x43};
+        mpc::run_local(
+            [&](mpc::Dealer& dl) {
+              SecureExec ex(&dl, nullptr, spec, seed);
+              ex.output_client(blocks_forward(ex, m, ex.input_client({}, T, d)));
+            },
+            [&](mpc::Party& p) {
+              SecureExec ex(nullptr, &p, spec, seed);
+              auto y = ex.output_client(
+                  blocks_forward(ex, m, ex.input_client(p.id == mpc::kClient ? x0 : std::vector<double>{}, T, d)));
+              if (p.id == mpc::kClient) got = y;
+            });
+        ASSERT_EQ(got.size(), want.size()) << what;
+        double ss = 0, worst = 0;
+        for (size_t k = 0; k < want.size(); ++k) ss += want[k] * want[k], worst = std::max(worst, std::abs(got[k] - want[k]));
+        const double rms = std::sqrt(ss / double(want.size()));
+        if (!stoch) EXPECT_EQ(worst, 0.0) << what << ": faithful must be bit for bit";
+        else EXPECT_LT(worst, 0.02 * rms) << what << " stochastic: max abs " << worst << " rms " << rms;
+      }
+    }
+}
+
 // Secure argmax alone on awkward sizes, with ties (first maximum wins, like argmax_rows) and
 // negative values: ceil(log2 V) + 1 rounds.
 TEST(PiSecure, ArgmaxAwkwardSizesAndTies) {
