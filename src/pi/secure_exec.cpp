@@ -438,34 +438,59 @@ std::vector<u64> SecureExec::invpow(const V& v, int vw, int max_e, const InvPowL
 
 std::vector<u64> SecureExec::matmul_server(const V& x, size_t M, size_t K, size_t N, const std::vector<int64_t>& w_kn,
                                            int w) {
-  const uint64_t id = tensor_id_++;
-  mpc::MatShape shape{M, K, N};
-  if (counting()) {  // model setup (the masked weights, server to client), then the product
-    c_->send("weights", mpc::kServer, double(mpc::packed_bytes(K * N, w)), double(K * N));
+  return std::move(matmul_server_many({{&x, M, K, N, &w_kn, w}})[0]);
+}
+
+// Several server-weight products opened in ONE round (mpc::open_many), each on its own ring.
+std::vector<std::vector<u64>> SecureExec::matmul_server_many(const std::vector<WProd>& ps) {
+  std::vector<V> out(ps.size());
+  std::vector<uint64_t> ids(ps.size());
+  for (auto& id : ids) id = tensor_id_++;
+  if (counting()) {  // model setup (the masked weights, server to client), then the products
+    for (const auto& q : ps)
+      c_->send("weights", mpc::kServer, double(mpc::packed_bytes(q.K * q.N, q.w)), double(q.K * q.N));
     TagScope ts(*this, "matmul_w");
-    c_->keys(tag(), double(mpc::matmul_w_key_bytes(shape, w, 0)), double(mpc::matmul_w_key_bytes(shape, w, 1)));
-    c_->work(tag(), 2.0 * double(M) * double(K) * double(N), 0);
-    c_->exchange(tag(), double(mpc::packed_bytes(M * N, w)), double(M * N));
-    return V(M * N, 0);
+    double payload = 0, elems = 0;
+    for (size_t i = 0; i < ps.size(); ++i) {
+      const auto& q = ps[i];
+      const mpc::MatShape shape{q.M, q.K, q.N};
+      c_->keys(tag(), double(mpc::matmul_w_key_bytes(shape, q.w, 0)), double(mpc::matmul_w_key_bytes(shape, q.w, 1)));
+      c_->work(tag(), 2.0 * double(q.M) * double(q.K) * double(q.N), 0);
+      payload += double(mpc::packed_bytes(q.M * q.N, q.w)), elems += double(q.M * q.N);
+      out[i].assign(q.M * q.N, 0);
+    }
+    c_->exchange(tag(), payload, elems);
+    return out;
   }
-  auto r_w = mpc::weight_mask(seed_, id, K * N, w);
   if (dealer()) {
     TagScope ts(*this, "matmul_w");
-    return mpc::matmul_w_deal(*d_, shape, x, r_w, w);
+    for (size_t i = 0; i < ps.size(); ++i) {
+      const auto& q = ps[i];
+      out[i] = mpc::matmul_w_deal(*d_, {q.M, q.K, q.N}, *q.x, mpc::weight_mask(seed_, ids[i], q.K * q.N, q.w), q.w);
+    }
+    return out;
   }
-  std::vector<u64> w_plain, w_hat(K * N);
-  {  // model setup: the masked weights go to the client once (reusable across queries)
+  std::vector<V> w_plain(ps.size()), w_hat(ps.size());
+  for (size_t i = 0; i < ps.size(); ++i) {  // model setup: the masked weights go to the client once (reusable)
+    const auto& q = ps[i];
     mpc::OpScope scope(p_->peer, "weights");
+    w_hat[i].resize(q.K * q.N);
     if (p_->id == mpc::kServer) {
-      w_plain.resize(K * N);
-      for (size_t k = 0; k < K * N; ++k) w_plain[k] = mpc::mod_w(u64(w_kn[k]), w);
-      w_hat = mpc::mask_weights(w_plain, r_w, w);
-      p_->peer.send_ring(w_hat, w);
+      w_plain[i].resize(q.K * q.N);
+      for (size_t k = 0; k < q.K * q.N; ++k) w_plain[i][k] = mpc::mod_w(u64((*q.w_kn)[k]), q.w);
+      w_hat[i] = mpc::mask_weights(w_plain[i], mpc::weight_mask(seed_, ids[i], q.K * q.N, q.w), q.w);
+      p_->peer.send_ring(w_hat[i], q.w);
     } else {
-      p_->peer.recv_ring(w_hat, w);
+      p_->peer.recv_ring(w_hat[i], q.w);
     }
   }
-  return mpc::matmul_w_eval(*p_, shape, x, w_hat, w_plain, w);
+  mpc::OpScope scope(p_->peer, "matmul_w");
+  std::vector<mpc::Opening> ops;
+  for (size_t i = 0; i < ps.size(); ++i) {
+    const auto& q = ps[i];
+    ops.push_back({mpc::matmul_w_shares(*p_, {q.M, q.K, q.N}, *q.x, w_hat[i], w_plain[i], q.w), q.w});
+  }
+  return mpc::open_many(*p_, std::move(ops));
 }
 
 // Linear: X' = [X | 1] times W' = [W^T ; round(b 2^2f)] by matmul_w at 40 bits (the bias is a
@@ -481,9 +506,10 @@ SWire SecureExec::linear(const SWire& x0, const PiLinear& L, const char* tag) {
   // |x W^T + b| < 2^(ring - 2) at scale 2^2f, i.e. |y| < 2^8; FixedExec reports it as the
   // width of "<tag>.acc").
   // attn.qkv on a 64-bit input (the residual stream of LN-free models) in stochastic mode:
-  // the product runs on 64 bits, so Q and K come out of it by the free truncate-reduce to 52
-  // bits and only V needs a truncation gate, which attn_logits runs in the scores' round
-  // (one opening of Q, K, V instead of two, one round less; SIGMA's truncate-reduce).
+  // Q and K's product runs on 64 bits, so they come out of it by the free truncate-reduce to
+  // 52 bits; V's product runs on 40 bits in the same round (mpc::open_many) and V's
+  // truncation gate runs in the scores' round (attn_logits): one opening of Q, K, V instead
+  // of two, one round less (SIGMA's truncate-reduce, PoPETs 2024).
   const std::string t = tag;
   const bool late_v = t == "attn.qkv" && s_.stochastic_trunc && x0.w == WIDE;
   const int ring = late_v ? WIDE : std::min(x0.w, W);
@@ -501,17 +527,31 @@ SWire SecureExec::linear(const SWire& x0, const PiLinear& L, const char* tag) {
     for (size_t o = 0; o < N; ++o) wk[(K - 1) * N + o] = L.b.empty() ? 0 : encode(L.b[o], 2 * s_.f);
   }
   const int out_w = t == "ffn.fc" ? W : WIDE;
-  SWire acc{x0.rows, L.out, matmul_server(xp, M, K, N, wk, ring), out_w};
+  const size_t d3 = N / 3;
+  SWire acc{x0.rows, L.out, {}, out_w};
+  V qk, vv;
+  if (late_v) {  // [W_Q W_K] on 64 bits, W_V on 40, one round
+    std::vector<int64_t> wqk, wv;
+    if (server())
+      for (size_t i = 0; i < K; ++i) {
+        wqk.insert(wqk.end(), wk.begin() + ptrdiff_t(i * N), wk.begin() + ptrdiff_t(i * N + 2 * d3));
+        wv.insert(wv.end(), wk.begin() + ptrdiff_t(i * N + 2 * d3), wk.begin() + ptrdiff_t((i + 1) * N));
+      }
+    V x40(xp.size());
+    for (size_t k = 0; k < xp.size(); ++k) x40[k] = mpc::mod_w(xp[k], W);
+    auto pr = matmul_server_many({{&xp, M, K, 2 * d3, &wqk, WIDE}, {&x40, M, K, d3, &wv, W}});
+    qk = std::move(pr[0]), vv = std::move(pr[1]);
+    acc.v.resize(M * N);
+  } else {
+    acc.v = matmul_server(xp, M, K, N, wk, ring);
+  }
   if (t != "attn.qkv") {
     acc.v = trunc(acc.v, s_.f, ring, out_w, tag);
     return acc;
   }
   // attn.qkv: Q and K to kQKWidth (52) bits, V to 64 (the normalization's product needs
   // V's 64 bits: see attn_softmax_v), both by one truncation round (two gates, one opening).
-  const size_t d3 = N / 3;
-  V qk, vv;
-  qk.reserve(M * 2 * d3), vv.reserve(M * d3);
-  for (size_t r = 0; r < M; ++r) {
+  for (size_t r = 0; r < M && !late_v; ++r) {
     qk.insert(qk.end(), acc.v.begin() + ptrdiff_t(r * N), acc.v.begin() + ptrdiff_t(r * N + 2 * d3));
     vv.insert(vv.end(), acc.v.begin() + ptrdiff_t(r * N + 2 * d3), acc.v.begin() + ptrdiff_t((r + 1) * N));
   }
@@ -681,7 +721,7 @@ SWire SecureExec::attn_logits(const SWire& qkv0, const PiBlock& b, int H) {
     for (size_t t = 0; t < T; ++t)
       std::copy(qkv0.v.begin() + ptrdiff_t(t * qkv0.cols + 2 * d), qkv0.v.begin() + ptrdiff_t(t * qkv0.cols + 3 * d),
                 va.begin() + ptrdiff_t(t * d));
-    vt = &r.trunc(va, tspec(WIDE, s_.f, WIDE));
+    vt = &r.trunc(va, tspec(W, s_.f, WIDE));  // V's accumulator is on 40 bits (SecureExec::linear)
   }
   r.run();
   if (late) qkv0.late_v->done = std::move(*vt), qkv0.late_v->ready = true;

@@ -111,8 +111,8 @@ struct SWire {
   // (SecureExec::kQKWidth), the V columns mod 2^w; 0: every column at w.
   int qk_w = 0;
   // attn.qkv's output in stochastic mode on a 64-bit input (SecureExec::linear): the V
-  // columns still hold the 64-bit accumulator; attn_logits truncates them in the scores'
-  // round and leaves the result here for attn_softmax_v (shared by copies of the wire).
+  // columns still hold the accumulator (on 40 bits, scale 2f); attn_logits truncates them in
+  // the scores' round and leaves the result here for attn_softmax_v (shared by copies).
   struct LateV {
     std::vector<mpc::u64> done;  // V (rows x d / 3) at 64 bits, once attn_logits ran
     bool ready = false;
@@ -193,6 +193,13 @@ class SecureExec {
            const std::function<V&(SRound&)>& with_first = {}, V* first_out = nullptr);
   // Server-weight product X (M x K) W (K x N), W given row-major [K, N] at the right scale.
   V matmul_server(const V& x, size_t M, size_t K, size_t N, const std::vector<int64_t>& w_kn, int w);
+  struct WProd {  // one server-weight product on ring w
+    const V* x;
+    size_t M, K, N;
+    const std::vector<int64_t>* w_kn;
+    int w;
+  };
+  std::vector<V> matmul_server_many(const std::vector<WProd>& ps);  // all opened in one round
   std::vector<mpc::u64> constant(size_t n, int64_t c, int w) const;  // public constant wire
   mpc::Dealer* d_ = nullptr;
   mpc::Party* p_ = nullptr;
