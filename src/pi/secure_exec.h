@@ -10,11 +10,15 @@
 // drawn from the mask, +-1 ulp; free when they narrow the wire) and the output stays within
 // the simulation's stated bounds instead (table indices stay floors).
 //
-// Wire widths (SWire::w): the residual stream, Q/K/V and the attention products run at 64
-// bits (so LayerNorm and the scores need no sign-extension gate: the truncation that ends the
-// preceding linear layer widens in the same round), activations that feed server-weight
-// products at 40 bits (kWidth), logits at 32 bits (kScoreWidth), LUT indices at their own
-// 6-14 bits (comparisons and clamps compute the index mod 2^bits only). Narrowing is free.
+// Wire widths (SWire::w), the width plan (docs/private_inference.md): the residual stream, V and
+// the E V / normalization products run at 64 bits (the truncation that ends the preceding
+// linear layer widens in the same round), Q and K and the scores' product at 52 (kQKWidth;
+// SWire::qk_w), logits at 20 (score_width(): the scores' free shift by f + c_frac; logits
+// |z| < 64 assumed), activations that feed server-weight products at 40 bits (kWidth), a
+// stochastic LayerNorm output at 34 (its truncation free; the next linear multiplies on that
+// ring, |y| < 256 assumed), LUT indices at their own 6-14 bits (comparisons and clamps compute
+// the index mod 2^bits only). Narrowing is free. An FSS gate's output (LUT, DCF) can have any
+// width, a free truncate-reduce keeps the headroom (ring minus scale), an opening resets it.
 //
 // Sign extension (a truncation whose output is wider than its input minus the shift) uses
 // the bounded rule of src/mpc/truncation.h (|value| < 2^(width-2), one spare bit: no n-bit
@@ -22,8 +26,12 @@
 //
 // Rounds: independent gates of one operator share one opening (mpc::open_many), e.g. GELU's
 // ReLU, truncation and both clamp comparisons. Per operator (rounds):
-//   linear      matmul_w (bias = constant-1 column), faithful trunc (widening to 64 where the
-//               output feeds the residual stream or attention).                          2
+//   linear      matmul_w (bias = constant-1 column) on 40 bits (on the input's 34 bits after
+//               a stochastic LayerNorm), trunc (widening to 64 where the output feeds the
+//               residual stream or V, to 52 for Q and K, one round for the three).        2
+//               stochastic attn.qkv on a 64-bit input (LN-free): [W_Q W_K] on 64 bits and
+//               W_V on 40 in one opening, Q/K by free truncate-reduce, V's truncation in the
+//               scores' round.                                                           1
 //   relu        relu gate.                                                               1
 //   gelu        on a 28-bit wire: {relu(x) and the bits [x >= -2^14], [x >= 2^14] from one
 //               DCF key (mpc::relu_cmp), trunc x >> 6 to 9 bits} | {(lo xor hi) D[u] by the
@@ -31,9 +39,9 @@
 //               0 at both ends), relu sign-extended to 40 bits}.                          2
 //   leaky relu  {drelu, trunc(x slope)} | select.                                        2
 //   residual    FFN scaling: public constants (local), faithful trunc.                   1
-//   rotary      public cos/sin (local), faithful trunc.                                   1
-//   scores      ONE batched matmul_ss for all heads, causal entries only (64 bits), public
-//               per-row constant (local), faithful trunc to 32 bits.                       2
+//   rotary      public cos/sin (local), trunc on Q/K's ring.                              1
+//   scores      ONE batched matmul_ss for all heads, causal entries only (52 bits), public
+//               per-row constant (local), trunc to 20 bits (free when stochastic).  2 (1 st.)
 //   softmax     exact max: tournament max(a, b) = b + relu(a - b), 1 round per level;
 //               clipped: none. Exp index {trunc, clamp comparison bits} | selected DPF
 //               table (lut_sel, 64-bit out). 1/sum: normalized LUT whose first round also
@@ -44,9 +52,13 @@
 //               candidate MSB e (truncate-reduce)} | one selected lookup summing
 //               onehot_e table_e[mantissa_e] over the candidates.                        2
 //   layernorm   D = d sum x^2 - (sum x)^2 by quad_rows (one value per row); rsqrt by the
-//               normalized LUT; (d x - sum x) r by mul; faithful trunc. The gain and bias
-//               are folded into the next linear's secret weights (PiModel::fold_norms); an
-//               unfolded model's gain/bias would be public constants (local).            5
+//               normalized LUT; (d x - sum x) r by mul (faithful: on ln_product_width(d) =
+//               49 bits at d = 768, then trunc to 40; stochastic: on 64 bits, then the free
+//               truncate-reduce to 34 bits). The gain and bias are folded into the next
+//               linear's secret weights (PiModel::fold_norms); an unfolded model's gain/bias
+//               would be public constants (local, 64-bit product, trunc).        5 (4 stoch.)
+// Per GPT-2 block (T = 128): 35 rounds faithful, 32 stochastic; 28 / 25 clipped; an LN-free
+// stochastic block saves attn.qkv's truncation round too.
 //   embedding   the client inputs its one-hot rows; matmul_w with the masked table; the server
 //               inputs its positions table; widened to 64. lm_head: matmul_w (with the folded final
 //               norm: its own secret matrix and bias row), trunc, revealed.
