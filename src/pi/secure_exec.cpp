@@ -693,8 +693,11 @@ SWire SecureExec::rotary(const SWire& qkv, const PiModel& m) {
 }
 
 // z = floor(q.k * round(c[h,i] 2^c_frac) / 2^(f + c_frac)) on the causal entries: one batched
-// matmul_ss for all heads (64 bits, lower triangle only), the public per-row constant (local),
-// one truncation to 32 bits (no sign extension: free when stochastic). Entries above the diagonal stay 0.
+// matmul_ss for all heads (52 bits, lower triangle only), the public per-row constant (local),
+// one truncation to 20 bits (no sign extension: free when stochastic). Entries above the
+// diagonal stay 0. Width plan: a 52-bit ring holds q.k round(c 2^20) = z 2^44 for |z| < 2^7,
+// and 20-bit logits hold the differences max - z, clip_hi - z for |z| < 64 (FixedExec
+// reports "attn.logits"); Q and K at 52 bits (not 64) make the product's opening 6.5 bytes.
 SWire SecureExec::attn_logits(const SWire& qkv0, const PiBlock& b, int H) {
   const size_t T = qkv0.rows, d = qkv0.cols / 3, dk = d / H, Tc = b.score_const.size() / H;
   // The product's ring is Q's and K's (kQKWidth = 52 from attn.qkv; narrower inputs are
@@ -879,9 +882,11 @@ SWire SecureExec::layernorm(const SWire& x, const PiNorm& nrm, const char* tag) 
   // Width plan of the product (d x - sx) r = x_hat 2^(f + rsqrt_out_frac) (folded models):
   //   faithful: on ln_product_width(d) bits (|x_hat| <= sqrt(d - 1), so 49 bits at d = 768
   //     instead of 64), then the faithful truncation to 40 bits (bounded sign extension);
-  //   stochastic: on 64 bits, then the FREE truncate-reduce by rsqrt_out_frac: the output is
+  //   stochastic: on 64 bits, then the FREE truncate-reduce by rsqrt_out_frac (SIGMA's
+  //     truncate-reduce, PoPETs 2024; Orca's stochastic truncation, S&P 2024): the output is
   //     a 34-bit wire (no opening, one round less) that the next linear multiplies on its own
-  //     34-bit ring (SecureExec::linear; range assumption |y| < 2^8 there, docs).
+  //     34-bit ring (SecureExec::linear; range assumption |y| < 2^8 there, docs); the
+  //     faithful gate's bounded sign extension is SIRNN's known-MSB rule (S&P 2021).
   // Unfolded models (public gain at scale f) keep 64 bits and the truncation to 40.
   const int mw = aff || s_.stochastic_trunc ? WIDE : ln_product_width(int(d));
   const int out_w = !aff && s_.stochastic_trunc ? WIDE - s_.rsqrt_out_frac : W;

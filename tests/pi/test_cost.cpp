@@ -109,7 +109,8 @@ TEST(PiCost, EqualsMeasuredRunAcrossSoftmaxScopesAndReveal) {
 // (faithful) or its truncation free (stochastic: a 34-bit output multiplied by the next linear
 // on its own ring), Q and K on 52 bits, the scores' product on 52 bits, logits on 20:
 // 420 / 384 rounds, 0.4542 / 0.4234 GiB, keys 12.332 / 6.417 GiB; equal to `aero pi bench
-// --measure` on 1 block (35 / 32 rounds, every operator's bytes and keys x 12).
+// --measure --layers 12` (all 12 blocks; faithful 487,679,848 B online, 13,241,858,608 key B;
+// stochastic 454,600,744 B, 6,890,215,600 key B; every operator's bytes, rounds and keys equal).
 TEST(PiCost, Gpt2SmallMatchesTheMeasuredRun) {
   auto cfg = model::build_run_config("", "gpt2-small", "SM+LN+G", {"model.context=128"}).model;
   const json f = bench_cost(cfg, opts(false), rates()), s = bench_cost(cfg, opts(true), rates());
