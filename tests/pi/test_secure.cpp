@@ -226,6 +226,55 @@ TEST(PiSecure, WidthPlanEveryPathBothTruncationsBothSoftmaxes) {
     }
 }
 
+// LayerNorm's product ring (width plan): faithful on ln_product_width(d) = 49 bits at d = 768,
+// which |x_hat| <= sqrt(d - 1) fills to within 0.2 bits for a row with one outlier; stochastic
+// on 64 bits with the free truncation to a 34-bit output. Worst-case rows (one outlier of
+// either sign and any magnitude, constant rows where only eps is left, tiny and large
+// spreads), d = 768 and an odd small d: faithful == FixedExec bit for bit; stochastic ==
+// FixedExec's floor plus a carry of 0 or 1 ulp per element.
+TEST(PiSecure, LayerNormWorstCaseRowsFitTheProductRing) {
+  for (int d : {768, 5}) {
+    std::vector<double> x0;
+    auto row = [&](auto f) {
+      for (int i = 0; i < d; ++i) x0.push_back(f(i));
+    };
+    for (double big : {900.0, -900.0, 3.0, -0.01}) row([&](int i) { return i == d / 2 ? big : 0.0; });
+    row([](int) { return 7.25; });                            // constant: D = eps only
+    row([](int i) { return i % 2 ? 300.0 : -300.0; });        // large spread
+    row([](int i) { return 1e-3 * ((i * 37) % 11 - 5); });    // tiny spread
+    Rng rng(23);
+    row([&](int) { return 4.0 * rng.normal(); });
+    const int R = int(x0.size()) / d;
+    const PiNorm nrm;  // folded: no gain, no bias
+    for (bool stoch : {false, true}) {
+      FxSpec spec;
+      spec.stochastic_trunc = stoch;
+      FixedExec xe;  // the faithful function (floors)
+      const auto want = xe.output(xe.layernorm(xe.input(x0, R, d), nrm, "ln1"));
+      std::vector<double> got;
+      const mpc::Block seed{0x31, 0x41};
+      mpc::run_local(
+          [&](mpc::Dealer& dl) {
+            SecureExec ex(&dl, nullptr, spec, seed);
+            ex.output_client(ex.layernorm(ex.input_client({}, R, d), nrm, "ln1"));
+          },
+          [&](mpc::Party& p) {
+            SecureExec ex(nullptr, &p, spec, seed);
+            auto y = ex.output_client(
+                ex.layernorm(ex.input_client(p.id == mpc::kClient ? x0 : std::vector<double>{}, R, d), nrm, "ln1"));
+            if (p.id == mpc::kClient) got = y;
+          });
+      ASSERT_EQ(got.size(), want.size());
+      const double ulp = 1.0 / (1 << spec.f);
+      for (size_t k = 0; k < want.size(); ++k) {
+        const double diff = (got[k] - want[k]) / ulp;
+        if (!stoch) ASSERT_EQ(diff, 0.0) << "d=" << d << " element " << k;
+        else ASSERT_TRUE(diff == 0.0 || diff == 1.0) << "d=" << d << " element " << k << ": " << diff << " ulp";
+      }
+    }
+  }
+}
+
 // Secure argmax alone on awkward sizes, with ties (first maximum wins, like argmax_rows) and
 // negative values: ceil(log2 V) + 1 rounds.
 TEST(PiSecure, ArgmaxAwkwardSizesAndTies) {
