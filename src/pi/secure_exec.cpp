@@ -14,7 +14,7 @@
 
 namespace aero::pi {
 using mpc::u64;
-constexpr int W = SecureExec::kWidth, WIDE = SecureExec::kWide, QKW = SecureExec::kQKWidth;
+constexpr int W = SecureExec::kWidth, WIDE = SecureExec::kWide;
 
 // GateCounter: a replica of mpc::Meter's accounting (transport.cpp) for both parties.
 void GateCounter::on_send(int p, const std::string& tag, double b) {
@@ -505,13 +505,14 @@ SWire SecureExec::linear(const SWire& x0, const PiLinear& L, const char* tag) {
   // in stochastic mode, 34 bits: the LayerNorm's truncation was free, and this ring needs
   // |x W^T + b| < 2^(ring - 2) at scale 2^2f, i.e. |y| < 2^8; FixedExec reports it as the
   // width of "<tag>.acc").
-  // attn.qkv on a 64-bit input (the residual stream of LN-free models) in stochastic mode:
-  // Q and K's product runs on 64 bits, so they come out of it by the free truncate-reduce to
-  // 52 bits; V's product runs on 40 bits in the same round (mpc::open_many) and V's
+  // attn.qkv on a 64-bit input (the residual stream of LN-free models) in stochastic mode with
+  // the narrow plan (FxSpec::qk_bits <= 52): Q and K's product runs on 64 bits, so they come
+  // out of it by the free truncate-reduce to 52 bits; V's product runs on 40 bits in the same round (mpc::open_many) and V's
   // truncation gate runs in the scores' round (attn_logits): one opening of Q, K, V instead
   // of two, one round less (SIGMA's truncate-reduce, PoPETs 2024).
   const std::string t = tag;
-  const bool late_v = t == "attn.qkv" && s_.stochastic_trunc && x0.w == WIDE;
+  const int QKW = s_.qk_bits;
+  const bool late_v = t == "attn.qkv" && s_.stochastic_trunc && x0.w == WIDE && QKW <= WIDE - s_.f;
   const int ring = late_v ? WIDE : std::min(x0.w, W);
   const V xv = at_width(x0, ring);
   V xp(M * K);
@@ -549,7 +550,7 @@ SWire SecureExec::linear(const SWire& x0, const PiLinear& L, const char* tag) {
     acc.v = trunc(acc.v, s_.f, ring, out_w, tag);
     return acc;
   }
-  // attn.qkv: Q and K to kQKWidth (52) bits, V to 64 (the normalization's product needs
+  // attn.qkv: Q and K to FxSpec::qk_bits (60, or 52 narrow), V to 64 (the normalization's product needs
   // V's 64 bits: see attn_softmax_v), both by one truncation round (two gates, one opening).
   for (size_t r = 0; r < M && !late_v; ++r) {
     qk.insert(qk.end(), acc.v.begin() + ptrdiff_t(r * N), acc.v.begin() + ptrdiff_t(r * N + 2 * d3));
@@ -558,6 +559,7 @@ SWire SecureExec::linear(const SWire& x0, const PiLinear& L, const char* tag) {
   V qk2, vv2;
   if (late_v) {  // free truncate-reduce of Q and K (no gate, no tag); V: the accumulator
     qk2 = dealer() ? mpc::trunc_free_mask(qk, ring, s_.f) : mpc::trunc_free_eval(qk, ring, s_.f);
+    for (auto& e : qk2) e = mpc::mod_w(e, QKW);
     vv2 = std::move(vv);
     acc.late_v = std::make_shared<SWire::LateV>();
   } else {
@@ -666,7 +668,7 @@ SWire SecureExec::residual(const SWire& xh, const SWire& f, double beta, double 
 
 SWire SecureExec::rotary(const SWire& qkv, const PiModel& m) {
   const int d = m.cfg.d_model, H = m.cfg.n_head, dk = d / H, half = m.cfg.rotary_dims() / 2;
-  // Q and K (the rotated parts) stay on their own ring (kQKWidth when they come from attn.qkv).
+  // Q and K (the rotated parts) stay on their own ring (FxSpec::qk_bits from attn.qkv).
   const int qw = qkv.qk_w ? qkv.qk_w : qkv.w;
   SWire y = qkv;
   V lin;
@@ -693,16 +695,18 @@ SWire SecureExec::rotary(const SWire& qkv, const PiModel& m) {
 }
 
 // z = floor(q.k * round(c[h,i] 2^c_frac) / 2^(f + c_frac)) on the causal entries: one batched
-// matmul_ss for all heads (52 bits, lower triangle only), the public per-row constant (local),
-// one truncation to 20 bits (no sign extension: free when stochastic). Entries above the
-// diagonal stay 0. Width plan: a 52-bit ring holds q.k round(c 2^20) = z 2^44 for |z| < 2^7,
-// and 20-bit logits hold the differences max - z, clip_hi - z for |z| < 64 (FixedExec
-// reports "attn.logits"); Q and K at 52 bits (not 64) make the product's opening 6.5 bytes.
+// matmul_ss for all heads (on FxSpec::qk_bits, lower triangle only), the public per-row
+// constant (local), one truncation to score_width() bits (no sign extension: free when
+// stochastic). Entries above the diagonal stay 0. Width plan: a q-bit ring holds q.k round(c
+// 2^20) = z 2^44 for |z| < 2^(q - 45), and (q - 32)-bit logits hold the differences max - z,
+// clip_hi - z for |z| < 2^(q - 46): q = 60 (default) |z| < 16384, q = 52 (narrow) |z| < 64
+// (FixedExec reports "attn.logits"); each bit below 64 saves 1/8 byte per Q/K element and score.
 SWire SecureExec::attn_logits(const SWire& qkv0, const PiBlock& b, int H) {
   const size_t T = qkv0.rows, d = qkv0.cols / 3, dk = d / H, Tc = b.score_const.size() / H;
-  // The product's ring is Q's and K's (kQKWidth = 52 from attn.qkv; narrower inputs are
-  // sign-extended to it); the free shift by f + c_frac leaves score_width() = 20 bits.
+  // The product's ring is Q's and K's (FxSpec::qk_bits from attn.qkv; narrower inputs are
+  // sign-extended to it); the shift by f + c_frac leaves score_width() bits.
   const int qw = qkv0.qk_w ? qkv0.qk_w : qkv0.w;
+  const int QKW = s_.qk_bits;
   const V qkv = qw >= QKW ? qkv0.v : at_width(qkv0, QKW);
   const int zr = QKW, zw = score_width();
   V q(H * T * dk), kt(H * dk * T);

@@ -12,9 +12,9 @@
 //
 // Wire widths (SWire::w), the width plan (docs/private_inference.md): the residual stream, V and
 // the E V / normalization products run at 64 bits (the truncation that ends the preceding
-// linear layer widens in the same round), Q and K and the scores' product at 52 (kQKWidth;
-// SWire::qk_w), logits at 20 (score_width(): the scores' free shift by f + c_frac; logits
-// |z| < 64 assumed), activations that feed server-weight products at 40 bits (kWidth), a
+// linear layer widens in the same round), Q and K and the scores' product at FxSpec::qk_bits
+// (60; 52 in the narrow plan; SWire::qk_w), logits at qk_bits - 32 (score_width(): the
+// scores' shift by f + c_frac; |z| < 16384, narrow |z| < 64 assumed), activations that feed server-weight products at 40 bits (kWidth), a
 // stochastic LayerNorm output at 34 (its truncation free; the next linear multiplies on that
 // ring, |y| < 256 assumed), LUT indices at their own 6-14 bits (comparisons and clamps compute
 // the index mod 2^bits only). Narrowing is free. An FSS gate's output (LUT, DCF) can have any
@@ -28,8 +28,8 @@
 // ReLU, truncation and both clamp comparisons. Per operator (rounds):
 //   linear      matmul_w (bias = constant-1 column) on 40 bits (on the input's 34 bits after
 //               a stochastic LayerNorm), trunc (widening to 64 where the output feeds the
-//               residual stream or V, to 52 for Q and K, one round for the three).        2
-//               stochastic attn.qkv on a 64-bit input (LN-free): [W_Q W_K] on 64 bits and
+//               residual stream or V, to qk_bits for Q and K, one round for the three).  2
+//               narrow (qk_bits 52), stochastic attn.qkv on a 64-bit input (LN-free): [W_Q W_K] on 64 bits and
 //               W_V on 40 in one opening, Q/K by free truncate-reduce, V's truncation in the
 //               scores' round.                                                           1
 //   relu        relu gate.                                                               1
@@ -40,8 +40,8 @@
 //   leaky relu  {drelu, trunc(x slope)} | select.                                        2
 //   residual    FFN scaling: public constants (local), faithful trunc.                   1
 //   rotary      public cos/sin (local), trunc on Q/K's ring.                              1
-//   scores      ONE batched matmul_ss for all heads, causal entries only (52 bits), public
-//               per-row constant (local), trunc to 20 bits (free when stochastic).  2 (1 st.)
+//   scores      ONE batched matmul_ss for all heads, causal entries only (qk_bits), public
+//               per-row constant (local), trunc to qk_bits - 32 bits (free when st.). 2 (1 st.)
 //   softmax     exact max: tournament max(a, b) = b + relu(a - b), 1 round per level;
 //               clipped: none. Exp index {trunc, clamp comparison bits} | selected DPF
 //               table (lut_sel, 64-bit out). 1/sum: normalized LUT whose first round also
@@ -58,7 +58,7 @@
 //               linear's secret weights (PiModel::fold_norms); an unfolded model's gain/bias
 //               would be public constants (local, 64-bit product, trunc).        5 (4 stoch.)
 // Per GPT-2 block (T = 128): 35 rounds faithful, 32 stochastic; 28 / 25 clipped; an LN-free
-// stochastic block saves attn.qkv's truncation round too.
+// stochastic block with qk_bits <= 52 saves attn.qkv's truncation round too.
 //   embedding   the client inputs its one-hot rows; matmul_w with the masked table; the server
 //               inputs its positions table; widened to 64. lm_head: matmul_w (with the folded final
 //               norm: its own secret matrix and bias row), trunc, revealed.
@@ -120,7 +120,7 @@ struct SWire {
   std::vector<mpc::u64> v;  // masks (dealer) or masked values (party), mod 2^w
   int w = 40;
   // attn.qkv's output only: the Q and K columns (the first two thirds) live mod 2^qk_w
-  // (SecureExec::kQKWidth), the V columns mod 2^w; 0: every column at w.
+  // (FxSpec::qk_bits), the V columns mod 2^w; 0: every column at w.
   int qk_w = 0;
   // attn.qkv's output in stochastic mode on a 64-bit input (SecureExec::linear): the V
   // columns still hold the accumulator (on 40 bits, scale 2f); attn_logits truncates them in
@@ -137,9 +137,9 @@ class SecureExec {
   using T = SWire;
   static constexpr int kWidth = 40;       // activations feeding server-weight products (scale f)
   static constexpr int kWide = 64;        // residual stream, Q/K/V, attention products
-  static constexpr int kQKWidth = 52;     // Q and K, and the scores' product ring
-  // attention logits and their differences: the scores' ring after the free shift by f + c_frac
-  int score_width() const { return kQKWidth - s_.f - s_.c_frac; }
+  // attention logits and their differences: the scores' ring (FxSpec::qk_bits, Q and K's ring)
+  // after the shift by f + c_frac
+  int score_width() const { return s_.qk_bits - s_.f - s_.c_frac; }
   static constexpr int kGeluWidth = 28;   // GELU's input (comparisons on 27 bits)
 
   // Exactly one of dealer / party is non-null. model_seed: shared by dealer and server

@@ -107,19 +107,28 @@ TEST(PiCost, EqualsMeasuredRunAcrossSoftmaxScopesAndReveal) {
 // and keys x 12) and on all 12 blocks.
 // 2026-11-28, width plan (docs/private_inference.md): LayerNorm's product on 49 bits
 // (faithful) or its truncation free (stochastic: a 34-bit output multiplied by the next linear
-// on its own ring), Q and K on 52 bits, the scores' product on 52 bits, logits on 20:
-// 420 / 384 rounds, 0.4542 / 0.4234 GiB, keys 12.332 / 6.417 GiB; equal to `aero pi bench
-// --measure --layers 12` (all 12 blocks; faithful 487,679,848 B online, 13,241,858,608 key B;
-// stochastic 454,600,744 B, 6,890,215,600 key B; every operator's bytes, rounds and keys equal).
+// on its own ring), Q/K and the scores' product on FxSpec::qk_bits. Default qk_bits = 60:
+// 420 / 384 rounds, 0.4652 / 0.4322 GiB, keys 12.802 / 6.820 GiB; the narrow plan (52, logits
+// on 20 bits): 0.4542 / 0.4234 GiB, keys 12.332 / 6.417 GiB. Each equal to `aero pi bench
+// --measure --layers 12` (all 12 blocks; every operator's bytes, rounds and keys equal):
+// default faithful 499,494,760 B online, 13,746,158,128 key B, stochastic 464,037,928 B,
+// 7,323,422,896 key B; narrow faithful 487,679,848 B, 13,241,858,608 key B, stochastic
+// 454,600,744 B, 6,890,215,600 key B.
 TEST(PiCost, Gpt2SmallMatchesTheMeasuredRun) {
   auto cfg = model::build_run_config("", "gpt2-small", "SM+LN+G", {"model.context=128"}).model;
-  const json f = bench_cost(cfg, opts(false), rates()), s = bench_cost(cfg, opts(true), rates());
-  EXPECT_EQ(f["rounds"].get<double>(), 420);
-  EXPECT_EQ(s["rounds"].get<double>(), 384);
-  EXPECT_NEAR(f["online_gib"].get<double>(), 0.4542, 0.0005);
-  EXPECT_NEAR(s["online_gib"].get<double>(), 0.4234, 0.0005);
-  EXPECT_NEAR(f["key_gib_per_party"].get<double>(), 12.332, 0.005);
-  EXPECT_NEAR(s["key_gib_per_party"].get<double>(), 6.417, 0.005);
+  for (int qk : {FxSpec{}.qk_bits, 52}) {
+    BenchOptions of = opts(false), os = opts(true);
+    of.spec.qk_bits = os.spec.qk_bits = qk;
+    const json f = bench_cost(cfg, of, rates()), s = bench_cost(cfg, os, rates());
+    const bool narrow = qk == 52;
+    EXPECT_EQ(f["rounds"].get<double>(), 420);
+    EXPECT_EQ(s["rounds"].get<double>(), 384);
+    EXPECT_EQ(f["online_bytes"].get<double>(), narrow ? 487679848.0 : 499494760.0);
+    EXPECT_EQ(s["online_bytes"].get<double>(), narrow ? 454600744.0 : 464037928.0);
+    EXPECT_EQ(f["key_bytes_per_party"].get<double>(), narrow ? 13241858608.0 : 13746158128.0);
+    EXPECT_EQ(s["key_bytes_per_party"].get<double>(), narrow ? 6890215600.0 : 7323422896.0);
+  }
+  EXPECT_EQ(FxSpec{}.qk_bits, 60);
 }
 
 TEST(PiCost, RungsRemoveTheirOperators) {

@@ -168,11 +168,12 @@ TEST(PiSecure, StochasticTruncationStaysWithinTheFixedPointBound) {
 
 // Width plan (docs/private_inference.md): LayerNorm's product on 49 bits or (stochastic) its
 // free truncation to a 34-bit wire that the next linear multiplies on its own ring, Q/K and
-// the scores on 52 bits, logits on 20, (stochastic, LN-free) attn.qkv on 64 bits with V's
-// truncation in the scores' round. Every path on awkward sizes (T = 11, H = 3, d_k = 7),
-// both softmax variants, Pythia (rotary, parallel residual; with and without LayerNorm):
-// faithful == simulation bit for bit; stochastic within 2% of the RMS of the faithful
-// simulation (its error against the float model is bounded the same way: PiFixedSim).
+// the scores on FxSpec::qk_bits (60, and the narrow 52: logits on 20 bits and, stochastic
+// LN-free, attn.qkv's Q/K product on 64 bits with V's truncation in the scores' round).
+// Every path on awkward sizes (T = 11, H = 3, d_k = 7), both softmax variants, Pythia
+// (rotary, parallel residual; with and without LayerNorm): faithful == simulation bit for
+// bit; stochastic within 2% of the RMS of the faithful simulation (its error against the
+// float model is bounded the same way: PiFixedSim).
 TEST(PiSecure, WidthPlanEveryPathBothTruncationsBothSoftmaxes) {
   struct C {
     const char* rung;
@@ -185,8 +186,10 @@ TEST(PiSecure, WidthPlanEveryPathBothTruncationsBothSoftmaxes) {
       {"SM+LN+G", {"model.family=pythia", "model.rotary_pct=0.5"}},
       {"SM+G", {"model.family=pythia", "model.rotary_pct=0.5"}},
   };
+  for (int qk : {FxSpec{}.qk_bits, 52})
   for (const auto& c : cases)
     for (auto sm : {SoftmaxVariant::exact_max, SoftmaxVariant::clipped}) {
+      if (qk != 52 && sm == SoftmaxVariant::clipped) continue;  // test time: default qk_bits on exact max only
       std::vector<std::string> sets = {"model.n_layer=2", "model.n_head=3", "model.d_model=21", "model.context=12",
                                        "model.vocab_size=13", "model.d_ff=30"};
       sets.insert(sets.end(), c.sets.begin(), c.sets.end());
@@ -198,9 +201,11 @@ TEST(PiSecure, WidthPlanEveryPathBothTruncationsBothSoftmaxes) {
       for (auto& v : x0) v = rng.normal();
       FxSpec spec;
       spec.softmax = sm;
+      spec.qk_bits = qk;
       FixedExec xe(spec);
       auto want = xe.output(blocks_forward(xe, m, xe.input(x0, T, d)));
-      const std::string what = std::string(c.rung) + (c.sets.empty() ? "" : " pythia") + " " + to_string(sm);
+      const std::string what = std::string(c.rung) + (c.sets.empty() ? "" : " pythia") + " " + to_string(sm) +
+                               " qk_bits " + std::to_string(qk);
       for (bool stoch : {false, true}) {
         spec.stochastic_trunc = stoch;
         std::vector<double> got;
