@@ -92,6 +92,15 @@ TEST(PiCost, EqualsMeasuredRunAcrossSoftmaxScopesAndReveal) {
     expect_exact(small("gpt2-small", "SM+ScFuFFN", 13), opts(st, Scope::full, SoftmaxVariant::clipped, true),
                  std::string("full logits clipped") + m);
     expect_exact(small("pythia-70m", "SM+LN+G", 13), opts(st, Scope::full), std::string("pythia full") + m);
+    // The narrow plan (FxSpec::qk_bits = 52; stochastic LN-free: attn.qkv's one-round path).
+    for (const char* r : {"SM+LN+G", "SM(t)+ScFuFFN"}) {
+      BenchOptions o = opts(st, Scope::blocks, SoftmaxVariant::clipped);
+      o.spec.qk_bits = 52;
+      expect_exact(small("gpt2-small", r, 13), o, std::string("narrow ") + r + m);
+    }
+    BenchOptions o = opts(st, Scope::full);
+    o.spec.qk_bits = 52;
+    expect_exact(small("pythia-70m", "SM+G", 13), o, std::string("narrow pythia LN-free full") + m);
   }
 }
 
