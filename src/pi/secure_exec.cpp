@@ -507,9 +507,11 @@ SWire SecureExec::linear(const SWire& x0, const PiLinear& L, const char* tag) {
   // width of "<tag>.acc").
   // attn.qkv on a 64-bit input (the residual stream of LN-free models) in stochastic mode with
   // the narrow plan (FxSpec::qk_bits <= 52): Q and K's product runs on 64 bits, so they come
-  // out of it by the free truncate-reduce to 52 bits; V's product runs on 40 bits in the same round (mpc::open_many) and V's
-  // truncation gate runs in the scores' round (attn_logits): one opening of Q, K, V instead
-  // of two, one round less (SIGMA's truncate-reduce, PoPETs 2024).
+  // out of it by the free truncate-reduce to 52 bits; V's product runs on 40 bits in the
+  // same round (mpc::open_many) and V's truncation gate runs in the scores' round
+  // (attn_logits): one opening of Q, K, V instead of two, one round less (SIGMA's
+  // truncate-reduce, PoPETs 2024). With qk_bits > 52 the free shift cannot leave Q and K
+  // wide enough, so they take the truncation gate as usual.
   const std::string t = tag;
   const int QKW = s_.qk_bits;
   const bool late_v = t == "attn.qkv" && s_.stochastic_trunc && x0.w == WIDE && QKW <= WIDE - s_.f;
