@@ -234,6 +234,120 @@ TEST(PiSecure, ActivationOnAPendingAccumulator) {
       }
 }
 
+// Width plan (docs/private_inference.md): LayerNorm's product on 49 bits or (stochastic) its
+// free truncation to a 34-bit wire that the next linear multiplies on its own ring, Q/K and
+// the scores on FxSpec::qk_bits (60, and the narrow 52: logits on 20 bits and, stochastic
+// LN-free, attn.qkv's Q/K product on 64 bits with V's truncation in the scores' round).
+// Every path on awkward sizes (T = 11, H = 3, d_k = 7), both softmax variants, Pythia
+// (rotary, parallel residual; with and without LayerNorm): faithful == simulation bit for
+// bit; stochastic within 2% of the RMS of the faithful simulation (its error against the
+// float model is bounded the same way: PiFixedSim).
+TEST(PiSecure, WidthPlanEveryPathBothTruncationsBothSoftmaxes) {
+  struct C {
+    const char* rung;
+    std::vector<std::string> sets;
+  };
+  const std::vector<C> cases = {
+      {"SM+LN+G", {}},
+      {"SM+LN+R", {}},
+      {"SM(t)+ScFuFFN", {}},
+      {"SM+LN+G", {"model.family=pythia", "model.rotary_pct=0.5"}},
+      {"SM+G", {"model.family=pythia", "model.rotary_pct=0.5"}},
+  };
+  for (int qk : {FxSpec{}.qk_bits, 52})
+  for (const auto& c : cases)
+    for (auto sm : {SoftmaxVariant::exact_max, SoftmaxVariant::clipped}) {
+      if (qk != 52 && sm == SoftmaxVariant::clipped) continue;  // test time: default qk_bits on exact max only
+      std::vector<std::string> sets = {"model.n_layer=2", "model.n_head=3", "model.d_model=21", "model.context=12",
+                                       "model.vocab_size=13", "model.d_ff=30"};
+      sets.insert(sets.end(), c.sets.begin(), c.sets.end());
+      auto cfg = model::build_run_config("", "tiny", c.rung, sets).model;
+      auto m = PiModel::random(cfg, 57);
+      const int T = 11, d = cfg.d_model;
+      Rng rng(19);
+      std::vector<double> x0(size_t(T) * d);
+      for (auto& v : x0) v = rng.normal();
+      FxSpec spec;
+      spec.softmax = sm;
+      spec.qk_bits = qk;
+      FixedExec xe(spec);
+      auto want = xe.output(blocks_forward(xe, m, xe.input(x0, T, d)));
+      const std::string what = std::string(c.rung) + (c.sets.empty() ? "" : " pythia") + " " + to_string(sm) +
+                               " qk_bits " + std::to_string(qk);
+      for (bool stoch : {false, true}) {
+        spec.stochastic_trunc = stoch;
+        std::vector<double> got;
+        const mpc::Block seed{0x21, 0x43};
+        mpc::run_local(
+            [&](mpc::Dealer& dl) {
+              SecureExec ex(&dl, nullptr, spec, seed);
+              ex.output_client(blocks_forward(ex, m, ex.input_client({}, T, d)));
+            },
+            [&](mpc::Party& p) {
+              SecureExec ex(nullptr, &p, spec, seed);
+              auto y = ex.output_client(
+                  blocks_forward(ex, m, ex.input_client(p.id == mpc::kClient ? x0 : std::vector<double>{}, T, d)));
+              if (p.id == mpc::kClient) got = y;
+            });
+        ASSERT_EQ(got.size(), want.size()) << what;
+        double ss = 0, worst = 0;
+        for (size_t k = 0; k < want.size(); ++k) ss += want[k] * want[k], worst = std::max(worst, std::abs(got[k] - want[k]));
+        const double rms = std::sqrt(ss / double(want.size()));
+        if (!stoch) EXPECT_EQ(worst, 0.0) << what << ": faithful must be bit for bit";
+        else EXPECT_LT(worst, 0.02 * rms) << what << " stochastic: max abs " << worst << " rms " << rms;
+      }
+    }
+}
+
+// LayerNorm's product ring (width plan): faithful on ln_product_width(d) = 49 bits at d = 768,
+// which |x_hat| <= sqrt(d - 1) fills to within 0.2 bits for a row with one outlier; stochastic
+// on 64 bits with the free truncation to a 34-bit output. Worst-case rows (one outlier of
+// either sign and any magnitude, constant rows where only eps is left, tiny and large
+// spreads), d = 768 and an odd small d: faithful == FixedExec bit for bit; stochastic ==
+// FixedExec's floor plus a carry of 0 or 1 ulp per element.
+TEST(PiSecure, LayerNormWorstCaseRowsFitTheProductRing) {
+  for (int d : {768, 5}) {
+    std::vector<double> x0;
+    auto row = [&](auto f) {
+      for (int i = 0; i < d; ++i) x0.push_back(f(i));
+    };
+    for (double big : {900.0, -900.0, 3.0, -0.01}) row([&](int i) { return i == d / 2 ? big : 0.0; });
+    row([](int) { return 7.25; });                            // constant: D = eps only
+    row([](int i) { return i % 2 ? 300.0 : -300.0; });        // large spread
+    row([](int i) { return 1e-3 * ((i * 37) % 11 - 5); });    // tiny spread
+    Rng rng(23);
+    row([&](int) { return 4.0 * rng.normal(); });
+    const int R = int(x0.size()) / d;
+    const PiNorm nrm;  // folded: no gain, no bias
+    for (bool stoch : {false, true}) {
+      FxSpec spec;
+      spec.stochastic_trunc = stoch;
+      FixedExec xe;  // the faithful function (floors)
+      const auto want = xe.output(xe.layernorm(xe.input(x0, R, d), nrm, "ln1"));
+      std::vector<double> got;
+      const mpc::Block seed{0x31, 0x41};
+      mpc::run_local(
+          [&](mpc::Dealer& dl) {
+            SecureExec ex(&dl, nullptr, spec, seed);
+            ex.output_client(ex.layernorm(ex.input_client({}, R, d), nrm, "ln1"));
+          },
+          [&](mpc::Party& p) {
+            SecureExec ex(nullptr, &p, spec, seed);
+            auto y = ex.output_client(
+                ex.layernorm(ex.input_client(p.id == mpc::kClient ? x0 : std::vector<double>{}, R, d), nrm, "ln1"));
+            if (p.id == mpc::kClient) got = y;
+          });
+      ASSERT_EQ(got.size(), want.size());
+      const double ulp = 1.0 / (1 << spec.f);
+      for (size_t k = 0; k < want.size(); ++k) {
+        const double diff = (got[k] - want[k]) / ulp;
+        if (!stoch) ASSERT_EQ(diff, 0.0) << "d=" << d << " element " << k;
+        else ASSERT_TRUE(diff == 0.0 || diff == 1.0) << "d=" << d << " element " << k << ": " << diff << " ulp";
+      }
+    }
+  }
+}
+
 // Secure argmax alone on awkward sizes, with ties (first maximum wins, like argmax_rows) and
 // negative values: ceil(log2 V) + 1 rounds.
 TEST(PiSecure, ArgmaxAwkwardSizesAndTies) {
