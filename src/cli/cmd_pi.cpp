@@ -21,7 +21,7 @@ aero::cli::Registrar reg_pi("pi", [](CLI::App& app) {
   auto* sub = pi->add_subcommand("bench", "Per-operator cost of one private inference (cost model)");
   struct Args {
     std::string scope = "blocks", softmax = "exact_max", reveal = "token", trunc = "faithful";
-    int context = 0, layers = 1;
+    int context = 0, layers = 1, qk_bits = aero::pi::FxSpec{}.qk_bits;
     bool json = false, all_rungs = false, measure = false;
   };
   auto a = std::make_shared<Args>();
@@ -31,6 +31,10 @@ aero::cli::Registrar reg_pi("pi", [](CLI::App& app) {
   sub->add_option("--softmax", a->softmax, "exact_max or clipped (max-free)")->capture_default_str();
   sub->add_option("--reveal", a->reveal, "full scope: logits or token (secure argmax)")->capture_default_str();
   sub->add_option("--trunc", a->trunc, "faithful (bit-exact with --pi-sim) or stochastic (no carry DCF, +-1 ulp; with --measure the engine too)")->capture_default_str();
+  sub->add_option("--qk-bits", a->qk_bits,
+                  "Ring of Q, K and the attention scores (52..64; logits get qk_bits - 32 bits: 60 holds |logit| < 16384, "
+                  "52 the narrow plan, |logit| < 64; `aero pi eval` prints what a checkpoint needs)")
+      ->capture_default_str();
   sub->add_flag("--all-rungs", a->all_rungs, "One line per AERO rung with savings over SM+LN+G");
   sub->add_flag("--measure", a->measure, "Run the secure executor for real (loopback TCP) instead of the cost model");
   sub->add_option("--layers", a->layers, "--measure, blocks scope: blocks actually run (extrapolated to n_layer)")->capture_default_str();
@@ -44,6 +48,8 @@ aero::cli::Registrar reg_pi("pi", [](CLI::App& app) {
     AERO_CHECK(a->trunc == "faithful" || a->trunc == "stochastic", "--trunc '", a->trunc, "': expected faithful or stochastic");
     o.stochastic_trunc = a->trunc == "stochastic";
     o.spec.stochastic_trunc = o.stochastic_trunc;  // --measure: the engine truncates the same way
+    AERO_CHECK(a->qk_bits >= 48 && a->qk_bits <= 64, "--qk-bits ", a->qk_bits, ": expected 48..64");
+    o.spec.qk_bits = a->qk_bits;
     auto rates = aero::pi::measure_machine_rates();
     auto build = [&](const std::string& rung) {
       aero::cli::ConfigOptions c = *opts;

@@ -51,7 +51,8 @@ aero::cli::Registrar reg_pi_eval("pi_eval", [](CLI::App& app) {
                           {"float_val_loss", r.ce_float}, {"float_val_ppl", r.ppl_float},
                           {"next_token_agreement", r.agree_all}, {"last_position_agreement", r.agree_last},
                           {"max_logit_abs_err", r.max_logit_err}, {"chunks", r.chunks}, {"tokens", r.tokens},
-                          {"max_wire_bits", r.max_bits}, {"seconds", r.seconds}};
+                          {"max_wire_bits", r.max_bits}, {"logit_bits", r.logit_bits},
+                          {"ln_linear_acc_bits", r.ln_linear_acc_bits}, {"seconds", r.seconds}};
       std::printf("%s\n", j.dump().c_str());
       return;
     }
@@ -63,7 +64,10 @@ aero::cli::Registrar reg_pi_eval("pi_eval", [](CLI::App& app) {
                   "(last position %.2f%%); max |logit error| %.4f\n",
                   r.ppl_float, r.ce_float, 100.0 * (r.ppl_fixed / r.ppl_float - 1.0), 100.0 * r.agree_all,
                   100.0 * r.agree_last, r.max_logit_err);
-    std::printf("  widest wire %d bits; %.1f s\n", r.max_bits, r.seconds);
+    std::printf("  widest wire %d bits; logits %d bits (the secure engine needs --qk-bits >= %d, default %d); "
+                "LayerNorm-fed linear accumulators %d bits (stochastic engine: <= 33); %.1f s\n",
+                r.max_bits, r.logit_bits, r.logit_bits + 1 + spec.f + spec.c_frac, aero::pi::FxSpec{}.qk_bits,
+                r.ln_linear_acc_bits, r.seconds);
   });
 });
 

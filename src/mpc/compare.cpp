@@ -192,6 +192,98 @@ std::pair<std::vector<u64>, std::vector<u64>> relu_cmp_shares(Party& p, const Re
   return {relu, cmp};
 }
 
+void ReluTruncSpec::check() const {
+  check_width(in_bits, "relu_trunc input");
+  check_width(out_bits, "relu_trunc output");
+  AERO_CHECK(out_bits <= 42, "relu_trunc: output width ", out_bits, " above 42 (3-element DCF payload)");
+  AERO_CHECK(in_bits >= 3 && shift >= 0 && shift <= in_bits - 2, "relu_trunc: shift ", shift, " of a ", in_bits,
+             "-bit value");
+  AERO_CHECK(!leaky || (slope_frac >= 0 && slope_frac <= in_bits - shift && slope_frac < 62 &&
+                            slope > -(int64_t(1) << 20) && slope < (int64_t(1) << 20)),
+             "relu_trunc: slope ", slope, " at scale 2^", slope_frac, " on ", in_bits - shift, " bits");
+}
+
+namespace {
+// floor(a / 2^s) for a signed 128-bit a.
+__int128 floor_shift(__int128 a, int s) { return a >> s; }
+u64 pow2(int e) { return e >= 64 ? 0 : u64(1) << e; }  // 2^e mod 2^64
+// K = 2^(n-s) - slope 2^(n-s-sf) (see compare.h), mod 2^64.
+u64 relu_trunc_k(const ReluTruncSpec& s) {
+  const int e = s.in_bits - s.shift;
+  return s.leaky ? pow2(e) - u64(s.slope) * pow2(e - s.slope_frac) : pow2(e);
+}
+}  // namespace
+
+std::vector<u64> relu_trunc_deal(Dealer& d, const ReluTruncSpec& s, std::span<const u64> r_in) {
+  s.check();
+  const size_t n = r_in.size();
+  const int ob = s.out_bits;
+  d.begin("relu_trunc", n);
+  std::vector<u64> r_out = d.random(n, ob), t(n), d0(n), td0(n), dn0(n), beta(3 * n);
+  const u64 K = relu_trunc_k(s);
+  for (size_t i = 0; i < n; ++i) {
+    t[i] = msb(r_in[i], s.in_bits);
+    const u64 R = mod_w(r_in[i], s.in_bits) >> s.shift;
+    const u64 fl = s.leaky ? u64(floor_shift(__int128(s.slope) * __int128(R), s.slope_frac)) : 0;
+    d0[i] = mod_w(fl - R, ob);
+    td0[i] = t[i] * d0[i];
+    dn0[i] = mod_w(u64(0) - fl, ob);
+    beta[3 * i] = mod_w(1 - 2 * t[i], ob);
+    beta[3 * i + 1] = mod_w((1 - 2 * t[i]) * d0[i], ob);
+    beta[3 * i + 2] = mod_w(u64(0) - t[i] * K, ob);
+  }
+  d.share(t, ob);
+  d.share(d0, ob);
+  d.share(td0, ob);
+  if (s.leaky) d.share(dn0, ob);
+  d.share(r_out, ob);
+  deal_dcf(d, {s.in_bits, ob}, r_in, 3, beta);
+  return r_out;
+}
+
+std::vector<u64> relu_trunc_eval(Party& p, const ReluTruncSpec& s, std::span<const u64> x_hat) {
+  OpScope scope(p.peer, "relu_trunc");
+  return open(p, relu_trunc_shares(p, s, x_hat), s.out_bits);
+}
+
+std::vector<u64> relu_trunc_shares(Party& p, const ReluTruncSpec& s, std::span<const u64> x_hat) {
+  s.check();
+  const size_t n = x_hat.size();
+  const int nb = s.in_bits, ob = s.out_bits;
+  p.keys.begin("relu_trunc", n);
+  std::vector<u64> t(n), d0(n), td0(n), dn0(n, 0), ro(n);
+  p.keys.share(t, ob);
+  p.keys.share(d0, ob);
+  p.keys.share(td0, ob);
+  if (s.leaky) p.keys.share(dn0, ob);
+  p.keys.share(ro, ob);
+  const CompareSpec cs{nb, ob};
+  const std::vector<u64> yh = offset_input(cs, x_hat), c = eval_dcf(p, cs, yh, 3);
+  const u64 quarter = u64(1) << (nb - 2);
+  const u64 K = relu_trunc_k(s);
+  const u64 kn = s.leaky ? u64(s.slope) * pow2(nb - s.shift - s.slope_frac) : 0;  // N's wrap coefficient
+  const bool srv = p.id == kServer;
+  for (size_t i = 0; i < n; ++i) {
+    const u64 pb = msb(yh[i], nb), q = 1 - 2 * pb;
+    const u64 zh = mod_w(x_hat[i] + quarter, nb), nm = 1 - msb(zh, nb);  // 1 - m
+    const int64_t A = int64_t(zh >> s.shift) - int64_t(quarter >> s.shift);
+    const u64 FA = s.leaky ? u64(floor_shift(__int128(s.slope) * A, s.slope_frac)) : 0;
+    const u64 P = u64(A) - FA;
+    const u64 u = t[i] + c[3 * i], d1 = K * t[i];
+    const u64 bD0 = pb * d0[i] + q * (td0[i] + c[3 * i + 1]);
+    const u64 bD1 = pb * d1 + q * (d1 + c[3 * i + 2]);
+    u64 v = P * q * u + bD0 + nm * bD1 + dn0[i] + nm * kn * t[i] + ro[i];
+    if (srv) v += P * pb + FA;
+    ro[i] = mod_w(v, ob);
+  }
+  return ro;
+}
+
+size_t relu_trunc_key_bytes(const ReluTruncSpec& s, size_t n, int party) {
+  return 8 + (party ? (s.leaky ? 5 : 4) * packed_bytes(n, s.out_bits) : 0) +
+         dcf_key_bytes({s.in_bits - 1, s.out_bits, 3}, n, party);
+}
+
 size_t drelu_key_bytes(const CompareSpec& s, size_t n, int party) {
   size_t b = 8 + (party ? 2 * packed_bytes(n, s.out_bits) : 0);
   if (s.in_bits > 1) b += dcf_key_bytes({s.in_bits - 1, s.out_bits, 1}, n, party);

@@ -58,6 +58,41 @@ std::vector<u64> relu_cmp_deal(Dealer& d, const ReluCmpSpec& s, std::span<const 
 std::pair<std::vector<u64>, std::vector<u64>> relu_cmp_shares(Party& p, const ReluCmpSpec& s,
                                                               std::span<const u64> x_hat);
 
+// Truncating ReLU / leaky ReLU (relu_trunc): from x signed of width n with |x| < 2^(n-2) (the
+// engine's bounded range, one spare bit), ONE round gives, at any out_bits <= 64,
+//   y = b X + (1 - b) N,  b = [x >= 0],  X = floor(x / 2^s) + c,  N = floor(slope X / 2^sf) + c'
+// (ReLU: N = 0), where c, c' in {0, 1} are stochastic carries (c = 0 when s = 0; the
+// gate is exact iff s = 0 and slope = 0). It fuses the truncation of a linear layer's
+// accumulator (its sign extension to out_bits <= 42, and the slope product's truncation) into
+// the activation's one DCF. With z = x + 2^(n-2), z^ = z + r mod 2^n, m = msb(z^), t = msb(r):
+//   X = A - R + 2^(n-s) t (1 - m)       A = (z^ >> s) - 2^(n-2-s) public, R = r >> s,
+// exactly over the integers (the wrap of z + r is t (1 - m), the bounded rule of
+// truncation.h; c is the carry out of the low s bits); and with n - s >= sf
+//   N = floor(slope A / 2^sf) - floor(slope R / 2^sf) + slope 2^(n-s-sf) t (1 - m)
+// (floor(a) - floor(b) is floor(a - b) or one more). So D = X - N = P + D0 + (1 - m) t K with
+// P public, D0 = floor(slope R / 2^sf) - R and K = 2^(n-s) - slope 2^(n-s-sf) dealer-known, and
+// b D = p D + (1 - 2p) u D as in ReLU (b = p xor u, p public, u = t xor [y^_low < r_low]):
+// u D0 = t D0 + [..] (1 - 2t) D0 and u t K = t K - [..] t K are DCF payload columns.
+//   Rounds 1; online out_bits/8 bytes per element each way; keys: a 3-element DCF on n-1 bits
+//   plus 4 shared elements (5 for leaky) for party 1.
+// Sources: ReLU from one DCF with spline payloads (Boyle et al. EC'21, SIGMA); the truncation
+// of the input on masked wires (SIGMA / Orca's truncate-reduce, stochastic carry) and the
+// known-MSB wrap (SIRNN) are moved into the payloads here, so the linear layer before the
+// activation opens only its accumulator. out_bits <= 42 (three payload elements in one DCF
+// value block, fss::elem).
+struct ReluTruncSpec {
+  int in_bits = 40, shift = 0, out_bits = 40;
+  int64_t slope = 0;   // leaky ReLU's negative side, at scale 2^slope_frac
+  int slope_frac = 0;
+  bool leaky = false;  // false: ReLU (slope ignored); the key layout depends on this only
+  void check() const;
+  bool exact() const { return shift == 0 && !leaky; }
+};
+std::vector<u64> relu_trunc_deal(Dealer& d, const ReluTruncSpec& s, std::span<const u64> r_in);
+std::vector<u64> relu_trunc_eval(Party& p, const ReluTruncSpec& s, std::span<const u64> x_hat);
+std::vector<u64> relu_trunc_shares(Party& p, const ReluTruncSpec& s, std::span<const u64> x_hat);
+size_t relu_trunc_key_bytes(const ReluTruncSpec& s, size_t n, int party);
+
 // Exact key bytes a batch of n gates writes to `party`'s stream (gate markers included), as
 // the *_deal functions write them; the cost model (src/pi) counts with these.
 size_t drelu_key_bytes(const CompareSpec& s, size_t n, int party);

@@ -9,7 +9,8 @@ using namespace fss;
 void DcfParams::check() const {
   check_width(in_bits, "DCF input");
   check_width(out_bits, "DCF output");
-  AERO_CHECK(payload == 1 || payload == 2, "DCF payload must be 1 or 2 elements, got ", payload);
+  AERO_CHECK(payload >= 1 && payload <= 3, "DCF payload must be 1 to 3 elements, got ", payload);
+  AERO_CHECK(payload < 3 || out_bits <= 42, "a 3-element DCF payload needs out_bits <= 42 (one value block)");
 }
 
 namespace {
@@ -31,7 +32,7 @@ void keygen_shared(const DcfParams& p, std::span<const u64> alpha, std::span<con
                    std::span<const Block> seed0, std::span<const Block> seed1, DcfKeys& k0) {
   p.check();
   const size_t n = alpha.size();
-  const int nb = p.in_bits, m = p.payload;
+  const int nb = p.in_bits, m = p.payload, ob = p.out_bits;
   const u64 om = ring_mask(p.out_bits);
   AERO_CHECK(beta.size() == n * m && seed0.size() == n && seed1.size() == n,
              "dcf_keygen: ", n, " alphas need ", n * m, " betas and ", n, " seeds per party");
@@ -44,7 +45,7 @@ void keygen_shared(const DcfParams& p, std::span<const u64> alpha, std::span<con
     const size_t i0 = c * L, cnt = std::min(L, n - i0);
     Block s[L][2];
     int t[L][2];
-    u64 va[L][2] = {};
+    u64 va[L][3] = {};
     for (size_t l = 0; l < cnt; ++l) {
       s[l][0] = clear_lsb(seed0[i0 + l]);
       s[l][1] = clear_lsb(seed1[i0 + l]);
@@ -69,8 +70,8 @@ void keygen_shared(const DcfParams& p, std::span<const u64> alpha, std::span<con
         const int tr = lsb(out[1]) ^ lsb(out[5]) ^ ab;
         const u64 sign = t[l][1] ? u64(-1) : 1;
         for (int k = 0; k < m; ++k) {
-          const u64 v0l = elem(out[2 + lose], k), v1l = elem(out[6 + lose], k);
-          const u64 v0k = elem(out[2 + keep], k), v1k = elem(out[6 + keep], k);
+          const u64 v0l = elem(out[2 + lose], k, m, ob), v1l = elem(out[6 + lose], k, m, ob);
+          const u64 v0k = elem(out[2 + keep], k, m, ob), v1k = elem(out[6 + keep], k, m, ob);
           u64 vcw = sign * (v1l - v0l - va[l][k]);
           if (lose == 0) vcw += sign * beta[i * m + k];
           va[l][k] = va[l][k] - v1k + v0k + sign * vcw;
@@ -100,7 +101,7 @@ void keygen_shared(const DcfParams& p, std::span<const u64> alpha, std::span<con
       const u64 sign = t[l][1] ? u64(-1) : 1;
       for (int k = 0; k < m; ++k)
         k0.fcw[(i0 + l) * m + k] =
-            (sign * (elem(hs[2 * l + 1], k) - elem(hs[2 * l], k) - va[l][k])) & om;
+            (sign * (elem(hs[2 * l + 1], k, m, ob) - elem(hs[2 * l], k, m, ob) - va[l][k])) & om;
     }
   }
 }
@@ -117,7 +118,7 @@ void dcf_keygen(const DcfParams& p, std::span<const u64> alpha, std::span<const 
 
 void dcf_eval(int party, const DcfKeys& k, std::span<const u64> x, std::span<u64> out) {
   const size_t n = k.n;
-  const int nb = k.p.in_bits, m = k.p.payload;
+  const int nb = k.p.in_bits, m = k.p.payload, ob = k.p.out_bits;
   const u64 om = ring_mask(k.p.out_bits);
   AERO_CHECK(x.size() == n && out.size() == n * m, "dcf_eval: ", n, " keys need ", n,
              " inputs and ", n * m, " outputs, got ", x.size(), " and ", out.size());
@@ -128,7 +129,7 @@ void dcf_eval(int party, const DcfKeys& k, std::span<const u64> x, std::span<u64
     const size_t i0 = c * L, cnt = std::min(L, n - i0);
     Block s[L];
     int t[L];
-    u64 v[L][2] = {};
+    u64 v[L][3] = {};
     u64 xi[L];
     for (size_t l = 0; l < cnt; ++l) {
       s[l] = k.seed[i0 + l];
@@ -151,7 +152,7 @@ void dcf_eval(int party, const DcfKeys& k, std::span<const u64> x, std::span<u64
         const Block scw = k.scw[i * nb + j];
         s[l] = clear_lsb(hs[2 * l]) ^ Block{scw.lo & cm, scw.hi & cm};
         for (int q = 0; q < m; ++q)
-          v[l][q] += elem(hs[2 * l + 1], q) + (k.vcw[(i * nb + j) * m + q] & cm);
+          v[l][q] += elem(hs[2 * l + 1], q, m, ob) + (k.vcw[(i * nb + j) * m + q] & cm);
         t[l] = lsb(hs[2 * l]) ^ (int((k.tcw[i * nb + j] >> b) & 1) & t[l]);
       }
     }
@@ -160,7 +161,7 @@ void dcf_eval(int party, const DcfKeys& k, std::span<const u64> x, std::span<u64
     const u64 sign = party ? u64(-1) : 1;
     for (size_t l = 0; l < cnt; ++l)
       for (int q = 0; q < m; ++q) {
-        u64 r = v[l][q] + elem(hs[l], q) + (t[l] ? k.fcw[(i0 + l) * m + q] : 0);
+        u64 r = v[l][q] + elem(hs[l], q, m, ob) + (t[l] ? k.fcw[(i0 + l) * m + q] : 0);
         out[(i0 + l) * m + q] = (sign * r) & om;
       }
   }

@@ -18,7 +18,7 @@ namespace aero::mpc {
 struct DcfParams {
   int in_bits = 1;
   int out_bits = 64;
-  int payload = 1;  // 1 or 2 group elements per key
+  int payload = 1;  // 1 or 2 group elements per key; 3 when out_bits <= 42 (fss::elem)
   void check() const;
 };
 

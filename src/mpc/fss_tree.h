@@ -15,5 +15,11 @@ inline int lsb(Block s) { return int(s.lo & 1); }
 inline u64 bit_at(u64 x, int n, int level) { return (x >> (n - 1 - level)) & 1; }
 // Group element k (0 or 1) of a converted block.
 inline u64 elem(Block b, int k) { return k ? b.hi : b.lo; }
+// Group element k of m per block, used mod 2^out: m <= 2 as elem; m = 3 (out <= 42): the low
+// out bits of each half, then the 2 (64 - out) >= out bits above them (disjoint bits).
+inline u64 elem(Block b, int k, int m, int out) {
+  if (m < 3 || k < 2) return elem(b, k);
+  return (b.lo >> out) | ((b.hi >> out) << (64 - out));
+}
 
 }  // namespace aero::mpc::fss

@@ -55,8 +55,15 @@ std::vector<u64> matmul_w_eval(Party& p, const MatShape& s, std::span<const u64>
                                std::span<const u64> w_hat, std::span<const u64> w_plain, int w) {
   check_sizes("matmul_w_eval", x_hat.size(), s.m * s.k, "masked input");
   check_sizes("matmul_w_eval", w_hat.size(), s.k * s.n, "masked weights");
-  if (p.id == kServer) check_sizes("matmul_w_eval", w_plain.size(), s.k * s.n, "server weights");
   OpScope scope(p.peer, "matmul_w");
+  return open(p, matmul_w_shares(p, s, x_hat, w_hat, w_plain, w), w);
+}
+
+std::vector<u64> matmul_w_shares(Party& p, const MatShape& s, std::span<const u64> x_hat,
+                                 std::span<const u64> w_hat, std::span<const u64> w_plain, int w) {
+  check_sizes("matmul_w_eval", x_hat.size(), s.m * s.k, "masked input");
+  check_sizes("matmul_w_eval", w_hat.size(), s.k * s.n, "masked weights");
+  if (p.id == kServer) check_sizes("matmul_w_eval", w_plain.size(), s.k * s.n, "server weights");
   p.keys.begin("matmul_w", s.m * s.n);
   std::vector<u64> rx(s.m * s.k), y(s.m * s.n);
   p.keys.share(rx, w);
@@ -64,7 +71,7 @@ std::vector<u64> matmul_w_eval(Party& p, const MatShape& s, std::span<const u64>
   gemm_acc(s, rx.data(), w_hat.data(), y.data(), /*subtract=*/true);
   if (p.id == kServer) gemm_acc(s, x_hat.data(), w_plain.data(), y.data());
   reduce(y, w);
-  return open(p, y, w);
+  return y;
 }
 
 std::vector<u64> matmul_ss_deal(Dealer& d, const MatShape& s, std::span<const u64> r_a,

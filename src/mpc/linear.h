@@ -41,6 +41,10 @@ std::vector<u64> matmul_w_deal(Dealer& d, const MatShape& s, std::span<const u64
 std::vector<u64> matmul_w_eval(Party& p, const MatShape& s, std::span<const u64> x_hat,
                                std::span<const u64> w_hat, std::span<const u64> w_plain, int w);
 
+// Party side without the opening (for mpc::open_many with other gates of the same round).
+std::vector<u64> matmul_w_shares(Party& p, const MatShape& s, std::span<const u64> x_hat,
+                                 std::span<const u64> w_hat, std::span<const u64> w_plain, int w);
+
 std::vector<u64> matmul_ss_deal(Dealer& d, const MatShape& s, std::span<const u64> r_a,
                                 std::span<const u64> r_b, int w);
 std::vector<u64> matmul_ss_eval(Party& p, const MatShape& s, std::span<const u64> a_hat,

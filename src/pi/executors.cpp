@@ -187,6 +187,13 @@ void FixedExec::track(const T& x) {
   max_bits_ = std::max(max_bits_, bits);
 }
 
+void FixedExec::note(const std::string& what, __int128 mx) {
+  int bits = 1;
+  while (mx > 0) ++bits, mx >>= 1;
+  int& b = bits_[what];
+  b = std::max(b, bits);
+}
+
 FixedExec::T FixedExec::input(const std::vector<double>& x, int rows, int cols) const {
   T t(rows, cols, false);
   t.v.resize(x.size());
@@ -278,21 +285,24 @@ FixedExec::T FixedExec::layernorm(const T& x, const PiNorm& n, const char*) {
 }
 
 // Linear: y = floor((x W^T + b 2^2f) / 2^f): the masked matrix product, then truncation.
-FixedExec::T FixedExec::linear(const T& x, const PiLinear& L, const char*) {
+FixedExec::T FixedExec::linear(const T& x, const PiLinear& L, const char* tag) {
   ++call_;
   AERO_CHECK(x.cols == L.in, "linear: input width ", x.cols, " != ", L.in);
   const auto& e = enc(L);
   T y(x.rows, L.out);
-#pragma omp parallel for schedule(static)
+  int64_t amax = 0;
+#pragma omp parallel for schedule(static) reduction(max : amax)
   for (int o = 0; o < L.out; ++o) {
     const int64_t* w = e.w.data() + size_t(o) * L.in;
     for (int t = 0; t < x.rows; ++t) {
       const int64_t* r = x.row(t);
       int64_t s = e.b.empty() ? 0 : e.b[o];
       for (int i = 0; i < L.in; ++i) s += r[i] * w[i];
+      amax = std::max(amax, s < 0 ? -(s + 1) : s);
       y.at(t, o) = tr(s, s_.f, uint64_t(t) * L.out + o);
     }
   }
+  note(std::string(tag) + ".acc", amax);
   track(y);
   return y;
 }
@@ -351,7 +361,8 @@ FixedExec::T FixedExec::attn_logits(const T& qkv, const PiBlock& b, int H) {
   const int Tn = qkv.rows, d = qkv.cols / 3, dk = d / H, Tc = int(b.score_const.size()) / H;
   const auto& cst = enc_vec(b.score_const, s_.c_frac);
   T z(H * Tn, Tn);
-#pragma omp parallel for schedule(dynamic)
+  int64_t smax = 0, zmax = 0;
+#pragma omp parallel for schedule(dynamic) reduction(max : smax, zmax)
   for (int h = 0; h < H; ++h)
     for (int i = 0; i < Tn; ++i)
       for (int j = 0; j <= i; ++j) {
@@ -359,9 +370,14 @@ FixedExec::T FixedExec::attn_logits(const T& qkv, const PiBlock& b, int H) {
         const int64_t* k = qkv.row(j) + d + h * dk;
         int64_t s = 0;
         for (int e = 0; e < dk; ++e) s += q[e] * k[e];
-        z.at(h * Tn + i, j) =
-            tr(__int128(s) * cst[size_t(h) * Tc + i], s_.f + s_.c_frac, (uint64_t(h) * Tn + i) * Tn + j);
+        const __int128 sc = __int128(s) * cst[size_t(h) * Tc + i];
+        const __int128 sa = sc < 0 ? -(sc + 1) : sc;
+        smax = std::max(smax, sa > INT64_MAX ? INT64_MAX : int64_t(sa));
+        const int64_t zz = z.at(h * Tn + i, j) = tr(sc, s_.f + s_.c_frac, (uint64_t(h) * Tn + i) * Tn + j);
+        zmax = std::max(zmax, zz < 0 ? -(zz + 1) : zz);
       }
+  note("attn.scores.acc", smax);
+  note("attn.logits", zmax);
   track(z);
   return z;
 }

@@ -51,6 +51,14 @@ class FixedExec {
   // Largest |value| seen on any wire, in bits (two's complement width incl. sign): the
   // per-tensor widths the secure run needs; checked against the ring by tests.
   int max_bits() const { return max_bits_; }
+  // Width of one named wire (0 if never seen), for the engine's narrower rings
+  // (docs/private_inference.md, "width plan"): "<linear tag>.acc" the accumulator x W^T + b
+  // of that linear (scale 2f), "attn.scores.acc" the scaled logits q.k round(c 2^c_frac)
+  // (scale 2f + c_frac), "attn.logits" the logits z (scale f).
+  int max_bits(const std::string& what) const {
+    auto it = bits_.find(what);
+    return it == bits_.end() ? 0 : it->second;
+  }
 
  private:
   struct EncLinear {
@@ -70,6 +78,8 @@ class FixedExec {
   std::map<const void*, EncLinear> lin_cache_;
   std::map<std::pair<const void*, int>, std::vector<int64_t>> vec_cache_;
   int max_bits_ = 0;
+  std::map<std::string, int> bits_;
+  void note(const std::string& what, __int128 max_abs);  // max_abs: max over v of (v < 0 ? -(v + 1) : v)
 };
 
 // Index of the largest value of each row (ties: first), any executor's tensor.

@@ -37,6 +37,14 @@ struct FxSpec {
   int inv_out_frac = 20;   // exact_max: scale of 1/sum (clipped uses 16)
   int rsqrt_out_frac = 30; // LayerNorm: scale of 1/(d sqrt(var + eps))
   double ln_eps = 1e-5;
+  // Secure engine only (the integer function does not depend on it): ring of Q, K and the
+  // attention scores' product; the logits get qk_bits - f - c_frac bits, so logits must stay
+  // below 2^(qk_bits - f - c_frac - 2) at scale 2^f (one spare bit for their differences).
+  // 60 (default): |z| < 2^14; trained LN-free models reach |z| ~ 2^8 (`aero pi eval` prints
+  // the logits' width and the qk_bits they need). 52: the narrow plan (|z| < 64; with
+  // stochastic truncation and a 64-bit input, Q and K then come from attn.qkv's product by the
+  // free truncate-reduce and V's truncation moves into the scores' round).
+  int qk_bits = 60;
   // Stochastic truncation (Orca; SIGMA's truncate-reduce): floor(x / 2^s) + c, c = 1 with
   // probability (x mod 2^s) / 2^s, no carry DCF. The secure run draws c from the dealer's mask,
   // the simulation from a hash of (operator call, element): the same distribution, not the same

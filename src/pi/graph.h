@@ -52,6 +52,8 @@ typename E::T block_forward(E& ex, const PiModel& m, int l, const typename E::T&
   };
   auto ffn = [&](const typename E::T& h) {
     if (c.ffn_kind == model::FfnKind::fused) return ex.linear(h, b.fused, "ffn.fused");
+    // An executor that defers ffn.fc's truncation to its reader (SecureExec) learns the reader.
+    if constexpr (requires { ex.ffn_act_hint(c.ffn_act); }) ex.ffn_act_hint(c.ffn_act);
     auto u = ex.linear(h, b.fc, "ffn.fc");
     if (c.ffn_act != model::Activation::identity) u = ex.activation(u, c.ffn_act, b.slope);
     return ex.linear(u, b.fc_proj, "ffn.proj");

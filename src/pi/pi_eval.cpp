@@ -1,6 +1,7 @@
 // Perplexity under --pi-sim (see pi_eval.h).
 #include "pi/pi_eval.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
@@ -65,6 +66,9 @@ PiEvalResult pi_evaluate(const PiModel& m, const text::TokenDataset& ds, int T, 
     r.agree_last = agree_last / double(n);
   }
   r.max_bits = xe.max_bits();
+  r.logit_bits = xe.max_bits("attn.logits");
+  if (m.cfg.norm == model::Norm::layernorm)
+    for (const char* t : {"attn.qkv.acc", "ffn.fc.acc", "ffn.fused.acc"}) r.ln_linear_acc_bits = std::max(r.ln_linear_acc_bits, xe.max_bits(t));
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
 }

@@ -19,6 +19,10 @@ struct PiEvalResult {
   double max_logit_err = 0;
   uint64_t chunks = 0, tokens = 0;
   int max_bits = 0;        // widest fixed-point wire seen
+  // The secure engine's narrower rings (docs/private_inference.md, "width plan"): logits must
+  // fit FxSpec::qk_bits - f - c_frac - 1 bits; with LayerNorm and stochastic truncation, the
+  // accumulators of the linears that read a LayerNorm must fit 33 (0 for an LN-free model).
+  int logit_bits = 0, ln_linear_acc_bits = 0;
   double seconds = 0;
 };
 

@@ -2,6 +2,7 @@
 // each other, one code path, bit-exact with FixedExec.
 #include "pi/secure_exec.h"
 
+#include <cmath>
 #include <deque>
 #include <optional>
 
@@ -13,7 +14,7 @@
 
 namespace aero::pi {
 using mpc::u64;
-constexpr int W = SecureExec::kWidth, WIDE = SecureExec::kWide, ZW = SecureExec::kScoreWidth;
+constexpr int W = SecureExec::kWidth, WIDE = SecureExec::kWide;
 
 // GateCounter: a replica of mpc::Meter's accounting (transport.cpp) for both parties.
 void GateCounter::on_send(int p, const std::string& tag, double b) {
@@ -161,6 +162,14 @@ class SRound {
       dst_.push_back(out_.size() - 1);
     }
     return {a, b};
+  }
+  // Truncating ReLU / leaky ReLU (mpc::relu_trunc), one opening at s.out_bits.
+  V& relu_trunc(const V& x, const mpc::ReluTruncSpec& s) {
+    if (c_)
+      return count(x.size(), s.out_bits, mpc::relu_trunc_key_bytes(s, x.size(), 0),
+                   mpc::relu_trunc_key_bytes(s, x.size(), 1), dcf_aes(x.size(), s.in_bits - 1));
+    return add([&] { return mpc::relu_trunc_deal(*d_, s, x); }, [&] { return mpc::relu_trunc_shares(*p_, s, x); },
+               s.out_bits);
   }
   V& mul(const V& a, const V& b, int w) {
     if (c_) return count(a.size(), w, mpc::mul_key_bytes(a.size(), w, 0), mpc::mul_key_bytes(a.size(), w, 1));
@@ -327,6 +336,11 @@ std::vector<u64> SecureExec::affine(const V& x, int64_t k, int64_t c, int w) con
 }
 
 std::vector<u64> SecureExec::trunc(const V& x, int shift, int in_w, int out_w, const char* tag) {
+  if (tspec(in_w, shift, out_w).is_free()) {  // local: no operator tag (nothing to meter)
+    V y = mpc::trunc_free_eval(x, in_w, shift);  // the same map on masks and masked values
+    for (auto& e : y) e = mpc::mod_w(e, out_w);
+    return y;
+  }
   SRound r(*this, tag);
   auto& y = r.trunc(x, tspec(in_w, shift, out_w));
   r.run();
@@ -334,6 +348,7 @@ std::vector<u64> SecureExec::trunc(const V& x, int shift, int in_w, int out_w, c
 }
 
 std::vector<u64> SecureExec::at_width(const SWire& x, int w) {
+  if (x.pending) return trunc(x.v, x.pending, x.w, w, x.pending_tag);
   if (x.w == w) return x.v;
   if (x.w > w) {
     V o(x.v.size());
@@ -437,34 +452,59 @@ std::vector<u64> SecureExec::invpow(const V& v, int vw, int max_e, const InvPowL
 
 std::vector<u64> SecureExec::matmul_server(const V& x, size_t M, size_t K, size_t N, const std::vector<int64_t>& w_kn,
                                            int w) {
-  const uint64_t id = tensor_id_++;
-  mpc::MatShape shape{M, K, N};
-  if (counting()) {  // model setup (the masked weights, server to client), then the product
-    c_->send("weights", mpc::kServer, double(mpc::packed_bytes(K * N, w)), double(K * N));
+  return std::move(matmul_server_many({{&x, M, K, N, &w_kn, w}})[0]);
+}
+
+// Several server-weight products opened in ONE round (mpc::open_many), each on its own ring.
+std::vector<std::vector<u64>> SecureExec::matmul_server_many(const std::vector<WProd>& ps) {
+  std::vector<V> out(ps.size());
+  std::vector<uint64_t> ids(ps.size());
+  for (auto& id : ids) id = tensor_id_++;
+  if (counting()) {  // model setup (the masked weights, server to client), then the products
+    for (const auto& q : ps)
+      c_->send("weights", mpc::kServer, double(mpc::packed_bytes(q.K * q.N, q.w)), double(q.K * q.N));
     TagScope ts(*this, "matmul_w");
-    c_->keys(tag(), double(mpc::matmul_w_key_bytes(shape, w, 0)), double(mpc::matmul_w_key_bytes(shape, w, 1)));
-    c_->work(tag(), 2.0 * double(M) * double(K) * double(N), 0);
-    c_->exchange(tag(), double(mpc::packed_bytes(M * N, w)), double(M * N));
-    return V(M * N, 0);
+    double payload = 0, elems = 0;
+    for (size_t i = 0; i < ps.size(); ++i) {
+      const auto& q = ps[i];
+      const mpc::MatShape shape{q.M, q.K, q.N};
+      c_->keys(tag(), double(mpc::matmul_w_key_bytes(shape, q.w, 0)), double(mpc::matmul_w_key_bytes(shape, q.w, 1)));
+      c_->work(tag(), 2.0 * double(q.M) * double(q.K) * double(q.N), 0);
+      payload += double(mpc::packed_bytes(q.M * q.N, q.w)), elems += double(q.M * q.N);
+      out[i].assign(q.M * q.N, 0);
+    }
+    c_->exchange(tag(), payload, elems);
+    return out;
   }
-  auto r_w = mpc::weight_mask(seed_, id, K * N, w);
   if (dealer()) {
     TagScope ts(*this, "matmul_w");
-    return mpc::matmul_w_deal(*d_, shape, x, r_w, w);
+    for (size_t i = 0; i < ps.size(); ++i) {
+      const auto& q = ps[i];
+      out[i] = mpc::matmul_w_deal(*d_, {q.M, q.K, q.N}, *q.x, mpc::weight_mask(seed_, ids[i], q.K * q.N, q.w), q.w);
+    }
+    return out;
   }
-  std::vector<u64> w_plain, w_hat(K * N);
-  {  // model setup: the masked weights go to the client once (reusable across queries)
+  std::vector<V> w_plain(ps.size()), w_hat(ps.size());
+  for (size_t i = 0; i < ps.size(); ++i) {  // model setup: the masked weights go to the client once (reusable)
+    const auto& q = ps[i];
     mpc::OpScope scope(p_->peer, "weights");
+    w_hat[i].resize(q.K * q.N);
     if (p_->id == mpc::kServer) {
-      w_plain.resize(K * N);
-      for (size_t k = 0; k < K * N; ++k) w_plain[k] = mpc::mod_w(u64(w_kn[k]), w);
-      w_hat = mpc::mask_weights(w_plain, r_w, w);
-      p_->peer.send_ring(w_hat, w);
+      w_plain[i].resize(q.K * q.N);
+      for (size_t k = 0; k < q.K * q.N; ++k) w_plain[i][k] = mpc::mod_w(u64((*q.w_kn)[k]), q.w);
+      w_hat[i] = mpc::mask_weights(w_plain[i], mpc::weight_mask(seed_, ids[i], q.K * q.N, q.w), q.w);
+      p_->peer.send_ring(w_hat[i], q.w);
     } else {
-      p_->peer.recv_ring(w_hat, w);
+      p_->peer.recv_ring(w_hat[i], q.w);
     }
   }
-  return mpc::matmul_w_eval(*p_, shape, x, w_hat, w_plain, w);
+  mpc::OpScope scope(p_->peer, "matmul_w");
+  std::vector<mpc::Opening> ops;
+  for (size_t i = 0; i < ps.size(); ++i) {
+    const auto& q = ps[i];
+    ops.push_back({mpc::matmul_w_shares(*p_, {q.M, q.K, q.N}, *q.x, w_hat[i], w_plain[i], q.w), q.w});
+  }
+  return mpc::open_many(*p_, std::move(ops));
 }
 
 // Linear: X' = [X | 1] times W' = [W^T ; round(b 2^2f)] by matmul_w at 40 bits (the bias is a
@@ -475,7 +515,31 @@ std::vector<u64> SecureExec::matmul_server(const V& x, size_t M, size_t K, size_
 SWire SecureExec::linear(const SWire& x0, const PiLinear& L, const char* tag) {
   AERO_CHECK(x0.cols == L.in, "secure linear ", tag, ": input width ", x0.cols, " != ", L.in);
   const size_t K = size_t(L.in) + 1, N = size_t(L.out), M = size_t(x0.rows);
-  const V xv = at_width(x0, W);
+  const std::string t = tag;
+  // Stochastic fused FFN on a 64-bit input (no LayerNorm before it): the product runs at 64
+  // bits and its truncation is deferred to the FFN-scaling residual, which then truncates once
+  // for both (see residual): one 64-bit opening instead of 40-bit + 64-bit.
+  const bool wide = s_.stochastic_trunc && t == "ffn.fused" && x0.w == WIDE && !x0.pending;
+  // Stochastic ffn.fc read by ffn.proj (identity activation, ffn_act_hint) on a 64-bit input:
+  // the product on W + f bits, so that the free truncate-reduce leaves exactly the W bits
+  // proj multiplies on (at_width): no truncation opening (a 52-bit instead of a 40-bit
+  // accumulator opening plus a 40-bit truncation opening).
+  const bool fc_lin = s_.stochastic_trunc && t == "ffn.fc" && fc_feeds_linear_ && x0.w == WIDE && !x0.pending;
+  // Otherwise the product's ring is 40 bits, or the input's own width when narrower (a
+  // LayerNorm output in stochastic mode, 34 bits: the LayerNorm's truncation was free, and this
+  // ring needs |x W^T + b| < 2^(ring - 2) at scale 2^2f, i.e. |y| < 2^8; FixedExec reports it
+  // as the width of "<tag>.acc").
+  // attn.qkv on a 64-bit input (the residual stream of LN-free models) in stochastic mode with
+  // the narrow plan (FxSpec::qk_bits <= 52): Q and K's product runs on 64 bits, so they come
+  // out of it by the free truncate-reduce to 52 bits; V's product runs on 40 bits in the
+  // same round (mpc::open_many) and V's truncation gate runs in the scores' round
+  // (attn_logits): one opening of Q, K, V instead of two, one round less (SIGMA's
+  // truncate-reduce, PoPETs 2024). With qk_bits > 52 the free shift cannot leave Q and K
+  // wide enough, so they take the truncation gate as usual.
+  const int QKW = s_.qk_bits;
+  const bool late_v = t == "attn.qkv" && s_.stochastic_trunc && x0.w == WIDE && QKW <= WIDE - s_.f;
+  const int ring = (wide || late_v) ? WIDE : fc_lin ? W + s_.f : std::min(x0.w, W);
+  const V xv = at_width(x0, ring);
   V xp(M * K);
   for (size_t t = 0; t < M; ++t) {
     for (size_t i = 0; i + 1 < K; ++i) xp[t * K + i] = xv[t * L.in + i];
@@ -488,10 +552,58 @@ SWire SecureExec::linear(const SWire& x0, const PiLinear& L, const char* tag) {
       for (size_t o = 0; o < N; ++o) wk[i * N + o] = encode(L.w[o * L.in + i], s_.f);
     for (size_t o = 0; o < N; ++o) wk[(K - 1) * N + o] = L.b.empty() ? 0 : encode(L.b[o], 2 * s_.f);
   }
-  const std::string t = tag;
-  const int out_w = t == "ffn.fc" ? W : WIDE;
-  SWire acc{x0.rows, L.out, matmul_server(xp, M, K, N, wk, W), out_w};
-  acc.v = trunc(acc.v, s_.f, W, out_w, tag);
+  const size_t d3 = N / 3;
+  SWire acc{x0.rows, L.out, {}, WIDE};
+  V qk, vv;
+  if (late_v) {  // [W_Q W_K] on 64 bits, W_V on 40, one round
+    std::vector<int64_t> wqk, wv;
+    if (server())
+      for (size_t i = 0; i < K; ++i) {
+        wqk.insert(wqk.end(), wk.begin() + ptrdiff_t(i * N), wk.begin() + ptrdiff_t(i * N + 2 * d3));
+        wv.insert(wv.end(), wk.begin() + ptrdiff_t(i * N + 2 * d3), wk.begin() + ptrdiff_t((i + 1) * N));
+      }
+    V x40(xp.size());
+    for (size_t k = 0; k < xp.size(); ++k) x40[k] = mpc::mod_w(xp[k], W);
+    auto pr = matmul_server_many({{&xp, M, K, 2 * d3, &wqk, WIDE}, {&x40, M, K, d3, &wv, W}});
+    qk = std::move(pr[0]), vv = std::move(pr[1]);
+    acc.v.resize(M * N);
+  } else {
+    acc.v = matmul_server(xp, M, K, N, wk, ring);
+  }
+  if (t == "ffn.fc" || wide) {  // the consumer fuses the truncation (SWire::pending)
+    acc.w = ring;
+    acc.pending = s_.f;
+    acc.pending_tag = tag;
+    return acc;
+  }
+  if (t != "attn.qkv") {
+    acc.v = trunc(acc.v, s_.f, ring, WIDE, tag);
+    return acc;
+  }
+  // attn.qkv: Q and K to FxSpec::qk_bits (60, or 52 narrow), V to 64 (the normalization's product needs
+  // V's 64 bits: see attn_softmax_v), both by one truncation round (two gates, one opening).
+  for (size_t r = 0; r < M && !late_v; ++r) {
+    qk.insert(qk.end(), acc.v.begin() + ptrdiff_t(r * N), acc.v.begin() + ptrdiff_t(r * N + 2 * d3));
+    vv.insert(vv.end(), acc.v.begin() + ptrdiff_t(r * N + 2 * d3), acc.v.begin() + ptrdiff_t((r + 1) * N));
+  }
+  V qk2, vv2;
+  if (late_v) {  // free truncate-reduce of Q and K (no gate, no tag); V: the accumulator
+    qk2 = dealer() ? mpc::trunc_free_mask(qk, ring, s_.f) : mpc::trunc_free_eval(qk, ring, s_.f);
+    for (auto& e : qk2) e = mpc::mod_w(e, QKW);
+    vv2 = std::move(vv);
+    acc.late_v = std::make_shared<SWire::LateV>();
+  } else {
+    SRound rt(*this, tag);
+    auto& a = rt.trunc(qk, tspec(ring, s_.f, QKW));
+    auto& b = rt.trunc(vv, tspec(ring, s_.f, WIDE));
+    rt.run();
+    qk2 = std::move(a), vv2 = std::move(b);
+  }
+  for (size_t r = 0; r < M; ++r) {
+    std::copy(qk2.begin() + ptrdiff_t(r * 2 * d3), qk2.begin() + ptrdiff_t((r + 1) * 2 * d3), acc.v.begin() + ptrdiff_t(r * N));
+    std::copy(vv2.begin() + ptrdiff_t(r * d3), vv2.begin() + ptrdiff_t((r + 1) * d3), acc.v.begin() + ptrdiff_t(r * N + 2 * d3));
+  }
+  acc.qk_w = QKW;
   return acc;
 }
 
@@ -501,34 +613,51 @@ SWire SecureExec::linear(const SWire& x0, const PiLinear& L, const char* tag) {
 //   2: (lo xor hi) D[u + 256] by the selected 9-bit DPF table (D is 0 at both ends, so the
 //      clamp is a selection), opened together with the widened relu as relu - delta.
 SWire SecureExec::activation(const SWire& x0, model::Activation act, double slope) {
-  const V x = at_width(x0, W);
-  const size_t n = x.size();
+  const size_t n = x0.v.size();
   SWire y{x0.rows, x0.cols, {}, W};
+  // ffn.fc's pending accumulator (SWire::pending) is truncated straight to kActWidth = 28 bits
+  // (at_width): stochastic, a free truncate-reduce (fc opens only its accumulator); faithful
+  // (ReLU), an exact truncation gate opening 28 bits instead of 40; faithful GELU runs on the
+  // accumulator itself, faithful leaky ReLU truncates it to 40 bits. ReLU / stochastic leaky
+  // ReLU take the 28-bit wire in ONE gate (mpc::relu_trunc, shift 0: the sign extension to 40
+  // bits and leaky's slope truncation live in the comparison's DCF payloads).
+  // The activation's wire: kActWidth, or narrower when the pending accumulator's ring leaves
+  // fewer bits above the shift (then the truncate-reduce stays free; the ring's own range
+  // assumption bounds x).
+  const int aw = x0.pending ? std::min(kActWidth, x0.w - x0.pending) : kActWidth;
   switch (act) {
     case model::Activation::identity: return x0;
-    case model::Activation::relu: {
+    case model::Activation::relu: {  // exact (relu_trunc of shift 0 and slope 0)
+      const V x = at_width(x0, aw);
       SRound r(*this, "relu");
-      auto& o = r.relu(x, W);
+      auto& o = r.relu_trunc(x, {aw, 0, W});
       r.run();
       y.v = o;
       return y;
     }
     case model::Activation::gelu: {
-      // On a 28-bit wire (free narrowing: |x| < 2^26, which the 40-bit accumulator of the
-      // linear layer before already implies at scale f), so every comparison is 27 bits; the
-      // ReLU is sign-extended back to 40 bits (bounded rule) in the table's round, and relu - delta
-      // is opened once (SRound::sub_last_two).
-      const int gw = kGeluWidth, sh = s_.f - s_.gelu_lut_frac, b = s_.gelu_lut_bits;
-      const V xg = at_width(x0, gw);
-      const int64_t half = int64_t(gelu_.table.size()) / 2, edge = half << sh;
+      // Stochastic (or an already truncated input): on a 28-bit wire (|x| < 2^26, which the
+      // 40-bit accumulator of the linear layer before already implies at scale f; ffn.fc's
+      // pending accumulator is truncated straight to it for free), so every comparison is 27
+      // bits; the ReLU is sign-extended back to 40 bits (bounded rule) in the table's round.
+      // Faithful on ffn.fc's pending accumulator acc (x = floor(acc / 2^p), p = f): the gate
+      // runs on acc itself, exactly: [x >= c] = [acc >= c 2^p], floor(x / 2^6) = floor(acc /
+      // 2^(p+6)), relu(x) = floor(relu(acc) / 2^p), the last an exact truncation in the
+      // table's round (it replaces the widening) - fc's truncation round disappears.
+      const bool on_acc = x0.pending && !s_.stochastic_trunc;
+      const int gw = on_acc ? x0.w : aw, p = on_acc ? x0.pending : 0;
+      const int sh = s_.f - s_.gelu_lut_frac, b = s_.gelu_lut_bits;
+      const V xg = on_acc ? x0.v : at_width(x0, gw);
+      const int64_t half = int64_t(gelu_.table.size()) / 2, edge = (half << sh) << p;
       // [x >= -edge] = DReLU(x + edge), [x >= edge] = DReLU(x - edge): the ReLU's DCF key
       // evaluated at two more points.
-      // 2 rounds: {relu, lo, hi (bits mod 2), u} | {relu widened, (lo xor hi) D[u + half] by the
-      // selected lookup}: D is 0 at both ends, so the clamp is a selection by lo - hi = lo xor hi
-      // (1 inside [-2^14, 2^14), 0 outside; hi implies lo), folded into the table's DPF payload.
+      // 2 rounds: {relu, lo, hi (bits mod 2), u} | {relu widened (and truncated by p), (lo xor
+      // hi) D[u + half] by the selected lookup}: D is 0 at both ends, so the clamp is a
+      // selection by lo - hi = lo xor hi (1 inside [-2^14, 2^14), 0 outside; hi implies lo),
+      // folded into the table's DPF payload; relu - delta is opened once (SRound::sub_last_two).
       SRound r1(*this, "gelu");
       auto [rlp, lohip] = r1.relu_cmp(xg, {gw, gw, 1, {u64(-edge), u64(edge)}});
-      auto& u = r1.trunc(xg, {gw, sh, b, true});  // table index: always a floor
+      auto& u = r1.trunc(xg, {gw, sh + p, b, true});  // table index: always a floor
       r1.run();
       const V& rl = *rlp;
       const V& lohi = *lohip;
@@ -539,7 +668,7 @@ SWire SecureExec::activation(const SWire& x0, model::Activation act, double slop
         sel[k] = (lohi[k] ^ lohi[n + k]) & 1;
       }
       SRound r2(*this, "gelu");
-      r2.trunc(rl, {gw, 0, W, true, true});
+      r2.trunc(rl, {gw, p, W, true, true});
       r2.lut_sel(idx, sel, b, W, {&gelu_.table});
       auto& out = r2.sub_last_two(W);  // one 40-bit opening of relu - delta
       r2.run();
@@ -549,6 +678,17 @@ SWire SecureExec::activation(const SWire& x0, model::Activation act, double slop
     case model::Activation::leaky_relu:
     case model::Activation::learnable_leaky_relu: {
       const int64_t sl = encode(slope, s_.f);
+      if (s_.stochastic_trunc) {  // one round: b x + (1 - b) (floor(sl x / 2^f) + carry)
+        const V x = at_width(x0, aw);
+        SRound r(*this, "leaky_relu");
+        auto& o = r.relu_trunc(x, {aw, 0, W, sl, s_.f, true});
+        r.run();
+        y.v = o;
+        return y;
+      }
+      // Faithful: the exact floor of the slope product needs its own truncation gate (on a
+      // 40-bit x), then the select.
+      const V x = at_width(x0, W);
       SRound r1(*this, "leaky_relu");
       auto& b = r1.drelu(x, W, W);
       auto& neg = r1.trunc(affine(x, sl, 0, W), tspec(W, s_.f, W));
@@ -577,8 +717,15 @@ SWire SecureExec::add(const SWire& a, const SWire& b, const char*) {
 SWire SecureExec::residual(const SWire& xh, const SWire& f, double beta, double inv_alpha) {
   if (beta == 1.0 && inv_alpha == 1.0) return add(xh, f, "residual");
   const u64 b = u64(encode(beta, s_.f)), a = u64(encode(inv_alpha, s_.f));
-  const V xv = at_width(xh, WIDE), fv = at_width(f, WIDE);
+  const V xv = at_width(xh, WIDE);
   SWire y{xh.rows, xh.cols, V(xv.size()), WIDE};
+  if (f.pending && f.w == WIDE) {  // stochastic fused FFN (see linear): one truncation for both
+    // y = floor((xh b 2^p + acc a) / 2^(f + p)) + carry, acc the 64-bit accumulator at scale f + p.
+    for (size_t k = 0; k < y.v.size(); ++k) y.v[k] = (xv[k] * b << f.pending) + f.v[k] * a;
+    y.v = trunc(y.v, s_.f + f.pending, WIDE, WIDE, "ffn_scaling");
+    return y;
+  }
+  const V fv = at_width(f, WIDE);
   for (size_t k = 0; k < y.v.size(); ++k) y.v[k] = xv[k] * b + fv[k] * a;
   y.v = trunc(y.v, s_.f, WIDE, WIDE, "ffn_scaling");
   return y;
@@ -586,7 +733,9 @@ SWire SecureExec::residual(const SWire& xh, const SWire& f, double beta, double 
 
 SWire SecureExec::rotary(const SWire& qkv, const PiModel& m) {
   const int d = m.cfg.d_model, H = m.cfg.n_head, dk = d / H, half = m.cfg.rotary_dims() / 2;
-  SWire y{qkv.rows, qkv.cols, at_width(qkv, WIDE), WIDE};
+  // Q and K (the rotated parts) stay on their own ring (FxSpec::qk_bits from attn.qkv).
+  const int qw = qkv.qk_w ? qkv.qk_w : qkv.w;
+  SWire y = qkv;
   V lin;
   std::vector<size_t> pos;
   for (int t = 0; t < qkv.rows; ++t)
@@ -604,17 +753,27 @@ SWire SecureExec::rotary(const SWire& qkv, const PiModel& m) {
           pos.push_back(base + i + half);
         }
       }
-  auto r = trunc(lin, s_.rot_frac, WIDE, WIDE, "rotary");
+  for (auto& e : lin) e = mpc::mod_w(e, qw);
+  auto r = trunc(lin, s_.rot_frac, qw, qw, "rotary");
   for (size_t k = 0; k < pos.size(); ++k) y.v[pos[k]] = r[k];
   return y;
 }
 
 // z = floor(q.k * round(c[h,i] 2^c_frac) / 2^(f + c_frac)) on the causal entries: one batched
-// matmul_ss for all heads (64 bits, lower triangle only), the public per-row constant (local),
-// one truncation to 32 bits (no sign extension: free when stochastic). Entries above the diagonal stay 0.
+// matmul_ss for all heads (on FxSpec::qk_bits, lower triangle only), the public per-row
+// constant (local), one truncation to score_width() bits (no sign extension: free when
+// stochastic). Entries above the diagonal stay 0. Width plan: a q-bit ring holds q.k round(c
+// 2^20) = z 2^44 for |z| < 2^(q - 45), and (q - 32)-bit logits hold the differences max - z,
+// clip_hi - z for |z| < 2^(q - 46): q = 60 (default) |z| < 16384, q = 52 (narrow) |z| < 64
+// (FixedExec reports "attn.logits"); each bit below 64 saves 1/8 byte per Q/K element and score.
 SWire SecureExec::attn_logits(const SWire& qkv0, const PiBlock& b, int H) {
   const size_t T = qkv0.rows, d = qkv0.cols / 3, dk = d / H, Tc = b.score_const.size() / H;
-  const V qkv = at_width(qkv0, WIDE);
+  // The product's ring is Q's and K's (FxSpec::qk_bits from attn.qkv; narrower inputs are
+  // sign-extended to it); the shift by f + c_frac leaves score_width() bits.
+  const int qw = qkv0.qk_w ? qkv0.qk_w : qkv0.w;
+  const int QKW = s_.qk_bits;
+  const V qkv = qw >= QKW ? qkv0.v : at_width(qkv0, QKW);
+  const int zr = QKW, zw = score_width();
   V q(H * T * dk), kt(H * dk * T);
   for (int h = 0; h < H; ++h)
     for (size_t t = 0; t < T; ++t)
@@ -624,8 +783,20 @@ SWire SecureExec::attn_logits(const SWire& qkv0, const PiBlock& b, int H) {
       }
   mpc::BatchMatShape sh{{T, dk, T}, size_t(H), false, true};
   SRound r(*this, "attn.scores");
-  auto& sref = r.matmul(sh, q, kt, WIDE);
+  for (auto& e : q) e = mpc::mod_w(e, zr);
+  for (auto& e : kt) e = mpc::mod_w(e, zr);
+  auto& sref = r.matmul(sh, q, kt, zr);
+  const bool late = qkv0.late_v && !qkv0.late_v->ready;
+  V* vt = nullptr;
+  if (late) {  // V's truncation from attn.qkv's 64-bit accumulator, in this round
+    V va(T * d);
+    for (size_t t = 0; t < T; ++t)
+      std::copy(qkv0.v.begin() + ptrdiff_t(t * qkv0.cols + 2 * d), qkv0.v.begin() + ptrdiff_t(t * qkv0.cols + 3 * d),
+                va.begin() + ptrdiff_t(t * d));
+    vt = &r.trunc(va, tspec(W, s_.f, WIDE));  // V's accumulator is on 40 bits (SecureExec::linear)
+  }
   r.run();
+  if (late) qkv0.late_v->done = std::move(*vt), qkv0.late_v->ready = true;
   V s = std::move(sref);
   size_t k = 0;
   for (int h = 0; h < H && !counting(); ++h)  // public per-row constants (none in count mode)
@@ -633,8 +804,9 @@ SWire SecureExec::attn_logits(const SWire& qkv0, const PiBlock& b, int H) {
       u64 c = u64(encode(b.score_const[size_t(h) * Tc + i], s_.c_frac));
       for (size_t j = 0; j <= i; ++j) s[k++] *= c;
     }
-  s = trunc(s, s_.f + s_.c_frac, WIDE, ZW, "attn.scores");
-  SWire z{int(H * T), int(T), V(size_t(H) * T * T, 0), ZW};
+  for (auto& e : s) e = mpc::mod_w(e, zr);
+  s = trunc(s, s_.f + s_.c_frac, zr, zw, "attn.scores");
+  SWire z{int(H * T), int(T), V(size_t(H) * T * T, 0), zw};
   k = 0;
   for (size_t r2 = 0; r2 < size_t(H) * T; ++r2)
     for (size_t j = 0; j <= r2 % T; ++j) z.v[r2 * T + j] = s[k++];
@@ -643,7 +815,8 @@ SWire SecureExec::attn_logits(const SWire& qkv0, const PiBlock& b, int H) {
 
 SWire SecureExec::attn_softmax_v(const SWire& z, const SWire& qkv0, int H) {
   const size_t T = qkv0.rows, d = qkv0.cols / 3, dk = d / H, R = size_t(H) * T;
-  AERO_CHECK(z.w == ZW, "secure softmax: logits must come from attn_logits");
+  const int ZW = z.w;  // score_width(): logits and their differences
+  AERO_CHECK(ZW == score_width(), "secure softmax: logits must come from attn_logits");
   auto at = [&](size_t r, size_t j) { return z.v[r * T + j]; };
   // Reference per row: the exact maximum, max(a, b) = b + relu(a - b) (one ReLU round per
   // tournament level), or the public clip_hi.
@@ -714,11 +887,15 @@ SWire SecureExec::attn_softmax_v(const SWire& z, const SWire& qkv0, int H) {
       E[r * T + j] = e[q];
       sum[r] += e[q++];
     }
-  const V qkv = at_width(qkv0, WIDE);
+  AERO_CHECK(!qkv0.late_v || qkv0.late_v->ready, "secure softmax: V's truncation runs in attn_logits");
+  const bool late = qkv0.late_v != nullptr;
+  const V& qkv = late ? qkv0.late_v->done : qkv0.v;  // V columns at 64 bits
+  const size_t vc = late ? d : qkv0.cols, v0 = late ? 0 : 2 * d;
+  AERO_CHECK(qkv0.w == WIDE, "secure softmax: V must be a 64-bit wire");
   V vh(size_t(H) * T * dk);
   for (int h = 0; h < H; ++h)
     for (size_t t = 0; t < T; ++t)
-      for (size_t cc = 0; cc < dk; ++cc) vh[(h * T + t) * dk + cc] = qkv[t * qkv0.cols + 2 * d + h * dk + cc];
+      for (size_t cc = 0; cc < dk; ++cc) vh[(h * T + t) * dk + cc] = qkv[t * vc + v0 + h * dk + cc];
   // sum <= T 2^exp_frac: the MSB search stops there, on a width just above it.
   int sum_bits = s_.exp_frac() + 1;
   while ((size_t(1) << (sum_bits - s_.exp_frac() - 1)) < T) ++sum_bits;
@@ -768,21 +945,42 @@ SWire SecureExec::layernorm(const SWire& x, const PiNorm& nrm, const char* tag) 
     for (size_t i = 0; i < d; ++i) sx[t] += x64[t * d + i];
   for (size_t t = 0; t < R; ++t)
     for (size_t i = 0; i < d; ++i) c[t * d + i] = u64(d) * x64[t * d + i] - sx[t], rb[t * d + i] = r[t];
-  SRound rm(*this, tag);
-  auto& crr = rm.mul(c, rb, WIDE);
-  rm.run();
-  V cr = std::move(crr);
   // Folded models (PiModel::fold_norms, the default) have no gain or bias here: they live in
   // the next linear's secret weights. An unfolded model's gain/bias are public constants.
   const bool aff = nrm.affine();
+  // Width plan of the product (d x - sx) r = x_hat 2^(f + rsqrt_out_frac) (folded models):
+  //   faithful: on ln_product_width(d) bits (|x_hat| <= sqrt(d - 1), so 49 bits at d = 768
+  //     instead of 64), then the faithful truncation to 40 bits (bounded sign extension);
+  //   stochastic: on 64 bits, then the FREE truncate-reduce by rsqrt_out_frac (SIGMA's
+  //     truncate-reduce, PoPETs 2024; Orca's stochastic truncation, S&P 2024): the output is
+  //     a 34-bit wire (no opening, one round less) that the next linear multiplies on its own
+  //     34-bit ring (SecureExec::linear; range assumption |y| < 2^8 there, docs); the
+  //     faithful gate's bounded sign extension is SIRNN's known-MSB rule (S&P 2021).
+  // Unfolded models (public gain at scale f) keep 64 bits and the truncation to 40.
+  const int mw = aff || s_.stochastic_trunc ? WIDE : ln_product_width(int(d));
+  const int out_w = !aff && s_.stochastic_trunc ? WIDE - s_.rsqrt_out_frac : W;
+  for (size_t k = 0; k < c.size(); ++k) c[k] = mpc::mod_w(c[k], mw), rb[k] = mpc::mod_w(rb[k], mw);
+  SRound rm(*this, tag);
+  auto& crr = rm.mul(c, rb, mw);
+  rm.run();
+  V cr = std::move(crr);
   if (aff && !counting())  // public gain (unfolded models only)
     for (size_t t = 0; t < R; ++t)
       for (size_t i = 0; i < d; ++i) cr[t * d + i] *= u64(encode(nrm.g[i], s_.f));
-  auto y = trunc(cr, (aff ? s_.f : 0) + s_.rsqrt_out_frac, WIDE, W, tag);
+  auto y = trunc(cr, (aff ? s_.f : 0) + s_.rsqrt_out_frac, mw, out_w, tag);
   if (aff && p_)  // public bias (parties only; unfolded models only)
     for (size_t t = 0; t < R; ++t)
       for (size_t i = 0; i < d; ++i) y[t * d + i] = mpc::mod_w(y[t * d + i] + u64(encode(nrm.b[i], s_.f)), W);
-  return SWire{int(R), int(d), y, W};
+  return SWire{int(R), int(d), y, out_w};
+}
+
+// Ring of LayerNorm's faithful product (d x - sx) r: |d x_i - sx| <= sqrt((d - 1) D) and
+// r <= 2^(f + rsqrt_out_frac) / sqrt(D) (1 + 2^-9 + one ulp), so |x_hat| 2^(f + rsqrt_out_frac)
+// < 2^(f + rsqrt_out_frac) sqrt(d - 1) 1.01, plus the bounded rule's two spare bits.
+int SecureExec::ln_product_width(int d) const {
+  int b = 0;
+  while (std::ldexp(1.0, b) <= std::sqrt(double(std::max(d - 1, 1))) * 1.01) ++b;
+  return std::min(WIDE, s_.f + s_.rsqrt_out_frac + b + 2);
 }
 
 // Embedding: the client inputs its one-hot rows (T x V, 40 bits), a matmul_w with the table

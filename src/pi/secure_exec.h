@@ -10,11 +10,16 @@
 // drawn from the mask, +-1 ulp; free when they narrow the wire) and the output stays within
 // the simulation's stated bounds instead (table indices stay floors).
 //
-// Wire widths (SWire::w): the residual stream, Q/K/V and the attention products run at 64
-// bits (so LayerNorm and the scores need no sign-extension gate: the truncation that ends the
-// preceding linear layer widens in the same round), activations that feed server-weight
-// products at 40 bits (kWidth), logits at 32 bits (kScoreWidth), LUT indices at their own
-// 6-14 bits (comparisons and clamps compute the index mod 2^bits only). Narrowing is free.
+// Wire widths (SWire::w), the width plan (docs/private_inference.md): the residual stream, V and
+// the E V / normalization products run at 64 bits (the truncation that ends the preceding
+// linear layer widens in the same round), Q and K and the scores' product at FxSpec::qk_bits
+// (60; 52 in the narrow plan; SWire::qk_w), logits at qk_bits - 32 (score_width(): the
+// scores' shift by f + c_frac; |z| < 16384, narrow |z| < 64 assumed), activations that feed
+// server-weight products at 40 bits (kWidth), the FFN activation's input at 28 bits
+// (kActWidth), a stochastic LayerNorm output at 34 (its truncation free; the next linear
+// multiplies on that ring, |y| < 256 assumed), LUT indices at their own 6-14 bits (comparisons and clamps compute
+// the index mod 2^bits only). Narrowing is free. An FSS gate's output (LUT, DCF) can have any
+// width, a free truncate-reduce keeps the headroom (ring minus scale), an opening resets it.
 //
 // Sign extension (a truncation whose output is wider than its input minus the shift) uses
 // the bounded rule of src/mpc/truncation.h (|value| < 2^(width-2), one spare bit: no n-bit
@@ -22,18 +27,37 @@
 //
 // Rounds: independent gates of one operator share one opening (mpc::open_many), e.g. GELU's
 // ReLU, truncation and both clamp comparisons. Per operator (rounds):
-//   linear      matmul_w (bias = constant-1 column), faithful trunc (widening to 64 where the
-//               output feeds the residual stream or attention).                          2
-//   relu        relu gate.                                                               1
-//   gelu        on a 28-bit wire: {relu(x) and the bits [x >= -2^14], [x >= 2^14] from one
+//   linear      matmul_w (bias = constant-1 column) on 40 bits (on the input's 34 bits after
+//               a stochastic LayerNorm), trunc (widening to 64 where the output feeds the
+//               residual stream or V, to qk_bits for Q and K, one round for the three).  2
+//               narrow (qk_bits 52), stochastic attn.qkv on a 64-bit input (LN-free): [W_Q W_K] on 64 bits and
+//               W_V on 40 in one opening, Q/K by free truncate-reduce, V's truncation in the
+//               scores' round.                                                           1
+//               ffn.fc: the truncation is deferred to the activation (SWire::pending):
+//               stochastic, a free truncate-reduce to the activation's 28-bit wire; faithful,
+//               GELU runs on the accumulator itself (below), ReLU / leaky ReLU after an
+//               exact truncation to 28 (relu) or 40 (leaky) bits. fc alone: 1 (GELU) or 2.
+//               ffn.fused on a 64-bit input (no LayerNorm), stochastic: matmul_w at 64 bits,
+//               the truncation deferred to the FFN-scaling residual (1). ffn.fc read by
+//               ffn.proj (identity activation) on a 64-bit input, stochastic: matmul_w at
+//               40 + f bits, then the free truncate-reduce to proj's 40 bits (1).
+//   relu        relu_trunc on the 28-bit wire (compare on 27 bits, widen to 40 in the DCF
+//               payload; exact).                                                          1
+//   gelu        stochastic: on a 28-bit wire; faithful: on fc's 40-bit accumulator acc with
+//               the comparison points and the index shift scaled by 2^f and relu(acc)'s exact
+//               truncation by f in round 2 (instead of the widening):
+//               {relu(x) and the bits [x >= -2^14], [x >= 2^14] from one
 //               DCF key (mpc::relu_cmp), trunc x >> 6 to 9 bits} | {(lo xor hi) D[u] by the
 //               selected 9-bit DPF table (mpc::lut_sel; delta = ReLU - GELU, SIGMA's shape,
 //               0 at both ends), relu sign-extended to 40 bits}.                          2
-//   leaky relu  {drelu, trunc(x slope)} | select.                                        2
-//   residual    FFN scaling: public constants (local), faithful trunc.                   1
-//   rotary      public cos/sin (local), faithful trunc.                                   1
-//   scores      ONE batched matmul_ss for all heads, causal entries only (64 bits), public
-//               per-row constant (local), faithful trunc to 32 bits.                       2
+//   leaky relu  faithful: {drelu, trunc(x slope)} | select.                              2
+//               stochastic: relu_trunc with the slope on the 28-bit wire (b x + (1 - b)
+//               (floor(slope x / 2^f) + carry) from one DCF).                              1
+//   residual    FFN scaling: public constants (local), faithful trunc. After a deferred
+//               64-bit fused FFN: floor((xh beta 2^f + acc alpha) / 2^2f), one trunc.      1
+//   rotary      public cos/sin (local), trunc on Q/K's ring.                              1
+//   scores      ONE batched matmul_ss for all heads, causal entries only (qk_bits), public
+//               per-row constant (local), trunc to qk_bits - 32 bits (free when st.). 2 (1 st.)
 //   softmax     exact max: tournament max(a, b) = b + relu(a - b), 1 round per level;
 //               clipped: none. Exp index {trunc, clamp comparison bits} | selected DPF
 //               table (lut_sel, 64-bit out). 1/sum: normalized LUT whose first round also
@@ -44,15 +68,20 @@
 //               candidate MSB e (truncate-reduce)} | one selected lookup summing
 //               onehot_e table_e[mantissa_e] over the candidates.                        2
 //   layernorm   D = d sum x^2 - (sum x)^2 by quad_rows (one value per row); rsqrt by the
-//               normalized LUT; (d x - sum x) r by mul; faithful trunc. The gain and bias
-//               are folded into the next linear's secret weights (PiModel::fold_norms); an
-//               unfolded model's gain/bias would be public constants (local).            5
+//               normalized LUT; (d x - sum x) r by mul (faithful: on ln_product_width(d) =
+//               49 bits at d = 768, then trunc to 40; stochastic: on 64 bits, then the free
+//               truncate-reduce to 34 bits). The gain and bias are folded into the next
+//               linear's secret weights (PiModel::fold_norms); an unfolded model's gain/bias
+//               would be public constants (local, 64-bit product, trunc).        5 (4 stoch.)
+// Per GPT-2 block (T = 128): 35 rounds faithful, 32 stochastic; 28 / 25 clipped; an LN-free
+// stochastic block with qk_bits <= 52 saves attn.qkv's truncation round too.
 //   embedding   the client inputs its one-hot rows; matmul_w with the masked table; the server
 //               inputs its positions table; widened to 64. lm_head: matmul_w (with the folded final
 //               norm: its own secret matrix and bias row), trunc, revealed.
 #pragma once
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -106,6 +135,23 @@ struct SWire {
   int rows = 0, cols = 0;
   std::vector<mpc::u64> v;  // masks (dealer) or masked values (party), mod 2^w
   int w = 40;
+  // Deferred truncation: when > 0, v is a linear layer's UNtruncated accumulator (scale
+  // f + pending) and the consumer fuses the truncation by `pending` into its own gate (ffn.fc:
+  // the activation, see SecureExec::activation); SecureExec::at_width truncates it otherwise,
+  // metered under `pending_tag`.
+  int pending = 0;
+  const char* pending_tag = nullptr;
+  // attn.qkv's output only: the Q and K columns (the first two thirds) live mod 2^qk_w
+  // (FxSpec::qk_bits), the V columns mod 2^w; 0: every column at w.
+  int qk_w = 0;
+  // attn.qkv's output in stochastic mode on a 64-bit input (SecureExec::linear): the V
+  // columns still hold the accumulator (on 40 bits, scale 2f); attn_logits truncates them in
+  // the scores' round and leaves the result here for attn_softmax_v (shared by copies).
+  struct LateV {
+    std::vector<mpc::u64> done;  // V (rows x d / 3) at 64 bits, once attn_logits ran
+    bool ready = false;
+  };
+  std::shared_ptr<LateV> late_v;
 };
 
 class SecureExec {
@@ -113,8 +159,10 @@ class SecureExec {
   using T = SWire;
   static constexpr int kWidth = 40;       // activations feeding server-weight products (scale f)
   static constexpr int kWide = 64;        // residual stream, Q/K/V, attention products
-  static constexpr int kScoreWidth = 32;  // attention logits and their differences
-  static constexpr int kGeluWidth = 28;   // GELU's input (comparisons on 27 bits)
+  // attention logits and their differences: the scores' ring (FxSpec::qk_bits, Q and K's ring)
+  // after the shift by f + c_frac
+  int score_width() const { return s_.qk_bits - s_.f - s_.c_frac; }
+  static constexpr int kActWidth = 28;    // GELU's and (faithful) ReLU's input (comparisons on 27 bits)
 
   // Exactly one of dealer / party is non-null. model_seed: shared by dealer and server
   // (weight masks R_W = PRG(model_seed, tensor id)).
@@ -132,6 +180,10 @@ class SecureExec {
   std::vector<double> output_client(const T& y);
 
   T linear(const T& x, const PiLinear& L, const char* tag);
+  // The FFN activation that will read the next ffn.fc (graph.h calls it before ffn.fc): with
+  // identity, ffn.proj reads fc's output and a stochastic fc on a 64-bit input multiplies on
+  // 52 bits (see linear).
+  void ffn_act_hint(model::Activation a) { fc_feeds_linear_ = a == model::Activation::identity; }
   T activation(const T& x, model::Activation act, double slope);
   T add(const T& a, const T& b, const char* tag);
   T residual(const T& xh, const T& f, double beta, double inv_alpha);
@@ -171,13 +223,23 @@ class SecureExec {
   mpc::TruncSpec tspec(int in_w, int shift, int out_w) const {
     return {in_w, shift, out_w, !s_.stochastic_trunc, true};
   }
-  V at_width(const SWire& x, int w);  // narrow (free) or sign-extend (trunc gate of shift 0)
+  // Narrow (free) or sign-extend (trunc gate of shift 0); a pending accumulator (SWire::pending)
+  // is truncated to w by one gate (free when stochastic and narrowing enough).
+  V at_width(const SWire& x, int w);
+  int ln_product_width(int d) const;  // faithful LayerNorm product's ring (see layernorm)
   // Normalized LUT on a positive wire of width vw (mod 2^vw; the MSB is searched below
   // max_e); `with_first` adds independent gates to the first round (see attn_softmax_v).
   V invpow(const V& v, int vw, int max_e, const InvPowLut& lut, int out_w, const char* tag,
            const std::function<V&(SRound&)>& with_first = {}, V* first_out = nullptr);
   // Server-weight product X (M x K) W (K x N), W given row-major [K, N] at the right scale.
   V matmul_server(const V& x, size_t M, size_t K, size_t N, const std::vector<int64_t>& w_kn, int w);
+  struct WProd {  // one server-weight product on ring w
+    const V* x;
+    size_t M, K, N;
+    const std::vector<int64_t>* w_kn;
+    int w;
+  };
+  std::vector<V> matmul_server_many(const std::vector<WProd>& ps);  // all opened in one round
   std::vector<mpc::u64> constant(size_t n, int64_t c, int w) const;  // public constant wire
   mpc::Dealer* d_ = nullptr;
   mpc::Party* p_ = nullptr;
@@ -188,6 +250,7 @@ class SecureExec {
   FxSpec s_;
   mpc::Block seed_;
   uint64_t tensor_id_ = 0;
+  bool fc_feeds_linear_ = false;  // ffn_act_hint
   GeluLut gelu_;
   ExpLut exp_;
   InvPowLut inv_, rsqrt_;

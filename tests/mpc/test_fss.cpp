@@ -1,5 +1,5 @@
 // DPF and DCF against their definitions: every input width 1..64, several output widths,
-// payloads of one and two elements, edge inputs (x = alpha, alpha +- 1, 0, all ones), through
+// payloads of one to three elements, edge inputs (x = alpha, alpha +- 1, 0, all ones), through
 // the dealer's key stream (so serialization is covered too).
 #include <gtest/gtest.h>
 
@@ -28,8 +28,9 @@ std::vector<u64> probes(aero::Rng& rng, u64 alpha, int n) {
 TEST(MpcFss, DcfAllInputWidths) {
   aero::Rng rng(5);
   for (int n = 1; n <= 64; ++n) {
-    for (int payload : {1, 2}) {
-      const int ob = n % 3 == 0 ? 64 : (n % 3 == 1 ? 1 + n / 2 : 37);
+    for (int payload : {1, 2, 3}) {
+      int ob = n % 3 == 0 ? 64 : (n % 3 == 1 ? 1 + n / 2 : 37);
+      if (payload == 3) ob = n % 3 == 0 ? 42 : (n % 3 == 1 ? 1 + n / 2 % 42 : 40);  // 3 elements: out_bits <= 42
       DcfParams p{n, ob, payload};
       const size_t keys = 3;  // x 7 probes = 21: one full lockstep group of 16 plus 5
       std::vector<u64> alpha(keys), beta(keys * payload);

@@ -113,6 +113,12 @@ TEST(MpcKeys, KeyByteFunctionsEqualTheDealersStreams) {
       check(drelu_key_bytes({w, 7}, n, 0), drelu_key_bytes({w, 7}, n, 1), "drelu");
       relu_deal(d, {w, w}, rn);
       check(relu_key_bytes({w, w}, n, 0), relu_key_bytes({w, w}, n, 1), "relu");
+      if (w >= 3)
+        for (bool leaky : {false, true}) {
+          const ReluTruncSpec rt{w, w >= 16 ? 4 : 0, std::min(42, w + 3), 5, 2, leaky};
+          relu_trunc_deal(d, rt, rn);
+          check(relu_trunc_key_bytes(rt, n, 0), relu_trunc_key_bytes(rt, n, 1), "relu_trunc");
+        }
       ReluCmpSpec rc{w, w, 9, {3, u64(-3)}};
       relu_cmp_deal(d, rc, rn);
       check(relu_cmp_key_bytes(rc, n, 0), relu_cmp_key_bytes(rc, n, 1), "relu_cmp");

@@ -1,6 +1,6 @@
 // Leakage: capture every byte the parties exchange (payloads online, and both key streams) in
 // a run of input -> matmul with server weights -> faithful truncation -> ReLU -> DReLU ->
-// lookup table, then check that (1) no plaintext weight, input or intermediate value appears
+// lookup table, and a truncating leaky ReLU (relu_trunc) on the accumulator, then check that (1) no plaintext weight, input or intermediate value appears
 // in the traffic at any bit offset, with a positive control showing the search finds a value
 // that is sent in the clear, and (2) with constant (all-zero or all-one) plaintexts the
 // traffic and the opened values are statistically uniform.
@@ -23,6 +23,8 @@ namespace {
 
 constexpr int kW = 40;
 const MatShape kS{6, 32, 16};
+// Leaky ReLU (slope 3/4) of the accumulator >> 8, stochastic carries, from one DCF.
+const ReluTruncSpec kRt{kW, 8, kW, 3, 2, true};
 
 struct Capture {
   std::vector<uint8_t> bytes;   // all payloads, both parties, both directions, and key streams
@@ -60,6 +62,7 @@ Capture run(const std::vector<u64>& x, const std::vector<u64>& W, bool leak_x) {
     for (size_t i = 0; i < r8.size(); ++i) r8[i] = mod_w(rr[i], 8);
     auto rl = lut_deal(d, lut, r8);
     output_deal(d, kClient, rl, kW);
+    relu_trunc_deal(d, kRt, ry);
     (void)rb;
   };
   {
@@ -97,9 +100,10 @@ Capture run(const std::vector<u64>& x, const std::vector<u64>& W, bool leak_x) {
     for (size_t i = 0; i < h8.size(); ++i) h8[i] = mod_w(rh[i], 8);
     auto lh = lut_eval(p, lut, h8);
     auto out = output_eval(p, kClient, lh, kW);
+    auto qh = relu_trunc_eval(p, kRt, yh);
     if (p.id == kServer) {
       std::lock_guard<std::mutex> g(mu);
-      cap.opened = {xh, yh, th, rh, bh, lh};
+      cap.opened = {xh, yh, th, rh, bh, lh, qh};
     }
   }, o);
   // Plaintext intermediates.
@@ -115,6 +119,10 @@ Capture run(const std::vector<u64>& x, const std::vector<u64>& W, bool leak_x) {
     cap.plain.push_back(t);
     cap.plain.push_back(r);
     cap.plain.push_back(lut.table[r & 255]);
+    for (i64 X : {to_signed(t, kW), to_signed(t, kW) + 1}) {  // relu_trunc's candidates (carries)
+      const i64 n = (kRt.slope * X) >> kRt.slope_frac;
+      for (i64 q : {X, n, n + 1}) cap.plain.push_back(mod_w(u64(q), kW));
+    }
   }
   return cap;
 }

@@ -158,6 +158,39 @@ TEST(MpcProtocols, DReLUAndReLU) {
   }
 }
 
+// relu_trunc: ReLU / leaky ReLU of floor(x / 2^s) + carry from one DCF, on bounded inputs
+// (|x| < 2^(n-2)), any output width; exact when s = 0 and slope = 0, otherwise each carry is
+// 0 or 1 (X in {floor, floor + 1}, and N in {floor(slope X / 2^sf), + 1}).
+TEST(MpcProtocols, TruncatingReluAndLeakyRelu) {
+  aero::Rng rng(41);
+  struct C { int n, s, out; i64 slope; int sf; };
+  for (C c : {C{40, 12, 40, 0, 0}, C{40, 12, 40, 1229, 12}, C{28, 0, 40, 0, 0}, C{28, 0, 40, -300, 12},
+              C{13, 3, 7, 0, 0}, C{64, 16, 40, 5000, 12}, C{64, 0, 42, 0, 0}, C{3, 0, 3, 0, 0}, C{10, 8, 12, 3, 2},
+              C{40, 12, 42, 410, 12}, C{41, 1, 1, 0, 0}, C{28, 0, 40, 0, 12}, C{28, 0, 40, 1229, 12}}) {
+    std::vector<u64> x(203);
+    for (auto& v : x) v = mod_w(u64(i64(rng.next_u64() >> (64 - (c.n - 1))) - (i64(1) << (c.n - 2))), c.n);
+    const i64 edges[] = {0, -1, 1, (i64(1) << (c.n - 2)) - 1, -(i64(1) << (c.n - 2)), -(i64(1) << c.s), i64(1) << c.s};
+    for (size_t i = 0; i < 7; ++i) x[i] = mod_w(u64(edges[i]), c.n);
+    ReluTruncSpec spec{c.n, c.s, c.out, c.slope, c.sf, c.sf > 0};  // sf > 0: leaky (slope 0 too)
+    auto y = run_gate(x, c.n, c.out,
+                      [&](Dealer& d, std::span<const u64> r) { return relu_trunc_deal(d, spec, r); },
+                      [&](Party& p, std::span<const u64> xh) { return relu_trunc_eval(p, spec, xh); });
+    for (size_t i = 0; i < x.size(); ++i) {
+      const i64 v = to_signed(x[i], c.n), fl = floor_div(v, c.s);
+      bool ok = false;
+      for (i64 X : {fl, fl + 1}) {
+        if (spec.exact() && X != fl) continue;
+        if (v >= 0) ok |= y[i] == mod_w(u64(X), c.out);
+        else
+          for (i64 N : {floor_div(c.slope * X, c.sf), floor_div(c.slope * X, c.sf) + 1})
+            ok |= y[i] == mod_w(u64(N), c.out);
+      }
+      if (c.slope == 0 && v < 0) ok = y[i] == 0;  // ReLU: exactly 0 on the negative side
+      ASSERT_TRUE(ok) << "n=" << c.n << " s=" << c.s << " slope=" << c.slope << " x=" << v << " y=" << y[i];
+    }
+  }
+}
+
 TEST(MpcProtocols, LookupTables) {
   aero::Rng rng(5);
   for (int n : {1, 2, 5, 8, 10, 12}) {

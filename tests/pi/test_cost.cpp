@@ -92,6 +92,15 @@ TEST(PiCost, EqualsMeasuredRunAcrossSoftmaxScopesAndReveal) {
     expect_exact(small("gpt2-small", "SM+ScFuFFN", 13), opts(st, Scope::full, SoftmaxVariant::clipped, true),
                  std::string("full logits clipped") + m);
     expect_exact(small("pythia-70m", "SM+LN+G", 13), opts(st, Scope::full), std::string("pythia full") + m);
+    // The narrow plan (FxSpec::qk_bits = 52; stochastic LN-free: attn.qkv's one-round path).
+    for (const char* r : {"SM+LN+G", "SM(t)+ScFuFFN"}) {
+      BenchOptions o = opts(st, Scope::blocks, SoftmaxVariant::clipped);
+      o.spec.qk_bits = 52;
+      expect_exact(small("gpt2-small", r, 13), o, std::string("narrow ") + r + m);
+    }
+    BenchOptions o = opts(st, Scope::full);
+    o.spec.qk_bits = 52;
+    expect_exact(small("pythia-70m", "SM+G", 13), o, std::string("narrow pythia LN-free full") + m);
   }
 }
 
@@ -105,15 +114,29 @@ TEST(PiCost, EqualsMeasuredRunAcrossSoftmaxScopesAndReveal) {
 // instead of 40, 420 faithful / 408 stochastic, 0.4789 / 0.4701 GiB online, keys 13.062 /
 // 7.065 GiB; equal to `aero pi bench --measure` on 1 block (35 rounds, every operator's bytes
 // and keys x 12) and on all 12 blocks.
+// 2026-11-28, FFN fusion (ffn.fc's truncation deferred to the activation; faithful GELU on the
+// accumulator) and the width plan (docs/private_inference.md: LayerNorm's product on 49 bits
+// (faithful) or its truncation free (stochastic: a 34-bit output multiplied by the next linear
+// on its own ring), Q/K and the scores' product on FxSpec::qk_bits), merged. Default qk_bits
+// = 60: 408 / 372 rounds, 466,463,656 / 409,773,160 B online, keys 16,593,828,304 /
+// 6,448,123,984 B; narrow (52): 454,648,744 / 400,335,976 B, keys 16,089,528,784 /
+// 6,014,916,688 B. Each equal to `aero pi bench --measure --layers 12` (all 12 blocks; every
+// operator's bytes, rounds and keys equal).
 TEST(PiCost, Gpt2SmallMatchesTheMeasuredRun) {
   auto cfg = model::build_run_config("", "gpt2-small", "SM+LN+G", {"model.context=128"}).model;
-  const json f = bench_cost(cfg, opts(false), rates()), s = bench_cost(cfg, opts(true), rates());
-  EXPECT_EQ(f["rounds"].get<double>(), 420);
-  EXPECT_EQ(s["rounds"].get<double>(), 408);
-  EXPECT_NEAR(f["online_gib"].get<double>(), 0.4789, 0.0005);
-  EXPECT_NEAR(s["online_gib"].get<double>(), 0.4701, 0.0005);
-  EXPECT_NEAR(f["key_gib_per_party"].get<double>(), 13.062, 0.005);
-  EXPECT_NEAR(s["key_gib_per_party"].get<double>(), 7.065, 0.005);
+  for (int qk : {FxSpec{}.qk_bits, 52}) {
+    BenchOptions of = opts(false), os = opts(true);
+    of.spec.qk_bits = os.spec.qk_bits = qk;
+    const json f = bench_cost(cfg, of, rates()), s = bench_cost(cfg, os, rates());
+    const bool narrow = qk == 52;
+    EXPECT_EQ(f["rounds"].get<double>(), 408);
+    EXPECT_EQ(s["rounds"].get<double>(), 372);
+    EXPECT_EQ(f["online_bytes"].get<double>(), narrow ? 454648744.0 : 466463656.0);
+    EXPECT_EQ(s["online_bytes"].get<double>(), narrow ? 400335976.0 : 409773160.0);
+    EXPECT_EQ(f["key_bytes_per_party"].get<double>(), narrow ? 16089528784.0 : 16593828304.0);
+    EXPECT_EQ(s["key_bytes_per_party"].get<double>(), narrow ? 6014916688.0 : 6448123984.0);
+  }
+  EXPECT_EQ(FxSpec{}.qk_bits, 60);
 }
 
 TEST(PiCost, RungsRemoveTheirOperators) {

@@ -113,6 +113,17 @@ TEST(PiFixedSim, BlocksMatchFloatEveryFamily) {
                              << ": max abs " << e.max_abs
                              << " rms " << e.rms_ref;
       EXPECT_LE(xe.max_bits(), 50) << c.name;  // every wire fits SIGMA's 50-bit ring
+      // The engine's narrower rings (docs/private_inference.md, "Width plan"): logits on
+      // qk_bits - 32 bits with one spare bit for their differences, the scaled scores on the
+      // qk_bits ring (default 60; the narrow plan's 52 for these random models too), and
+      // (stochastic) the linears that read a LayerNorm on its 34-bit output ring with one
+      // spare bit for the bounded sign extension.
+      for (int qk : {FxSpec{}.qk_bits, 52}) {
+        EXPECT_LE(xe.max_bits("attn.logits"), qk - 33) << c.name << " qk_bits " << qk;
+        EXPECT_LE(xe.max_bits("attn.scores.acc"), qk - 1) << c.name << " qk_bits " << qk;
+      }
+      if (cfg.norm == model::Norm::layernorm)
+        for (const char* t : {"attn.qkv.acc", "ffn.fc.acc", "ffn.fused.acc"}) EXPECT_LE(xe.max_bits(t), 33) << c.name << " " << t;
     }
   }
 }

@@ -19,6 +19,8 @@ namespace {
 template <class E>
 typename E::T ffn_block(E& ex, const PiModel& m, const typename E::T& x) {
   const auto& b = m.blocks[0];
+  if (m.cfg.ffn_kind == model::FfnKind::fused) return ex.residual(x, ex.linear(x, b.fused, "ffn.fused"), b.beta, b.inv_alpha);
+  if constexpr (requires { ex.ffn_act_hint(m.cfg.ffn_act); }) ex.ffn_act_hint(m.cfg.ffn_act);  // as graph.h
   auto u = ex.linear(x, b.fc, "ffn.fc");
   if (m.cfg.ffn_act != model::Activation::identity) u = ex.activation(u, m.cfg.ffn_act, b.slope);
   auto f = ex.linear(u, b.fc_proj, "ffn.proj");
@@ -26,34 +28,50 @@ typename E::T ffn_block(E& ex, const PiModel& m, const typename E::T& x) {
 }
 }  // namespace
 
+// Faithful: bit for bit. Stochastic (ffn.fc's truncation fused into the activation: a free
+// truncate-reduce to 28 bits, then GELU or the one-round relu_trunc): within a few ulps of the
+// faithful simulation. Two shapes, odd sizes (d_ff = 40 and 37, T = 5 and 3).
 TEST(PiSecure, FfnBlockEqualsFixedPointSimulation) {
-  for (const char* rung : {"SM+R", "SM+G", "SM+LR", "SM+ScFFN"}) {
+  struct Shape { int d, dff, T; };
+  for (Shape sh : {Shape{16, 40, 5}, Shape{12, 37, 3}})
+  for (const char* rung : {"SM+R", "SM+G", "SM+LR", "SM+ScFFN", "SM+ScFuFFN"})
+  for (bool stoch : {false, true}) {
     auto cfg = model::build_run_config("", "tiny", rung,
-                                       {"model.n_layer=1", "model.n_head=2", "model.d_model=16", "model.context=8",
-                                        "model.vocab_size=11", "model.d_ff=40"})
+                                       {"model.n_layer=1", "model.n_head=2", "model.d_model=" + std::to_string(sh.d),
+                                        "model.context=8", "model.vocab_size=11", "model.d_ff=" + std::to_string(sh.dff)})
                    .model;
     auto m = PiModel::random(cfg, 21);
-    const int T = 5, d = cfg.d_model;
+    const int T = sh.T, d = cfg.d_model;
     Rng rng(4);
     std::vector<double> x0(size_t(T) * d);
     for (auto& v : x0) v = 1.5 * rng.normal();
     FixedExec xe;
     auto want = xe.output(ffn_block(xe, m, xe.input(x0, T, d)));
+    FxSpec spec;
+    spec.stochastic_trunc = stoch;
     const mpc::Block seed{0x77, 0x99};
     std::vector<double> got;
     auto program = [&](mpc::Dealer& dl) {
-      SecureExec ex(&dl, nullptr, FxSpec{}, seed);
+      SecureExec ex(&dl, nullptr, spec, seed);
       auto x = ex.input_client({}, T, d);
       ex.output_client(ffn_block(ex, m, x));
     };
     auto res = mpc::run_local(program, [&](mpc::Party& p) {
-      SecureExec ex(nullptr, &p, FxSpec{}, seed);
+      SecureExec ex(nullptr, &p, spec, seed);
       auto x = ex.input_client(p.id == mpc::kClient ? x0 : std::vector<double>{}, T, d);
       auto y = ex.output_client(ffn_block(ex, m, x));
       if (p.id == mpc::kClient) got = y;
     });
     ASSERT_EQ(got.size(), want.size()) << rung;
-    for (size_t k = 0; k < want.size(); ++k) ASSERT_EQ(got[k], want[k]) << rung << " element " << k;
+    const double ulp = 1.0 / (1 << spec.f);
+    double worst = 0;
+    for (size_t k = 0; k < want.size(); ++k) {
+      if (!stoch) ASSERT_EQ(got[k], want[k]) << rung << " element " << k;
+      worst = std::max(worst, std::abs(got[k] - want[k]));
+    }
+    // Stochastic: +-1 ulp per truncation, carried through the second linear layer (d_ff
+    // inputs of weight ~ 1/sqrt(d_ff)) and the residual scaling.
+    if (stoch) EXPECT_LE(worst, 16 * ulp) << rung << " d_ff=" << sh.dff;
     EXPECT_GT(res.online_bytes(), 0u);
     EXPECT_GT(res.rounds(), 2u);
   }
@@ -125,7 +143,7 @@ TEST(PiSecure, BlocksAndFullScopeEqualFixedPoint) {
 // from the dealer's masks); it must stay within the fixed-vs-float bound (2% of the RMS) of
 // the faithful simulation, and cost fewer key bytes than the faithful engine.
 TEST(PiSecure, StochasticTruncationStaysWithinTheFixedPointBound) {
-  for (const char* rung : {"SM+LN+G", "SM(t)+ScFuFFN", "SM+LN+LR"}) {
+  for (const char* rung : {"SM+LN+G", "SM(t)+ScFuFFN", "SM+LN+LR", "SM+R"}) {
     auto cfg = model::build_run_config("", "tiny", rung,
                                        {"model.n_layer=2", "model.n_head=2", "model.d_model=16", "model.context=8",
                                         "model.vocab_size=13", "model.d_ff=32"})
@@ -163,6 +181,170 @@ TEST(PiSecure, StochasticTruncationStaysWithinTheFixedPointBound) {
       else EXPECT_LT(worst, 0.02 * rms) << rung << " max abs " << worst << " rms " << rms;
     }
     EXPECT_LT(double(keys[1]), 0.8 * double(keys[0])) << rung << ": carry DCFs dropped";
+  }
+}
+
+// The activation on a pending accumulator (what ffn.fc hands it: scale 2f, truncation not yet
+// done) whose ring is 40 bits or narrower (34: a LayerNorm output's ring in stochastic mode
+// leaves 22 bits above the shift, so the activation's wire narrows with it and the
+// truncate-reduce stays free): ReLU, GELU, leaky ReLU in both modes, 37 values in range.
+// Faithful: equal to FixedExec on floor(acc / 2^f); stochastic: the carry moves x by one ulp
+// (GELU's table index may move one bucket: D changes by at most 32 ulp there).
+TEST(PiSecure, ActivationOnAPendingAccumulator) {
+  const FxSpec base;
+  const int n = 37, f = base.f;
+  Rng rng(17);
+  std::vector<double> acc_real(n), x_real(n);  // acc = k 2^f + j (j < 2^f): floor = k
+  for (int i = 0; i < n; ++i) {
+    const int64_t k = int64_t(rng.below(1 << 17)) - (1 << 16), j = int64_t(rng.below(1 << f));
+    x_real[i] = double(k) / (1 << f);
+    acc_real[i] = double(k * (1 << f) + j) / (1 << f);  // input_client encodes at scale f
+  }
+  for (int ring : {40, 34})
+    for (auto act : {model::Activation::relu, model::Activation::gelu, model::Activation::leaky_relu})
+      for (bool stoch : {false, true}) {
+        if (ring < 40 && !stoch) continue;  // narrow rings come from stochastic LayerNorms only
+        FxSpec spec = base;
+        spec.stochastic_trunc = stoch;
+        FixedExec xe(spec);
+        auto want = xe.output(xe.activation(xe.input(x_real, 1, n), act, 0.3));
+        auto pend = [&](SecureExec& ex, const std::vector<double>& v) {
+          SWire w = ex.input_client(v, 1, n);
+          for (auto& e : w.v) e = mpc::mod_w(e, ring);  // narrowing a masked wire is local
+          w.w = ring, w.pending = f, w.pending_tag = "ffn.fc";
+          return w;
+        };
+        const mpc::Block seed{0x31, 0x41};
+        std::vector<double> got;
+        mpc::run_local(
+            [&](mpc::Dealer& dl) {
+              SecureExec ex(&dl, nullptr, spec, seed);
+              ex.output_client(ex.activation(pend(ex, {}), act, 0.3));
+            },
+            [&](mpc::Party& p) {
+              SecureExec ex(nullptr, &p, spec, seed);
+              auto y = ex.output_client(ex.activation(pend(ex, p.id == mpc::kClient ? acc_real : std::vector<double>{}), act, 0.3));
+              if (p.id == mpc::kClient) got = y;
+            });
+        ASSERT_EQ(got.size(), want.size());
+        const double ulp = 1.0 / (1 << f), tol = !stoch ? 0 : act == model::Activation::gelu ? 33 * ulp : 2 * ulp;
+        for (int i = 0; i < n; ++i)
+          ASSERT_LE(std::abs(got[i] - want[i]), tol) << "ring " << ring << " act " << int(act) << (stoch ? " stochastic" : " faithful")
+                                                     << " x " << x_real[i];
+      }
+}
+
+// Width plan (docs/private_inference.md): LayerNorm's product on 49 bits or (stochastic) its
+// free truncation to a 34-bit wire that the next linear multiplies on its own ring, Q/K and
+// the scores on FxSpec::qk_bits (60, and the narrow 52: logits on 20 bits and, stochastic
+// LN-free, attn.qkv's Q/K product on 64 bits with V's truncation in the scores' round).
+// Every path on awkward sizes (T = 11, H = 3, d_k = 7), both softmax variants, Pythia
+// (rotary, parallel residual; with and without LayerNorm): faithful == simulation bit for
+// bit; stochastic within 2% of the RMS of the faithful simulation (its error against the
+// float model is bounded the same way: PiFixedSim).
+TEST(PiSecure, WidthPlanEveryPathBothTruncationsBothSoftmaxes) {
+  struct C {
+    const char* rung;
+    std::vector<std::string> sets;
+  };
+  const std::vector<C> cases = {
+      {"SM+LN+G", {}},
+      {"SM+LN+R", {}},
+      {"SM(t)+ScFuFFN", {}},
+      {"SM+LN+G", {"model.family=pythia", "model.rotary_pct=0.5"}},
+      {"SM+G", {"model.family=pythia", "model.rotary_pct=0.5"}},
+  };
+  for (int qk : {FxSpec{}.qk_bits, 52})
+  for (const auto& c : cases)
+    for (auto sm : {SoftmaxVariant::exact_max, SoftmaxVariant::clipped}) {
+      if (qk != 52 && sm == SoftmaxVariant::clipped) continue;  // test time: default qk_bits on exact max only
+      std::vector<std::string> sets = {"model.n_layer=2", "model.n_head=3", "model.d_model=21", "model.context=12",
+                                       "model.vocab_size=13", "model.d_ff=30"};
+      sets.insert(sets.end(), c.sets.begin(), c.sets.end());
+      auto cfg = model::build_run_config("", "tiny", c.rung, sets).model;
+      auto m = PiModel::random(cfg, 57);
+      const int T = 11, d = cfg.d_model;
+      Rng rng(19);
+      std::vector<double> x0(size_t(T) * d);
+      for (auto& v : x0) v = rng.normal();
+      FxSpec spec;
+      spec.softmax = sm;
+      spec.qk_bits = qk;
+      FixedExec xe(spec);
+      auto want = xe.output(blocks_forward(xe, m, xe.input(x0, T, d)));
+      const std::string what = std::string(c.rung) + (c.sets.empty() ? "" : " pythia") + " " + to_string(sm) +
+                               " qk_bits " + std::to_string(qk);
+      for (bool stoch : {false, true}) {
+        spec.stochastic_trunc = stoch;
+        std::vector<double> got;
+        const mpc::Block seed{0x21, 0x43};
+        mpc::run_local(
+            [&](mpc::Dealer& dl) {
+              SecureExec ex(&dl, nullptr, spec, seed);
+              ex.output_client(blocks_forward(ex, m, ex.input_client({}, T, d)));
+            },
+            [&](mpc::Party& p) {
+              SecureExec ex(nullptr, &p, spec, seed);
+              auto y = ex.output_client(
+                  blocks_forward(ex, m, ex.input_client(p.id == mpc::kClient ? x0 : std::vector<double>{}, T, d)));
+              if (p.id == mpc::kClient) got = y;
+            });
+        ASSERT_EQ(got.size(), want.size()) << what;
+        double ss = 0, worst = 0;
+        for (size_t k = 0; k < want.size(); ++k) ss += want[k] * want[k], worst = std::max(worst, std::abs(got[k] - want[k]));
+        const double rms = std::sqrt(ss / double(want.size()));
+        if (!stoch) EXPECT_EQ(worst, 0.0) << what << ": faithful must be bit for bit";
+        else EXPECT_LT(worst, 0.02 * rms) << what << " stochastic: max abs " << worst << " rms " << rms;
+      }
+    }
+}
+
+// LayerNorm's product ring (width plan): faithful on ln_product_width(d) = 49 bits at d = 768,
+// which |x_hat| <= sqrt(d - 1) fills to within 0.2 bits for a row with one outlier; stochastic
+// on 64 bits with the free truncation to a 34-bit output. Worst-case rows (one outlier of
+// either sign and any magnitude, constant rows where only eps is left, tiny and large
+// spreads), d = 768 and an odd small d: faithful == FixedExec bit for bit; stochastic ==
+// FixedExec's floor plus a carry of 0 or 1 ulp per element.
+TEST(PiSecure, LayerNormWorstCaseRowsFitTheProductRing) {
+  for (int d : {768, 5}) {
+    std::vector<double> x0;
+    auto row = [&](auto f) {
+      for (int i = 0; i < d; ++i) x0.push_back(f(i));
+    };
+    for (double big : {900.0, -900.0, 3.0, -0.01}) row([&](int i) { return i == d / 2 ? big : 0.0; });
+    row([](int) { return 7.25; });                            // constant: D = eps only
+    row([](int i) { return i % 2 ? 300.0 : -300.0; });        // large spread
+    row([](int i) { return 1e-3 * ((i * 37) % 11 - 5); });    // tiny spread
+    Rng rng(23);
+    row([&](int) { return 4.0 * rng.normal(); });
+    const int R = int(x0.size()) / d;
+    const PiNorm nrm;  // folded: no gain, no bias
+    for (bool stoch : {false, true}) {
+      FxSpec spec;
+      spec.stochastic_trunc = stoch;
+      FixedExec xe;  // the faithful function (floors)
+      const auto want = xe.output(xe.layernorm(xe.input(x0, R, d), nrm, "ln1"));
+      std::vector<double> got;
+      const mpc::Block seed{0x31, 0x41};
+      mpc::run_local(
+          [&](mpc::Dealer& dl) {
+            SecureExec ex(&dl, nullptr, spec, seed);
+            ex.output_client(ex.layernorm(ex.input_client({}, R, d), nrm, "ln1"));
+          },
+          [&](mpc::Party& p) {
+            SecureExec ex(nullptr, &p, spec, seed);
+            auto y = ex.output_client(
+                ex.layernorm(ex.input_client(p.id == mpc::kClient ? x0 : std::vector<double>{}, R, d), nrm, "ln1"));
+            if (p.id == mpc::kClient) got = y;
+          });
+      ASSERT_EQ(got.size(), want.size());
+      const double ulp = 1.0 / (1 << spec.f);
+      for (size_t k = 0; k < want.size(); ++k) {
+        const double diff = (got[k] - want[k]) / ulp;
+        if (!stoch) ASSERT_EQ(diff, 0.0) << "d=" << d << " element " << k;
+        else ASSERT_TRUE(diff == 0.0 || diff == 1.0) << "d=" << d << " element " << k << ": " << diff << " ulp";
+      }
+    }
   }
 }
 
