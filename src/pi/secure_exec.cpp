@@ -261,6 +261,23 @@ class SRound {
   }
   // Replaces the last gate's opening b (width w) by one opening of a - b, where a is a value
   // that is never opened alone: this party's share of a (party mode) or a's mask (dealer mode).
+  // Replaces the last gate's opening of K blocks of n bits (width 1, shares mod 2) by ONE
+  // opening of the blocks' XOR (n bits): XOR is addition mod 2, so each party XORs its shares
+  // and the dealer its masks; the XOR's mask is uniform as each block's is, and the opening
+  // shows less than the K bits it replaces. For callers that need only the XOR (GELU's clamp
+  // selector lo xor hi).
+  V& xor_fold_last(size_t K) {
+    AERO_CHECK(!out_.empty() && (d_ || (!ops_.empty() && dst_.back() == out_.size() - 1 && ops_.back().w == 1)),
+               "SRound::xor_fold_last: the last gate must open bits");
+    V& b = d_ ? out_.back() : ops_.back().share;
+    AERO_CHECK(K > 0 && b.size() % K == 0, "SRound::xor_fold_last: ", b.size(), " bits are not ", K, " blocks");
+    const size_t n = b.size() / K;
+    V f(n, 0);
+    for (size_t j = 0; j < K; ++j)
+      for (size_t k = 0; k < n; ++k) f[k] ^= b[j * n + k] & 1;
+    b = std::move(f);
+    return out_.back();
+  }
   V& rsub_last(const V& a, int w) {
     AERO_CHECK(!out_.empty() && (d_ || (!ops_.empty() && dst_.back() == out_.size() - 1)),
                "SRound::rsub_last: the last gate must open");
@@ -685,12 +702,12 @@ SWire SecureExec::activation(const SWire& x0, model::Activation act, double slop
       const int64_t half = int64_t(gelu_.table.size()) / 2, edge = (half << sh) << p;
       // [x >= -edge] = DReLU(x + edge), [x >= edge] = DReLU(x - edge): the ReLU's DCF key
       // evaluated at two more points.
-      // Faithful, 2 rounds: {relu, lo, hi (bits mod 2), u} | {relu widened (and truncated by p), (lo xor
+      // Faithful, 2 rounds: {relu, lo xor hi (one bit mod 2), u} | {relu widened (and truncated by p), (lo xor
       // hi) D[u + half] by the selected lookup}: D is 0 at both ends, so the clamp is a
       // selection by lo - hi = lo xor hi (1 inside [-2^14, 2^14), 0 outside; hi implies lo),
       // folded into the table's DPF payload; relu - delta is opened once (SRound::sub_last_two).
       // Stochastic: ReLU's opening removed (mpc::relu_split, ONE key with relu_trunc's payload,
-      // dealt and read in round 1): round 1 evaluates the DCF at x^ +- edge only (lo, hi
+      // dealt and read in round 1): round 1 evaluates the DCF at x^ +- edge only (lo xor hi
       // opened mod 2); round 2 evaluates it at x^ for relu(x)'s 40-bit shares (sign-extended in
       // the payload, exact), which enter the table's opening as relu - delta. Ideas: Boyle et
       // al. EC'21 (ReLU from one DCF, spline payloads); SIGMA (Gupta et al., PoPETs 2024),
@@ -703,6 +720,7 @@ SWire SecureExec::activation(const SWire& x0, model::Activation act, double slop
       const V* lohip = nullptr;
       if (split) lohip = &r1.relu_split_cmp(xg, rs, &key);
       else std::tie(rlp, lohip) = r1.relu_cmp(xg, {gw, gw, 1, {u64(-edge), u64(edge)}});
+      r1.xor_fold_last(2);  // only sel = lo xor hi is opened (one bit, not two)
       auto& u = r1.trunc(xg, {gw, sh + p, b, true});  // table index: always a floor
       r1.run();
       const V& lohi = *lohip;
@@ -710,7 +728,7 @@ SWire SecureExec::activation(const SWire& x0, model::Activation act, double slop
       V idx(n), sel(n);
       for (size_t k = 0; k < n; ++k) {
         idx[k] = mpc::mod_w(u[k] + one * u64(half), b);
-        sel[k] = (lohi[k] ^ lohi[n + k]) & 1;
+        sel[k] = lohi[k] & 1;  // lo xor hi (xor_fold_last)
       }
       SRound r2(*this, "gelu");
       if (!split) r2.trunc(*rlp, {gw, p, W, true, true});
