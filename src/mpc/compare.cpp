@@ -214,30 +214,74 @@ u64 relu_trunc_k(const ReluTruncSpec& s) {
 }
 }  // namespace
 
+namespace {
+// Dealer side of relu_trunc's payload (compare.h): msb(r) t, D0, t D0, -floor(slope R / 2^sf)
+// and the DCF's three payload columns, at s.out_bits.
+struct ReluTruncDeal {
+  std::vector<u64> t, d0, td0, dn0, beta;
+};
+ReluTruncDeal relu_trunc_payload(const ReluTruncSpec& s, std::span<const u64> r_in) {
+  const size_t n = r_in.size();
+  const int ob = s.out_bits;
+  ReluTruncDeal o{std::vector<u64>(n), std::vector<u64>(n), std::vector<u64>(n), std::vector<u64>(n),
+                  std::vector<u64>(3 * n)};
+  const u64 K = relu_trunc_k(s);
+  for (size_t i = 0; i < n; ++i) {
+    o.t[i] = msb(r_in[i], s.in_bits);
+    const u64 R = mod_w(r_in[i], s.in_bits) >> s.shift;
+    const u64 fl = s.leaky ? u64(floor_shift(__int128(s.slope) * __int128(R), s.slope_frac)) : 0;
+    o.d0[i] = mod_w(fl - R, ob);
+    o.td0[i] = o.t[i] * o.d0[i];
+    o.dn0[i] = mod_w(u64(0) - fl, ob);
+    o.beta[3 * i] = mod_w(1 - 2 * o.t[i], ob);
+    o.beta[3 * i + 1] = mod_w((1 - 2 * o.t[i]) * o.d0[i], ob);
+    o.beta[3 * i + 2] = mod_w(u64(0) - o.t[i] * K, ob);
+  }
+  return o;
+}
+
+// Party side of relu_trunc: this party's share of y (plus its share ro of the output mask,
+// zeros when unmasked) from the key shares and the DCF's outputs c (3 per element) at x^.
+std::vector<u64> relu_trunc_combine(int id, const ReluTruncSpec& s, std::span<const u64> x_hat,
+                                    const std::vector<u64>& yh, const std::vector<u64>& c, const std::vector<u64>& t,
+                                    const std::vector<u64>& d0, const std::vector<u64>& td0,
+                                    const std::vector<u64>& dn0, std::vector<u64> ro) {
+  const size_t n = x_hat.size();
+  const int nb = s.in_bits, ob = s.out_bits;
+  const u64 quarter = u64(1) << (nb - 2);
+  const u64 K = relu_trunc_k(s);
+  const u64 kn = s.leaky ? u64(s.slope) * pow2(nb - s.shift - s.slope_frac) : 0;  // N's wrap coefficient
+  const bool srv = id == kServer;
+  for (size_t i = 0; i < n; ++i) {
+    const u64 pb = msb(yh[i], nb), q = 1 - 2 * pb;
+    const u64 zh = mod_w(x_hat[i] + quarter, nb), nm = 1 - msb(zh, nb);  // 1 - m
+    const int64_t A = int64_t(zh >> s.shift) - int64_t(quarter >> s.shift);
+    const u64 FA = s.leaky ? u64(floor_shift(__int128(s.slope) * A, s.slope_frac)) : 0;
+    const u64 P = u64(A) - FA;
+    const u64 u = t[i] + c[3 * i], d1 = K * t[i];
+    const u64 bD0 = pb * d0[i] + q * (td0[i] + c[3 * i + 1]);
+    const u64 bD1 = pb * d1 + q * (d1 + c[3 * i + 2]);
+    u64 v = P * q * u + bD0 + nm * bD1 + dn0[i] + nm * kn * t[i] + ro[i];
+    if (srv) v += P * pb + FA;
+    ro[i] = mod_w(v, ob);
+  }
+  return ro;
+}
+}  // namespace
+
 std::vector<u64> relu_trunc_deal(Dealer& d, const ReluTruncSpec& s, std::span<const u64> r_in) {
   s.check();
   const size_t n = r_in.size();
   const int ob = s.out_bits;
   d.begin("relu_trunc", n);
-  std::vector<u64> r_out = d.random(n, ob), t(n), d0(n), td0(n), dn0(n), beta(3 * n);
-  const u64 K = relu_trunc_k(s);
-  for (size_t i = 0; i < n; ++i) {
-    t[i] = msb(r_in[i], s.in_bits);
-    const u64 R = mod_w(r_in[i], s.in_bits) >> s.shift;
-    const u64 fl = s.leaky ? u64(floor_shift(__int128(s.slope) * __int128(R), s.slope_frac)) : 0;
-    d0[i] = mod_w(fl - R, ob);
-    td0[i] = t[i] * d0[i];
-    dn0[i] = mod_w(u64(0) - fl, ob);
-    beta[3 * i] = mod_w(1 - 2 * t[i], ob);
-    beta[3 * i + 1] = mod_w((1 - 2 * t[i]) * d0[i], ob);
-    beta[3 * i + 2] = mod_w(u64(0) - t[i] * K, ob);
-  }
-  d.share(t, ob);
-  d.share(d0, ob);
-  d.share(td0, ob);
-  if (s.leaky) d.share(dn0, ob);
+  std::vector<u64> r_out = d.random(n, ob);
+  const ReluTruncDeal o = relu_trunc_payload(s, r_in);
+  d.share(o.t, ob);
+  d.share(o.d0, ob);
+  d.share(o.td0, ob);
+  if (s.leaky) d.share(o.dn0, ob);
   d.share(r_out, ob);
-  deal_dcf(d, {s.in_bits, ob}, r_in, 3, beta);
+  deal_dcf(d, {s.in_bits, ob}, r_in, 3, o.beta);
   return r_out;
 }
 
@@ -259,29 +303,87 @@ std::vector<u64> relu_trunc_shares(Party& p, const ReluTruncSpec& s, std::span<c
   p.keys.share(ro, ob);
   const CompareSpec cs{nb, ob};
   const std::vector<u64> yh = offset_input(cs, x_hat), c = eval_dcf(p, cs, yh, 3);
-  const u64 quarter = u64(1) << (nb - 2);
-  const u64 K = relu_trunc_k(s);
-  const u64 kn = s.leaky ? u64(s.slope) * pow2(nb - s.shift - s.slope_frac) : 0;  // N's wrap coefficient
-  const bool srv = p.id == kServer;
-  for (size_t i = 0; i < n; ++i) {
-    const u64 pb = msb(yh[i], nb), q = 1 - 2 * pb;
-    const u64 zh = mod_w(x_hat[i] + quarter, nb), nm = 1 - msb(zh, nb);  // 1 - m
-    const int64_t A = int64_t(zh >> s.shift) - int64_t(quarter >> s.shift);
-    const u64 FA = s.leaky ? u64(floor_shift(__int128(s.slope) * A, s.slope_frac)) : 0;
-    const u64 P = u64(A) - FA;
-    const u64 u = t[i] + c[3 * i], d1 = K * t[i];
-    const u64 bD0 = pb * d0[i] + q * (td0[i] + c[3 * i + 1]);
-    const u64 bD1 = pb * d1 + q * (d1 + c[3 * i + 2]);
-    u64 v = P * q * u + bD0 + nm * bD1 + dn0[i] + nm * kn * t[i] + ro[i];
-    if (srv) v += P * pb + FA;
-    ro[i] = mod_w(v, ob);
-  }
-  return ro;
+  return relu_trunc_combine(p.id, s, x_hat, yh, c, t, d0, td0, dn0, std::move(ro));
 }
 
 size_t relu_trunc_key_bytes(const ReluTruncSpec& s, size_t n, int party) {
   return 8 + (party ? (s.leaky ? 5 : 4) * packed_bytes(n, s.out_bits) : 0) +
          dcf_key_bytes({s.in_bits - 1, s.out_bits, 3}, n, party);
+}
+
+void ReluSplitSpec::check() const {
+  ReluTruncSpec{in_bits, 0, relu_bits}.check();
+  AERO_CHECK(cmp_bits >= 1 && cmp_bits <= relu_bits, "relu_split: comparison width ", cmp_bits, " outside 1..",
+             relu_bits);
+}
+
+std::vector<u64> relu_split_deal(Dealer& d, const ReluSplitSpec& s, std::span<const u64> r_in) {
+  s.check();
+  const size_t n = r_in.size(), K = s.offsets.size();
+  const int ob = s.relu_bits;
+  d.begin("relu_split", n);
+  const ReluTruncDeal o = relu_trunc_payload({s.in_bits, 0, ob}, r_in);
+  std::vector<u64> r_cmp = d.random(n * K, s.cmp_bits);
+  d.share(o.t, ob);
+  d.share(o.d0, ob);
+  d.share(o.td0, ob);
+  d.share(r_cmp, s.cmp_bits);
+  deal_dcf(d, {s.in_bits, ob}, r_in, 3, o.beta);
+  return r_cmp;
+}
+
+ReluSplitKey relu_split_read(Party& p, const ReluSplitSpec& s, size_t n) {
+  s.check();
+  const int ob = s.relu_bits;
+  ReluSplitKey k{s, n, std::vector<u64>(n), std::vector<u64>(n), std::vector<u64>(n),
+                 std::vector<u64>(n * s.offsets.size()), {}};
+  p.keys.begin("relu_split", n);
+  p.keys.share(k.t, ob);
+  p.keys.share(k.d0, ob);
+  p.keys.share(k.td0, ob);
+  p.keys.share(k.cmp_mask, s.cmp_bits);
+  k.k = dcf_read(p.keys, {s.in_bits - 1, ob, 3}, n);
+  return k;
+}
+
+std::vector<u64> relu_split_cmp_shares(Party& p, const ReluSplitKey& k, std::span<const u64> x_hat) {
+  const ReluSplitSpec& s = k.s;
+  const size_t n = k.n, K = s.offsets.size();
+  AERO_CHECK(x_hat.size() == n, "relu_split: ", x_hat.size(), " inputs for a key of ", n);
+  const CompareSpec cs{s.in_bits, s.relu_bits};
+  std::vector<u64> cmp = k.cmp_mask, lo(n), c(3 * n);
+  for (size_t j = 0; j < K; ++j) {
+    std::vector<u64> xs(n);
+    for (size_t i = 0; i < n; ++i) xs[i] = x_hat[i] - s.offsets[j];
+    const std::vector<u64> yj = offset_input(cs, xs);
+    for (size_t i = 0; i < n; ++i) lo[i] = mod_w(yj[i], s.in_bits - 1);
+    dcf_eval(p.id, k.k, lo, c);
+    for (size_t i = 0; i < n; ++i) {  // as drelu_shares, with payload column 0 (1 - 2 msb(r))
+      const u64 pb = msb(yj[i], s.in_bits);
+      u64 v = (1 - 2 * pb) * (k.t[i] + c[3 * i]) + cmp[j * n + i];
+      if (p.id == kServer) v += pb;
+      cmp[j * n + i] = mod_w(v, s.cmp_bits);
+    }
+  }
+  return cmp;
+}
+
+std::vector<u64> relu_split_relu_shares(Party& p, const ReluSplitKey& k, std::span<const u64> x_hat) {
+  const ReluSplitSpec& s = k.s;
+  const size_t n = k.n;
+  AERO_CHECK(x_hat.size() == n, "relu_split: ", x_hat.size(), " inputs for a key of ", n);
+  const CompareSpec cs{s.in_bits, s.relu_bits};
+  const std::vector<u64> yh = offset_input(cs, x_hat);
+  std::vector<u64> lo(n), c(3 * n);
+  for (size_t i = 0; i < n; ++i) lo[i] = mod_w(yh[i], s.in_bits - 1);
+  dcf_eval(p.id, k.k, lo, c);
+  const std::vector<u64> zero(n, 0);
+  return relu_trunc_combine(p.id, {s.in_bits, 0, s.relu_bits}, x_hat, yh, c, k.t, k.d0, k.td0, zero, zero);
+}
+
+size_t relu_split_key_bytes(const ReluSplitSpec& s, size_t n, int party) {
+  return 8 + (party ? 3 * packed_bytes(n, s.relu_bits) + packed_bytes(n * s.offsets.size(), s.cmp_bits) : 0) +
+         dcf_key_bytes({s.in_bits - 1, s.relu_bits, 3}, n, party);
 }
 
 size_t drelu_key_bytes(const CompareSpec& s, size_t n, int party) {

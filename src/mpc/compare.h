@@ -19,6 +19,7 @@
 #include <span>
 #include <vector>
 
+#include "mpc/dcf.h"
 #include "mpc/party.h"
 
 namespace aero::mpc {
@@ -92,6 +93,37 @@ std::vector<u64> relu_trunc_deal(Dealer& d, const ReluTruncSpec& s, std::span<co
 std::vector<u64> relu_trunc_eval(Party& p, const ReluTruncSpec& s, std::span<const u64> x_hat);
 std::vector<u64> relu_trunc_shares(Party& p, const ReluTruncSpec& s, std::span<const u64> x_hat);
 size_t relu_trunc_key_bytes(const ReluTruncSpec& s, size_t n, int party);
+
+// ReLU split over two rounds (GELU's shape): relu_trunc's key (shift 0, ReLU, so exact)
+// plus comparison masks, dealt and read ONCE. Round 1 evaluates the DCF at the public points
+// x^ - c_k only: the bits [x >= c_k], opened under their masks (cmp_bits, offset-major), as
+// relu_cmp does; a later round evaluates the SAME key at x^ for additive shares of relu(x)
+// sign-extended to relu_bits (|x| < 2^(in_bits-2), the payload's bounded rule) that carry NO
+// output mask: they never open alone, the caller adds them into another gate's opening (whose
+// fresh mask hides the sum), so the ReLU costs no opening of its own. A DCF key may be
+// evaluated at any number of public points and in any round (x^ is public from the start).
+//   Keys: a 3-element DCF on in_bits-1 bits plus 3 relu_bits shares and the comparison masks
+// (party 1); online: the comparisons only. Sources: DReLU / ReLU from one DCF with spline
+// payloads (Boyle et al. EC'21); SIGMA (Gupta et al., PoPETs 2024) GELU = ReLU - delta LUT.
+struct ReluSplitSpec {
+  int in_bits = 28, relu_bits = 40, cmp_bits = 1;
+  std::vector<u64> offsets;
+  void check() const;
+};
+struct ReluSplitKey {  // one party's key, read in dealing order (round 1), kept for the ReLU
+  ReluSplitSpec s;
+  size_t n = 0;
+  std::vector<u64> t, d0, td0, cmp_mask;
+  DcfKeys k;
+};
+// Dealer: returns the comparisons' masks (n K, cmp_bits); relu's shares are unmasked (mask 0).
+std::vector<u64> relu_split_deal(Dealer& d, const ReluSplitSpec& s, std::span<const u64> r_in);
+ReluSplitKey relu_split_read(Party& p, const ReluSplitSpec& s, size_t n);
+// This party's share of the masked comparisons (for open_many, cmp_bits).
+std::vector<u64> relu_split_cmp_shares(Party& p, const ReluSplitKey& k, std::span<const u64> x_hat);
+// This party's additive share of relu(x) at relu_bits, no mask: never open it alone.
+std::vector<u64> relu_split_relu_shares(Party& p, const ReluSplitKey& k, std::span<const u64> x_hat);
+size_t relu_split_key_bytes(const ReluSplitSpec& s, size_t n, int party);
 
 // Exact key bytes a batch of n gates writes to `party`'s stream (gate markers included), as
 // the *_deal functions write them; the cost model (src/pi) counts with these.

@@ -163,6 +163,25 @@ class SRound {
     }
     return {a, b};
   }
+  // mpc::relu_split's first round: deals / reads its ONE key here (the parties read keys in
+  // dealing order) into *key and opens the comparisons (n K bits at s.cmp_bits).
+  V& relu_split_cmp(const V& x, const mpc::ReluSplitSpec& s, mpc::ReluSplitKey* key) {
+    const size_t n = x.size(), K = s.offsets.size();
+    if (c_)
+      return count(n * K, s.cmp_bits, mpc::relu_split_key_bytes(s, n, 0), mpc::relu_split_key_bytes(s, n, 1),
+                   dcf_aes(n, s.in_bits - 1, int(K)));
+    if (!d_) *key = mpc::relu_split_read(*p_, s, n);
+    return add([&] { return mpc::relu_split_deal(*d_, s, x); }, [&] { return mpc::relu_split_cmp_shares(*p_, *key, x); },
+               s.cmp_bits);
+  }
+  // mpc::relu_split's later round: relu(x)'s unmasked shares (relu_bits) replace the last
+  // gate's opening b by ONE opening of relu - b (b's fresh mask hides the sum); no key bytes,
+  // no opening of its own. Dealer: relu's mask is 0, so the output mask is -r_b.
+  V& relu_split_sub_last(const V& x, const mpc::ReluSplitSpec& s, const mpc::ReluSplitKey& key) {
+    if (c_) c_->work(tag_, 0, dcf_aes(x.size(), s.in_bits - 1));
+    if (c_ || d_) return rsub_last(V(x.size(), 0), s.relu_bits);
+    return rsub_last(mpc::relu_split_relu_shares(*p_, key, x), s.relu_bits);
+  }
   // Truncating ReLU / leaky ReLU (mpc::relu_trunc), one opening at s.out_bits.
   V& relu_trunc(const V& x, const mpc::ReluTruncSpec& s) {
     if (c_)
@@ -238,6 +257,34 @@ class SRound {
       ops_.push_back({std::move(a), w});
       dst_.push_back(out_.size() - 1);
     }
+    return out_.back();
+  }
+  // Replaces the last gate's opening b (width w) by one opening of a - b, where a is a value
+  // that is never opened alone: this party's share of a (party mode) or a's mask (dealer mode).
+  // Replaces the last gate's opening of K blocks of n bits (width 1, shares mod 2) by ONE
+  // opening of the blocks' XOR (n bits): XOR is addition mod 2, so each party XORs its shares
+  // and the dealer its masks; the XOR's mask is uniform as each block's is, and the opening
+  // shows less than the K bits it replaces. For callers that need only the XOR (GELU's clamp
+  // selector lo xor hi).
+  V& xor_fold_last(size_t K) {
+    AERO_CHECK(!out_.empty() && (d_ || (!ops_.empty() && dst_.back() == out_.size() - 1 && ops_.back().w == 1)),
+               "SRound::xor_fold_last: the last gate must open bits");
+    V& b = d_ ? out_.back() : ops_.back().share;
+    AERO_CHECK(K > 0 && b.size() % K == 0, "SRound::xor_fold_last: ", b.size(), " bits are not ", K, " blocks");
+    const size_t n = b.size() / K;
+    V f(n, 0);
+    for (size_t j = 0; j < K; ++j)
+      for (size_t k = 0; k < n; ++k) f[k] ^= b[j * n + k] & 1;
+    b = std::move(f);
+    return out_.back();
+  }
+  V& rsub_last(const V& a, int w) {
+    AERO_CHECK(!out_.empty() && (d_ || (!ops_.empty() && dst_.back() == out_.size() - 1)),
+               "SRound::rsub_last: the last gate must open");
+    V& b = d_ ? out_.back() : ops_.back().share;
+    AERO_CHECK(b.size() == a.size(), "SRound::rsub_last: ", a.size(), " values for an opening of ", b.size());
+    for (size_t k = 0; k < a.size(); ++k) b[k] = mpc::mod_w(a[k] - b[k], w);
+    if (!d_) ops_.back().w = w;
     return out_.back();
   }
   void run() {
@@ -608,10 +655,12 @@ SWire SecureExec::linear(const SWire& x0, const PiLinear& L, const char* tag) {
 }
 
 // GELU = relu(x) - D[clamp(x >> 6, -256, 255) + 256] (GeluLut::eval) in 2 rounds:
-//   1: relu(x); u = (x >> 6) mod 2^9 (truncate-reduce, no sign extension); lo = [x >= -2^14],
-//      hi = [x >= 2^14] as bits mod 2 (the clamp tests on x itself: u >= -256 <=> x >= -256 * 2^6);
+//   1: relu(x) (faithful only); u = (x >> 6) mod 2^9 (truncate-reduce, no sign extension); lo =
+//      [x >= -2^14], hi = [x >= 2^14] as bits mod 2 (the clamp tests on x itself: u >= -256 <=>
+//      x >= -256 * 2^6);
 //   2: (lo xor hi) D[u + 256] by the selected 9-bit DPF table (D is 0 at both ends, so the
-//      clamp is a selection), opened together with the widened relu as relu - delta.
+//      clamp is a selection), opened together with the widened relu as relu - delta
+//      (stochastic: relu's 40-bit shares from round 1's DCF key, never opened alone).
 SWire SecureExec::activation(const SWire& x0, model::Activation act, double slope) {
   const size_t n = x0.v.size();
   SWire y{x0.rows, x0.cols, {}, W};
@@ -638,8 +687,10 @@ SWire SecureExec::activation(const SWire& x0, model::Activation act, double slop
     case model::Activation::gelu: {
       // Stochastic (or an already truncated input): on a 28-bit wire (|x| < 2^26, which the
       // 40-bit accumulator of the linear layer before already implies at scale f; ffn.fc's
-      // pending accumulator is truncated straight to it for free), so every comparison is 27
-      // bits; the ReLU is sign-extended back to 40 bits (bounded rule) in the table's round.
+      // pending accumulator is truncated straight to it for free; 22 bits after a stochastic
+      // LayerNorm's 34-bit ring), so every comparison is 27 (21) bits; the ReLU is
+      // sign-extended to 40 bits (bounded rule) in the table's round: stochastic inside the DCF
+      // payload (mpc::relu_split, below), faithful by a widening truncation of the opened relu.
       // Faithful on ffn.fc's pending accumulator acc (x = floor(acc / 2^p), p = f): the gate
       // runs on acc itself, exactly: [x >= c] = [acc >= c 2^p], floor(x / 2^6) = floor(acc /
       // 2^(p+6)), relu(x) = floor(relu(acc) / 2^p), the last an exact truncation in the
@@ -651,26 +702,39 @@ SWire SecureExec::activation(const SWire& x0, model::Activation act, double slop
       const int64_t half = int64_t(gelu_.table.size()) / 2, edge = (half << sh) << p;
       // [x >= -edge] = DReLU(x + edge), [x >= edge] = DReLU(x - edge): the ReLU's DCF key
       // evaluated at two more points.
-      // 2 rounds: {relu, lo, hi (bits mod 2), u} | {relu widened (and truncated by p), (lo xor
+      // Faithful, 2 rounds: {relu, lo xor hi (one bit mod 2), u} | {relu widened (and truncated by p), (lo xor
       // hi) D[u + half] by the selected lookup}: D is 0 at both ends, so the clamp is a
       // selection by lo - hi = lo xor hi (1 inside [-2^14, 2^14), 0 outside; hi implies lo),
       // folded into the table's DPF payload; relu - delta is opened once (SRound::sub_last_two).
+      // Stochastic: ReLU's opening removed (mpc::relu_split, ONE key with relu_trunc's payload,
+      // dealt and read in round 1): round 1 evaluates the DCF at x^ +- edge only (lo xor hi
+      // opened mod 2); round 2 evaluates it at x^ for relu(x)'s 40-bit shares (sign-extended in
+      // the payload, exact), which enter the table's opening as relu - delta. Ideas: Boyle et
+      // al. EC'21 (ReLU from one DCF, spline payloads); SIGMA (Gupta et al., PoPETs 2024),
+      // GELU = ReLU - delta. Faithful (bit-exact, unchanged): relu_cmp opens relu in round 1.
+      const bool split = s_.stochastic_trunc;
+      const mpc::ReluSplitSpec rs{gw, W, 1, {u64(-edge), u64(edge)}};
+      mpc::ReluSplitKey key;
       SRound r1(*this, "gelu");
-      auto [rlp, lohip] = r1.relu_cmp(xg, {gw, gw, 1, {u64(-edge), u64(edge)}});
+      const V* rlp = nullptr;
+      const V* lohip = nullptr;
+      if (split) lohip = &r1.relu_split_cmp(xg, rs, &key);
+      else std::tie(rlp, lohip) = r1.relu_cmp(xg, {gw, gw, 1, {u64(-edge), u64(edge)}});
+      r1.xor_fold_last(2);  // only sel = lo xor hi is opened (one bit, not two)
       auto& u = r1.trunc(xg, {gw, sh + p, b, true});  // table index: always a floor
       r1.run();
-      const V& rl = *rlp;
       const V& lohi = *lohip;
       const u64 one = dealer() ? 0 : 1;
       V idx(n), sel(n);
       for (size_t k = 0; k < n; ++k) {
         idx[k] = mpc::mod_w(u[k] + one * u64(half), b);
-        sel[k] = (lohi[k] ^ lohi[n + k]) & 1;
+        sel[k] = lohi[k] & 1;  // lo xor hi (xor_fold_last)
       }
       SRound r2(*this, "gelu");
-      r2.trunc(rl, {gw, p, W, true, true});
+      if (!split) r2.trunc(*rlp, {gw, p, W, true, true});
       r2.lut_sel(idx, sel, b, W, {&gelu_.table});
-      auto& out = r2.sub_last_two(W);  // one 40-bit opening of relu - delta
+      // One 40-bit opening of relu - delta.
+      auto& out = split ? r2.relu_split_sub_last(xg, rs, key) : r2.sub_last_two(W);
       r2.run();
       y.v = out;
       return y;

@@ -43,13 +43,17 @@
 //               40 + f bits, then the free truncate-reduce to proj's 40 bits (1).
 //   relu        relu_trunc on the 28-bit wire (compare on 27 bits, widen to 40 in the DCF
 //               payload; exact).                                                          1
-//   gelu        stochastic: on a 28-bit wire; faithful: on fc's 40-bit accumulator acc with
-//               the comparison points and the index shift scaled by 2^f and relu(acc)'s exact
-//               truncation by f in round 2 (instead of the widening):
-//               {relu(x) and the bits [x >= -2^14], [x >= 2^14] from one
-//               DCF key (mpc::relu_cmp), trunc x >> 6 to 9 bits} | {(lo xor hi) D[u] by the
-//               selected 9-bit DPF table (mpc::lut_sel; delta = ReLU - GELU, SIGMA's shape,
-//               0 at both ends), relu sign-extended to 40 bits}.                          2
+//   gelu        stochastic: on a 28-bit wire (22 after a stochastic LayerNorm's 34-bit fc):
+//               {the bits [x >= -2^14], [x >= 2^14] from ONE DCF key with relu_trunc's
+//               payload (mpc::relu_split, key read here), trunc x >> 6 to 9 bits} |
+//               {(lo xor hi) D[u] by the selected 9-bit DPF table (mpc::lut_sel; delta =
+//               ReLU - GELU, SIGMA's shape, 0 at both ends), and the same DCF key at x^ for
+//               relu(x)'s unmasked 40-bit shares (sign-extended in the payload), folded into
+//               the table's opening}: relu is never opened alone.                        2
+//               faithful: on fc's 40-bit accumulator acc with the comparison points and the
+//               index shift scaled by 2^f: {relu(acc) and the two bits from one DCF key
+//               (mpc::relu_cmp), the index} | {the table, relu(acc) truncated exactly by f},
+//               relu opened in round 1 and relu - delta in round 2.                      2
 //   leaky relu  faithful: {drelu, trunc(x slope)} | select.                              2
 //               stochastic: relu_trunc with the slope on the 28-bit wire (b x + (1 - b)
 //               (floor(slope x / 2^f) + carry) from one DCF).                              1

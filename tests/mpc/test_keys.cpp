@@ -119,6 +119,11 @@ TEST(MpcKeys, KeyByteFunctionsEqualTheDealersStreams) {
           relu_trunc_deal(d, rt, rn);
           check(relu_trunc_key_bytes(rt, n, 0), relu_trunc_key_bytes(rt, n, 1), "relu_trunc");
         }
+      if (w >= 3) {
+        const ReluSplitSpec rs{w, std::min(42, w + 12), std::min(9, w), {3, mod_w(u64(-3), w), 5}};
+        relu_split_deal(d, rs, rn);
+        check(relu_split_key_bytes(rs, n, 0), relu_split_key_bytes(rs, n, 1), "relu_split");
+      }
       ReluCmpSpec rc{w, w, 9, {3, u64(-3)}};
       relu_cmp_deal(d, rc, rn);
       check(relu_cmp_key_bytes(rc, n, 0), relu_cmp_key_bytes(rc, n, 1), "relu_cmp");

@@ -1,6 +1,8 @@
 // Leakage: capture every byte the parties exchange (payloads online, and both key streams) in
 // a run of input -> matmul with server weights -> faithful truncation -> ReLU -> DReLU ->
-// lookup table, and a truncating leaky ReLU (relu_trunc) on the accumulator, then check that (1) no plaintext weight, input or intermediate value appears
+// lookup table, and a truncating leaky ReLU (relu_trunc) on the accumulator, and a split ReLU
+// (relu_split: comparisons opened, then relu's unmasked shares folded into a lookup's opening
+// as relu - T[.], GELU's shape), then check that (1) no plaintext weight, input or intermediate value appears
 // in the traffic at any bit offset, with a positive control showing the search finds a value
 // that is sent in the clear, and (2) with constant (all-zero or all-one) plaintexts the
 // traffic and the opened values are statistically uniform.
@@ -25,6 +27,8 @@ constexpr int kW = 40;
 const MatShape kS{6, 32, 16};
 // Leaky ReLU (slope 3/4) of the accumulator >> 8, stochastic carries, from one DCF.
 const ReluTruncSpec kRt{kW, 8, kW, 3, 2, true};
+// Split ReLU of the truncated value with two comparisons, opened at kW bits.
+const ReluSplitSpec kRs{kW, kW, kW, {3, u64(-3) & ((u64(1) << kW) - 1)}};
 
 struct Capture {
   std::vector<uint8_t> bytes;   // all payloads, both parties, both directions, and key streams
@@ -63,6 +67,8 @@ Capture run(const std::vector<u64>& x, const std::vector<u64>& W, bool leak_x) {
     auto rl = lut_deal(d, lut, r8);
     output_deal(d, kClient, rl, kW);
     relu_trunc_deal(d, kRt, ry);
+    relu_split_deal(d, kRs, rt);
+    lut_deal(d, lut, r8);
     (void)rb;
   };
   {
@@ -101,9 +107,14 @@ Capture run(const std::vector<u64>& x, const std::vector<u64>& W, bool leak_x) {
     auto lh = lut_eval(p, lut, h8);
     auto out = output_eval(p, kClient, lh, kW);
     auto qh = relu_trunc_eval(p, kRt, yh);
+    const ReluSplitKey sk = relu_split_read(p, kRs, th.size());
+    auto ch = open(p, relu_split_cmp_shares(p, sk, th), kW);
+    auto dl = lut_shares(p, lut, h8), rs = relu_split_relu_shares(p, sk, th);
+    for (size_t i = 0; i < dl.size(); ++i) dl[i] = mod_w(rs[i] - dl[i], kW);
+    auto dh = open(p, dl, kW);  // relu - T[.] under the lookup's mask
     if (p.id == kServer) {
       std::lock_guard<std::mutex> g(mu);
-      cap.opened = {xh, yh, th, rh, bh, lh, qh};
+      cap.opened = {xh, yh, th, rh, bh, lh, qh, ch, dh};
     }
   }, o);
   // Plaintext intermediates.
@@ -119,6 +130,7 @@ Capture run(const std::vector<u64>& x, const std::vector<u64>& W, bool leak_x) {
     cap.plain.push_back(t);
     cap.plain.push_back(r);
     cap.plain.push_back(lut.table[r & 255]);
+    cap.plain.push_back(mod_w(r - lut.table[r & 255], kW));
     for (i64 X : {to_signed(t, kW), to_signed(t, kW) + 1}) {  // relu_trunc's candidates (carries)
       const i64 n = (kRt.slope * X) >> kRt.slope_frac;
       for (i64 q : {X, n, n + 1}) cap.plain.push_back(mod_w(u64(q), kW));

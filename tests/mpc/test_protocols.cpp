@@ -592,6 +592,72 @@ TEST(MpcProtocols, StreamedKeysGiveTheSameResultsWithBoundedMemory) {
   }, so), aero::Error);
 }
 
+// Split ReLU (relu_split): ONE key read in round 1, comparisons x >= c_k opened there; in a
+// later round the same key gives relu(x)'s unmasked shares at relu_bits (sign-extended), which
+// enter another gate's opening (here a lookup's: relu - T[i]); exact, against plaintext, on
+// bounded inputs (|x| < 2^(n-2)), awkward sizes and widths.
+TEST(MpcProtocols, SplitReluComparisonsThenSharesIntoAnotherOpening) {
+  aero::Rng rng(43);
+  struct C { int n_bits, relu_bits, cmp_bits; size_t n; };
+  for (C c : {C{28, 40, 1, 77}, C{3, 5, 1, 13}, C{9, 9, 4, 1}, C{40, 42, 40, 101}, C{64, 40, 7, 33}, C{17, 30, 17, 50}}) {
+    SCOPED_TRACE(testing::Message() << c.n_bits << " " << c.relu_bits << " " << c.cmp_bits << " n " << c.n);
+    const size_t n = c.n;
+    const i64 lim = i64(1) << (c.n_bits - 2), e = c.n_bits > 4 ? i64(1) << (c.n_bits - 5) : 1;
+    std::vector<u64> x(n);
+    for (auto& v : x) v = mod_w(u64(i64(rng.next_u64() >> (64 - (c.n_bits - 1))) - lim), c.n_bits);
+    const i64 edges[] = {0, -1, lim - 1, -lim, e, -e, e - 1};
+    for (size_t i = 0; i < std::min<size_t>(n, 7); ++i) x[i] = mod_w(u64(edges[i]), c.n_bits);
+    // x - c_k stays in the signed range: |x| < 2^(n-2), |c_k| <= 2^(n-5) (or 1).
+    const ReluSplitSpec spec{c.n_bits, c.relu_bits, c.cmp_bits, {mod_w(u64(-e), c.n_bits), mod_w(u64(e), c.n_bits), 0}};
+    LutSpec lut{5, c.relu_bits, {}};
+    for (int i = 0; i < 32; ++i) lut.table.push_back(rng.next_u64() & ring_mask(c.relu_bits));
+    std::vector<u64> idx(n);
+    for (auto& v : idx) v = rng.next_u64() & 31;
+    std::vector<u64> cmp, got;
+    LocalRunResult res = run_local(
+        [&](Dealer& d) {
+          auto r = input_deal(d, kClient, n, c.n_bits);
+          auto ri = input_deal(d, kClient, n, 5);
+          auto rc = relu_split_deal(d, spec, r);
+          output_deal(d, kClient, rc, c.cmp_bits);
+          auto rl = lut_deal(d, lut, ri);
+          for (auto& v : rl) v = mod_w(u64(0) - v, c.relu_bits);  // relu's mask is 0
+          output_deal(d, kClient, rl, c.relu_bits);
+        },
+        [&](Party& p) {
+          auto xh = input_eval(p, kClient, x, n, c.n_bits);
+          auto ih = input_eval(p, kClient, idx, n, 5);
+          const ReluSplitKey k = relu_split_read(p, spec, n);
+          std::vector<u64> ch, yh;
+          {
+            OpScope scope(p.peer, "relu_split");
+            ch = open(p, relu_split_cmp_shares(p, k, xh), c.cmp_bits);
+          }
+          auto o1 = output_eval(p, kClient, ch, c.cmp_bits);
+          {
+            OpScope scope(p.peer, "relu_sub");
+            auto l = lut_shares(p, lut, ih), rs = relu_split_relu_shares(p, k, xh);
+            for (size_t i = 0; i < n; ++i) l[i] = mod_w(rs[i] - l[i], c.relu_bits);
+            yh = open(p, l, c.relu_bits);
+          }
+          auto o2 = output_eval(p, kClient, yh, c.relu_bits);
+          if (p.id == kClient) cmp = o1, got = o2;
+        });
+    ASSERT_EQ(cmp.size(), 3 * n);
+    ASSERT_EQ(got.size(), n);
+    for (size_t i = 0; i < n; ++i) {
+      const i64 v = to_signed(x[i], c.n_bits);
+      ASSERT_EQ(cmp[i], mod_w(v >= -e ? 1u : 0u, c.cmp_bits)) << "x=" << v;
+      ASSERT_EQ(cmp[n + i], mod_w(v >= e ? 1u : 0u, c.cmp_bits)) << "x=" << v;
+      ASSERT_EQ(cmp[2 * n + i], mod_w(v >= 0 ? 1u : 0u, c.cmp_bits)) << "x=" << v;
+      ASSERT_EQ(got[i], mod_w(u64(std::max<i64>(v, 0)) - lut.table[idx[i]], c.relu_bits)) << "x=" << v;
+    }
+    // One opening each: the comparisons, and relu - T[i] (no opening of the ReLU alone).
+    EXPECT_EQ(res.meter[0].per_op().at("relu_split").rounds, 1u);
+    EXPECT_EQ(res.meter[0].per_op().at("relu_sub").bytes_sent, 40 + packed_bytes(n, c.relu_bits));
+  }
+}
+
 // ReLU and several comparisons x >= c_k from one DCF key, against plaintext; opened together.
 TEST(MpcProtocols, ReluWithComparisonsFromOneKey) {
   aero::Rng rng(41);
