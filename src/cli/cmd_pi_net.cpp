@@ -30,7 +30,8 @@ using namespace aero;
 struct NetArgs {
   std::string host = "127.0.0.1", dealer = "127.0.0.1:7000", server = "127.0.0.1:7001";
   int port = 0, tokens = 0;
-  std::string checkpoint, pub, ids, softmax = "exact_max", net = "none", reveal = "logits";
+  std::string checkpoint, pub, ids, softmax = "exact_max", net = "none", reveal = "logits", trunc = "faithful";
+  int qk_bits = pi::FxSpec{}.qk_bits;
   long long random_seed = -1;
   double timeout = 600;
   bool json = false;
@@ -44,6 +45,12 @@ std::pair<std::string, int> host_port(const std::string& s) {
 
 void add_common(CLI::App* sub, NetArgs& a, bool with_public) {
   sub->add_option("--softmax", a.softmax, "exact_max or clipped (all three must agree)")->capture_default_str();
+  sub->add_option("--trunc", a.trunc, "faithful (bit-exact with --pi-sim) or stochastic (all three must agree)")
+      ->capture_default_str();
+  sub->add_option("--qk-bits", a.qk_bits,
+                  "ring of Q, K and the scores (48..64; 52 = the narrow plan, |logit| < 64; `aero pi eval` prints what "
+                  "a checkpoint needs; all three must agree)")
+      ->capture_default_str();
   sub->add_option("--net", a.net, "network emulation profile of src/mpc (none, lan, 1g, wan400, wan100)")->capture_default_str();
   sub->add_option("--timeout", a.timeout, "seconds to wait for a peer")->capture_default_str();
   sub->add_option("--reveal", a.reveal, "logits (last position) or token (secure argmax: only the next token); all three must agree")->capture_default_str();
@@ -68,6 +75,10 @@ mpc::ChannelOptions chan(const NetArgs& a, const char* peer) {
 pi::FxSpec spec_of(const NetArgs& a) {
   pi::FxSpec s;
   s.softmax = pi::softmax_variant_from_string(a.softmax);
+  AERO_CHECK(a.trunc == "faithful" || a.trunc == "stochastic", "--trunc '", a.trunc, "': expected faithful or stochastic");
+  s.stochastic_trunc = a.trunc == "stochastic";
+  AERO_CHECK(a.qk_bits >= 48 && a.qk_bits <= 64, "--qk-bits ", a.qk_bits, ": expected 48..64");
+  s.qk_bits = a.qk_bits;
   return s;
 }
 
