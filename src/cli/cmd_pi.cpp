@@ -42,14 +42,9 @@ aero::cli::Registrar reg_pi("pi", [](CLI::App& app) {
   sub->callback([a, opts] {
     aero::pi::BenchOptions o;
     o.scope = aero::pi::scope_from_string(a->scope);
-    o.spec.softmax = aero::pi::softmax_variant_from_string(a->softmax);
     AERO_CHECK(a->reveal == "logits" || a->reveal == "token", "--reveal '", a->reveal, "': expected logits or token");
     o.reveal_logits = a->reveal == "logits";
-    AERO_CHECK(a->trunc == "faithful" || a->trunc == "stochastic", "--trunc '", a->trunc, "': expected faithful or stochastic");
-    o.stochastic_trunc = a->trunc == "stochastic";
-    o.spec.stochastic_trunc = o.stochastic_trunc;  // --measure: the engine truncates the same way
-    AERO_CHECK(a->qk_bits >= 48 && a->qk_bits <= 64, "--qk-bits ", a->qk_bits, ": expected 48..64");
-    o.spec.qk_bits = a->qk_bits;
+    o.spec = aero::pi::engine_spec(a->softmax, a->trunc, a->qk_bits);  // --measure truncates the same way
     auto rates = aero::pi::measure_machine_rates();
     auto build = [&](const std::string& rung) {
       aero::cli::ConfigOptions c = *opts;

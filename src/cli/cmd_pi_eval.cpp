@@ -39,10 +39,7 @@ aero::cli::Registrar reg_pi_eval("pi_eval", [](CLI::App& app) {
     auto m = aero::pi::PiModel::from_tensors(cfg.model, aero::SafeTensors::load(path));
     std::string split = a->split == "valid" ? cfg.data.valid_split : a->split == "train" ? cfg.data.train_split : a->split;
     auto ds = aero::train::open_split(cfg, split);
-    aero::pi::FxSpec spec;
-    spec.softmax = aero::pi::softmax_variant_from_string(a->softmax);
-    AERO_CHECK(a->trunc == "faithful" || a->trunc == "stochastic", "--trunc '", a->trunc, "': expected faithful or stochastic");
-    spec.stochastic_trunc = a->trunc == "stochastic";
+    const aero::pi::FxSpec spec = aero::pi::engine_spec(a->softmax, a->trunc, aero::pi::FxSpec{}.qk_bits);
     int T = a->seq_len > 0 ? a->seq_len : cfg.train.seq_len;
     auto r = aero::pi::pi_evaluate(m, ds, T, a->max_chunks, spec, !a->no_float);
     if (a->json) {

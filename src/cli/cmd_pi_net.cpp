@@ -73,13 +73,7 @@ mpc::ChannelOptions chan(const NetArgs& a, const char* peer) {
 }
 
 pi::FxSpec spec_of(const NetArgs& a) {
-  pi::FxSpec s;
-  s.softmax = pi::softmax_variant_from_string(a.softmax);
-  AERO_CHECK(a.trunc == "faithful" || a.trunc == "stochastic", "--trunc '", a.trunc, "': expected faithful or stochastic");
-  s.stochastic_trunc = a.trunc == "stochastic";
-  AERO_CHECK(a.qk_bits >= 48 && a.qk_bits <= 64, "--qk-bits ", a.qk_bits, ": expected 48..64");
-  s.qk_bits = a.qk_bits;
-  return s;
+  return pi::engine_spec(a.softmax, a.trunc, a.qk_bits);
 }
 
 const mpc::Block kModelSeedDomain{0x6165726f, 0x7069};  // R_W seed shared by server and dealer

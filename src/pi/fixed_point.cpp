@@ -15,6 +15,16 @@ SoftmaxVariant softmax_variant_from_string(const std::string& s) {
   fail("softmax variant '", s, "': expected exact_max or clipped");
 }
 
+FxSpec engine_spec(const std::string& softmax, const std::string& trunc, int qk_bits) {
+  FxSpec s;
+  s.softmax = softmax_variant_from_string(softmax);
+  AERO_CHECK(trunc == "faithful" || trunc == "stochastic", "--trunc '", trunc, "': expected faithful or stochastic");
+  s.stochastic_trunc = trunc == "stochastic";
+  AERO_CHECK(qk_bits >= 48 && qk_bits <= 64, "--qk-bits ", qk_bits, ": expected 48..64");
+  s.qk_bits = qk_bits;
+  return s;
+}
+
 int64_t encode(double x, int s) { return int64_t(std::llround(x * std::ldexp(1.0, s))); }
 
 static double gelu_tanh(double x) {

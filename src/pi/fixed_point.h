@@ -57,6 +57,10 @@ struct FxSpec {
   int inv_frac() const { return softmax == SoftmaxVariant::exact_max ? inv_out_frac : 16; }
 };
 
+// The engine configuration of the `aero pi` commands (--softmax exact_max|clipped, --trunc
+// faithful|stochastic, --qk-bits 48..64) as an FxSpec, each value checked.
+FxSpec engine_spec(const std::string& softmax, const std::string& trunc, int qk_bits);
+
 // Encoding: round(x * 2^s). Decoding: x / 2^s.
 int64_t encode(double x, int s);
 inline double decode(int64_t v, int s) { return double(v) / double(int64_t(1) << s); }

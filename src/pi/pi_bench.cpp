@@ -47,18 +47,9 @@ MachineRates measure_machine_rates() {
   return r;
 }
 
-namespace {
-// The engine's truncation mode: either flag asks for stochastic truncation.
-FxSpec effective_spec(const BenchOptions& o) {
-  FxSpec s = o.spec;
-  s.stochastic_trunc = o.spec.stochastic_trunc || o.stochastic_trunc;
-  return s;
-}
-}  // namespace
-
 nlohmann::json bench_cost(const model::ModelConfig& cfg, const BenchOptions& o, const MachineRates& rates) {
   using nlohmann::json;
-  const FxSpec spec = effective_spec(o);
+  const FxSpec& spec = o.spec;
   const CostCount c = count_cost(cfg, o.scope, spec, o.reveal_logits);
   const int T = cfg.context;
   // Per party: integer GEMMs plus FSS evaluation (AES-bound). Key generation (dealer): the
@@ -114,7 +105,7 @@ nlohmann::json bench_measured(const model::ModelConfig& full_cfg, const BenchOpt
   for (auto& t : ids) t = int32_t(rng.below(cfg.vocab_size));
   const mpc::Block seed{0xA5, 0x5A};
   const bool full = o.scope == Scope::full;
-  const FxSpec spec = effective_spec(o);
+  const FxSpec& spec = o.spec;
   // Full scope: logits, or only the next token (secure argmax) revealed to the client.
   auto reveal = [&](SecureExec& ex, const SWire& y) {
     ex.output_client(!full || o.reveal_logits ? y : ex.argmax(y));

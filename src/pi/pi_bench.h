@@ -13,7 +13,6 @@ namespace aero::pi {
 struct BenchOptions {
   Scope scope = Scope::blocks;
   bool reveal_logits = false;  // full scope: logits, or only the next token (secure argmax)
-  bool stochastic_trunc = false;  // stochastic truncation (either this or spec.stochastic_trunc)
   FxSpec spec;                    // softmax variant, widths of the tables, truncation mode
 };
 

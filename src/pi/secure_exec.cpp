@@ -259,17 +259,14 @@ class SRound {
     }
     return out_.back();
   }
-  // Replaces the last gate's opening b (width w) by one opening of a - b, where a is a value
-  // that is never opened alone: this party's share of a (party mode) or a's mask (dealer mode).
   // Replaces the last gate's opening of K blocks of n bits (width 1, shares mod 2) by ONE
   // opening of the blocks' XOR (n bits): XOR is addition mod 2, so each party XORs its shares
   // and the dealer its masks; the XOR's mask is uniform as each block's is, and the opening
   // shows less than the K bits it replaces. For callers that need only the XOR (GELU's clamp
   // selector lo xor hi).
   V& xor_fold_last(size_t K) {
-    AERO_CHECK(!out_.empty() && (d_ || (!ops_.empty() && dst_.back() == out_.size() - 1 && ops_.back().w == 1)),
-               "SRound::xor_fold_last: the last gate must open bits");
-    V& b = d_ ? out_.back() : ops_.back().share;
+    V& b = last_opening("xor_fold_last");
+    AERO_CHECK(d_ || ops_.back().w == 1, "SRound::xor_fold_last: the last gate must open bits");
     AERO_CHECK(K > 0 && b.size() % K == 0, "SRound::xor_fold_last: ", b.size(), " bits are not ", K, " blocks");
     const size_t n = b.size() / K;
     V f(n, 0);
@@ -278,10 +275,10 @@ class SRound {
     b = std::move(f);
     return out_.back();
   }
+  // Replaces the last gate's opening b (width w) by one opening of a - b, where a is a value
+  // that is never opened alone: this party's share of a (party mode) or a's mask (dealer mode).
   V& rsub_last(const V& a, int w) {
-    AERO_CHECK(!out_.empty() && (d_ || (!ops_.empty() && dst_.back() == out_.size() - 1)),
-               "SRound::rsub_last: the last gate must open");
-    V& b = d_ ? out_.back() : ops_.back().share;
+    V& b = last_opening("rsub_last");
     AERO_CHECK(b.size() == a.size(), "SRound::rsub_last: ", a.size(), " values for an opening of ", b.size());
     for (size_t k = 0; k < a.size(); ++k) b[k] = mpc::mod_w(a[k] - b[k], w);
     if (!d_) ops_.back().w = w;
@@ -305,6 +302,13 @@ class SRound {
   }
 
  private:
+  // The last gate's pending opening: this party's share (party and count modes) or its mask
+  // (dealer mode).
+  V& last_opening(const char* who) {
+    AERO_CHECK(!out_.empty() && (d_ || (!ops_.empty() && dst_.back() == out_.size() - 1)), "SRound::", who,
+               ": the last gate must open");
+    return d_ ? out_.back() : ops_.back().share;
+  }
   // Count mode: charges the gate's key bytes and queues a zero share of its opening.
   V& count(size_t n, int w, size_t k0, size_t k1, double aes = 0) {
     c_->keys(tag_, double(k0), double(k1));

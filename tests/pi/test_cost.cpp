@@ -57,7 +57,7 @@ BenchOptions opts(bool stochastic, Scope scope = Scope::blocks, SoftmaxVariant s
                   bool logits = false) {
   BenchOptions o;
   o.scope = scope;
-  o.stochastic_trunc = stochastic;
+  o.spec.stochastic_trunc = stochastic;
   o.spec.softmax = sm;
   o.reveal_logits = logits;
   return o;

@@ -26,6 +26,35 @@ typename E::T ffn_block(E& ex, const PiModel& m, const typename E::T& x) {
   auto f = ex.linear(u, b.fc_proj, "ffn.proj");
   return ex.residual(x, f, b.beta, b.inv_alpha);
 }
+
+// One secure run (dealer + two parties over loopback) of program(ex, x) -> SWire, where x is
+// the client's input values (empty at the dealer and the server); returns the output opened
+// to the client, and the run's meters in *res.
+template <class F>
+std::vector<double> client_output(const FxSpec& spec, mpc::Block seed, const std::vector<double>& x0, F program,
+                                  mpc::LocalRunResult* res = nullptr, const mpc::LocalRunOptions& opt = {}) {
+  std::vector<double> got;
+  auto r = mpc::run_local(
+      [&](mpc::Dealer& dl) {
+        SecureExec ex(&dl, nullptr, spec, seed);
+        ex.output_client(program(ex, std::vector<double>{}));
+      },
+      [&](mpc::Party& p) {
+        SecureExec ex(nullptr, &p, spec, seed);
+        auto y = ex.output_client(program(ex, p.id == mpc::kClient ? x0 : std::vector<double>{}));
+        if (p.id == mpc::kClient) got = y;
+      },
+      opt);
+  if (res) *res = std::move(r);
+  return got;
+}
+
+// max |got - want| and the RMS of want (the stochastic engine's bound is relative to it).
+std::pair<double, double> worst_and_rms(const std::vector<double>& got, const std::vector<double>& want) {
+  double ss = 0, worst = 0;
+  for (size_t k = 0; k < want.size(); ++k) ss += want[k] * want[k], worst = std::max(worst, std::abs(got[k] - want[k]));
+  return {worst, std::sqrt(ss / double(want.size()))};
+}
 }  // namespace
 
 // Faithful: bit for bit. Stochastic (ffn.fc's truncation fused into the activation: a free
@@ -49,19 +78,10 @@ TEST(PiSecure, FfnBlockEqualsFixedPointSimulation) {
     auto want = xe.output(ffn_block(xe, m, xe.input(x0, T, d)));
     FxSpec spec;
     spec.stochastic_trunc = stoch;
-    const mpc::Block seed{0x77, 0x99};
-    std::vector<double> got;
-    auto program = [&](mpc::Dealer& dl) {
-      SecureExec ex(&dl, nullptr, spec, seed);
-      auto x = ex.input_client({}, T, d);
-      ex.output_client(ffn_block(ex, m, x));
-    };
-    auto res = mpc::run_local(program, [&](mpc::Party& p) {
-      SecureExec ex(nullptr, &p, spec, seed);
-      auto x = ex.input_client(p.id == mpc::kClient ? x0 : std::vector<double>{}, T, d);
-      auto y = ex.output_client(ffn_block(ex, m, x));
-      if (p.id == mpc::kClient) got = y;
-    });
+    mpc::LocalRunResult res;
+    auto got = client_output(spec, {0x77, 0x99}, x0, [&](SecureExec& ex, const std::vector<double>& x) {
+      return ffn_block(ex, m, ex.input_client(x, T, d));
+    }, &res);
     ASSERT_EQ(got.size(), want.size()) << rung;
     const double ulp = 1.0 / (1 << spec.f);
     double worst = 0;
@@ -160,23 +180,13 @@ TEST(PiSecure, StochasticTruncationStaysWithinTheFixedPointBound) {
     for (bool stoch : {false, true}) {
       FxSpec spec;
       spec.stochastic_trunc = stoch;
-      const mpc::Block seed{0x12, 0x34};
-      auto res = mpc::run_local(
-          [&](mpc::Dealer& dl) {
-            SecureExec ex(&dl, nullptr, spec, seed);
-            ex.output_client(blocks_forward(ex, m, ex.input_client({}, T, d)));
-          },
-          [&](mpc::Party& p) {
-            SecureExec ex(nullptr, &p, spec, seed);
-            auto y = ex.output_client(blocks_forward(ex, m, ex.input_client(p.id == mpc::kClient ? x0 : std::vector<double>{}, T, d)));
-            if (p.id == mpc::kClient) got = y;
-          },
-          {.stream_keys = stoch});
+      mpc::LocalRunResult res;
+      got = client_output(spec, {0x12, 0x34}, x0, [&](SecureExec& ex, const std::vector<double>& x) {
+        return blocks_forward(ex, m, ex.input_client(x, T, d));
+      }, &res, {.stream_keys = stoch});
       keys[stoch] = res.key_bytes[1];
       ASSERT_EQ(got.size(), want.size());
-      double ss = 0, worst = 0;
-      for (size_t k = 0; k < want.size(); ++k) ss += want[k] * want[k], worst = std::max(worst, std::abs(got[k] - want[k]));
-      const double rms = std::sqrt(ss / double(want.size()));
+      const auto [worst, rms] = worst_and_rms(got, want);
       if (!stoch) EXPECT_EQ(worst, 0.0) << rung;  // faithful: bit for bit
       else EXPECT_LT(worst, 0.02 * rms) << rung << " max abs " << worst << " rms " << rms;
     }
@@ -214,18 +224,9 @@ TEST(PiSecure, ActivationOnAPendingAccumulator) {
           w.w = ring, w.pending = f, w.pending_tag = "ffn.fc";
           return w;
         };
-        const mpc::Block seed{0x31, 0x41};
-        std::vector<double> got;
-        mpc::run_local(
-            [&](mpc::Dealer& dl) {
-              SecureExec ex(&dl, nullptr, spec, seed);
-              ex.output_client(ex.activation(pend(ex, {}), act, 0.3));
-            },
-            [&](mpc::Party& p) {
-              SecureExec ex(nullptr, &p, spec, seed);
-              auto y = ex.output_client(ex.activation(pend(ex, p.id == mpc::kClient ? acc_real : std::vector<double>{}), act, 0.3));
-              if (p.id == mpc::kClient) got = y;
-            });
+        auto got = client_output(spec, {0x31, 0x41}, acc_real, [&](SecureExec& ex, const std::vector<double>& x) {
+          return ex.activation(pend(ex, x), act, 0.3);
+        });
         ASSERT_EQ(got.size(), want.size());
         const double ulp = 1.0 / (1 << f), tol = !stoch ? 0 : act == model::Activation::gelu ? 33 * ulp : 2 * ulp;
         for (int i = 0; i < n; ++i)
@@ -276,23 +277,11 @@ TEST(PiSecure, WidthPlanEveryPathBothTruncationsBothSoftmaxes) {
                                " qk_bits " + std::to_string(qk);
       for (bool stoch : {false, true}) {
         spec.stochastic_trunc = stoch;
-        std::vector<double> got;
-        const mpc::Block seed{0x21, 0x43};
-        mpc::run_local(
-            [&](mpc::Dealer& dl) {
-              SecureExec ex(&dl, nullptr, spec, seed);
-              ex.output_client(blocks_forward(ex, m, ex.input_client({}, T, d)));
-            },
-            [&](mpc::Party& p) {
-              SecureExec ex(nullptr, &p, spec, seed);
-              auto y = ex.output_client(
-                  blocks_forward(ex, m, ex.input_client(p.id == mpc::kClient ? x0 : std::vector<double>{}, T, d)));
-              if (p.id == mpc::kClient) got = y;
-            });
+        auto got = client_output(spec, {0x21, 0x43}, x0, [&](SecureExec& ex, const std::vector<double>& x) {
+          return blocks_forward(ex, m, ex.input_client(x, T, d));
+        });
         ASSERT_EQ(got.size(), want.size()) << what;
-        double ss = 0, worst = 0;
-        for (size_t k = 0; k < want.size(); ++k) ss += want[k] * want[k], worst = std::max(worst, std::abs(got[k] - want[k]));
-        const double rms = std::sqrt(ss / double(want.size()));
+        const auto [worst, rms] = worst_and_rms(got, want);
         if (!stoch) EXPECT_EQ(worst, 0.0) << what << ": faithful must be bit for bit";
         else EXPECT_LT(worst, 0.02 * rms) << what << " stochastic: max abs " << worst << " rms " << rms;
       }
@@ -324,19 +313,9 @@ TEST(PiSecure, LayerNormWorstCaseRowsFitTheProductRing) {
       spec.stochastic_trunc = stoch;
       FixedExec xe;  // the faithful function (floors)
       const auto want = xe.output(xe.layernorm(xe.input(x0, R, d), nrm, "ln1"));
-      std::vector<double> got;
-      const mpc::Block seed{0x31, 0x41};
-      mpc::run_local(
-          [&](mpc::Dealer& dl) {
-            SecureExec ex(&dl, nullptr, spec, seed);
-            ex.output_client(ex.layernorm(ex.input_client({}, R, d), nrm, "ln1"));
-          },
-          [&](mpc::Party& p) {
-            SecureExec ex(nullptr, &p, spec, seed);
-            auto y = ex.output_client(
-                ex.layernorm(ex.input_client(p.id == mpc::kClient ? x0 : std::vector<double>{}, R, d), nrm, "ln1"));
-            if (p.id == mpc::kClient) got = y;
-          });
+      auto got = client_output(spec, {0x31, 0x41}, x0, [&](SecureExec& ex, const std::vector<double>& x) {
+        return ex.layernorm(ex.input_client(x, R, d), nrm, "ln1");
+      });
       ASSERT_EQ(got.size(), want.size());
       const double ulp = 1.0 / (1 << spec.f);
       for (size_t k = 0; k < want.size(); ++k) {
@@ -358,18 +337,10 @@ TEST(PiSecure, ArgmaxAwkwardSizesAndTies) {
     Mat<double> m(1, V);
     m.v = x;
     const int want = argmax_rows(m)[0];
-    std::vector<double> got;
-    const mpc::Block seed{0x9, 0x8};
-    auto res = mpc::run_local(
-        [&](mpc::Dealer& dl) {
-          SecureExec ex(&dl, nullptr, FxSpec{}, seed);
-          ex.output_client(ex.argmax(ex.input_client({}, 1, V)));
-        },
-        [&](mpc::Party& p) {
-          SecureExec ex(nullptr, &p, FxSpec{}, seed);
-          auto y = ex.output_client(ex.argmax(ex.input_client(p.id == mpc::kClient ? x : std::vector<double>{}, 1, V)));
-          if (p.id == mpc::kClient) got = y;
-        });
+    mpc::LocalRunResult res;
+    auto got = client_output(FxSpec{}, {0x9, 0x8}, x, [&](SecureExec& ex, const std::vector<double>& in) {
+      return ex.argmax(ex.input_client(in, 1, V));
+    }, &res);
     ASSERT_EQ(got.size(), 1u);
     EXPECT_EQ(int(std::lround(got[0] * (1 << FxSpec{}.f))), want) << "V=" << V;
     int levels = 0;
