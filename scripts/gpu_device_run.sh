@@ -37,10 +37,13 @@ if [[ " $PHASES " == *" profile "* ]]; then
   done
 fi
 if [[ " $PHASES " == *" variants "* ]]; then
-  # A/B of the optional paths (environment switches of docs/gpu.md), step rate of each
+  # A/B of the optional paths (environment switches of docs/gpu.md), step rate of each;
+  # VARIANTS: space-separated VAR=value settings, "default" for none (each run in turn)
+  VARIANTS=${VARIANTS:-"default AERO_GPU_ATTN=tiled AERO_GPU_LT=off AERO_GPU_LT=bias"}
   for rung in baseline aero; do
-    for v in "" AERO_GPU_LT=off AERO_GPU_LT=bias AERO_GPU_LT=all; do
-      echo "== $rung ${v:-default}" >> "$OUT/variants.log"
+    for v in $VARIANTS; do
+      echo "== $rung $v" >> "$OUT/variants.log"
+      [ "$v" = default ] && v=""
       env $v timeout 120 ./$B/gpu_train_bench --rung $rung --batch 256 --seq 128 --steps 30 --warmup 5 >> "$OUT/variants.log" 2>&1
     done
   done

@@ -185,7 +185,8 @@ struct GpuModel::Impl {
   // Fused (flash) attention for head dimension 64 (flash_attn.cu); AERO_GPU_ATTN=plain selects
   // the explicit path (scores and probabilities in [B,H,T,T] buffers). Without rotary the
   // layer's qkv product output is kept ([B,T,3d] in acts.q) and read by the kernels directly.
-  bool flash = false;
+  // AERO_GPU_ATTN=tiled keeps the tiled kernels (FlashFwdArgs::tiled) also at T <= 128.
+  bool flash = false, flash_tiled = false;
   float* Drow = nullptr;  // fused backward: dO . O per row
   float* qkv_bpart = nullptr;  // fused backward: partial column sums of dqkv (qkv bias gradient)
   float *rot_cos = nullptr, *rot_sin = nullptr;  // [Tmax, R/2]
@@ -329,6 +330,7 @@ struct GpuModel::Impl {
     f.o = HeadView{a.y, (long long)T * d, dk, d};
     set_attention(f, l, B, T);
     f.lse = a.lse;
+    f.tiled = flash_tiled;
     return f;
   }
 
@@ -424,6 +426,7 @@ struct GpuModel::Impl {
     R -= R % 2;
     const char* attn_env = std::getenv("AERO_GPU_ATTN");
     flash = flash_attn_supported(dk) && !(attn_env && std::string(attn_env) == "plain");
+    flash_tiled = attn_env && std::string(attn_env) == "tiled";
     acts.resize(L);
     bool reg = cfg.entropy_reg.enabled;
     for (int l = 0; l < L; ++l) {

@@ -496,13 +496,30 @@ __global__ void k_attn_softmax_bwd(AttnSoftmaxBwdArgs a) {
   }
 }
 
-__global__ void k_temp_grad(float* dtemp, const float* row, int B, int H, int T, int ctx) {
-  int idx = blockIdx.x * blockDim.x + threadIdx.x;
-  if (idx >= H * T) return;
-  int hh = idx / T, i = idx % T;
+// out[h*ctx+i] (+)= sum_b row[(b*H+h)*T+i]: a block of 8 warps per 32 positions of the H*T,
+// warp w summing the batches b = w (mod 8), the 8 partials added in a fixed order (so the
+// result does not depend on scheduling; one thread per position summing all B in sequence
+// left the kernel latency-bound on a few multiprocessors).
+constexpr int kTempGroups = 8;
+template <bool kAdd>
+__global__ void k_temp_grad(float* out, const float* row, int B, int H, int T, int ctx) {
+  __shared__ float part[kTempGroups][kWarp];
+  const int lane = threadIdx.x % kWarp, grp = threadIdx.x / kWarp;
+  const int idx = blockIdx.x * kWarp + lane, hh = idx / T, i = idx % T;
   float acc = 0.f;
-  for (int b = 0; b < B; ++b) acc += row[(size_t(b) * H + hh) * T + i];
-  dtemp[hh * ctx + i] += acc;
+  if (idx < H * T)
+#pragma unroll 4
+    for (int b = grp; b < B; b += kTempGroups) acc += row[(size_t(b) * H + hh) * T + i];
+  part[grp][lane] = acc;
+  __syncthreads();
+  if (grp != 0 || idx >= H * T) return;
+  float t = 0.f;
+#pragma unroll
+  for (int g = 0; g < kTempGroups; ++g) t += part[g][lane];
+  if (kAdd)
+    out[hh * ctx + i] += t;
+  else
+    out[hh * ctx + i] = t;
 }
 // Stage 1 sums over the batch (like k_temp_grad), stage 2 over query positions.
 __global__ void k_theta_grad(float* dtheta, const float* perpos, int T, float factor) {
@@ -961,11 +978,101 @@ __global__ void k_norm_final(float* norm_out, float* scale_out, const float* scr
 }
 
 // ---------------------------------------------------------------------------------------------
-// One block per row; online max/sum per thread, combined across the block.
-__global__ void k_cross_entropy(bf16* logits, float* loss_row, const int32_t* targets, int V,
-                                int ldV, float dscale, bool want_grad) {
+// Cross-entropy: one block per row; online max/sum per thread, combined across the block.
+// The running (max m, sum s of e^(x - m)) of each thread combined over the block (blockDim.x a
+// multiple of 32); returns the row's log-sum-exp to every thread (two barriers).
+__device__ float block_lse(float m, float s) {
   __shared__ float s_m[32], s_s[32];
   __shared__ float s_lse;
+  for (int o = 16; o > 0; o >>= 1) {
+    float m2 = __shfl_xor_sync(0xffffffffu, m, o);
+    float s2 = __shfl_xor_sync(0xffffffffu, s, o);
+    float mn = fmaxf(m, m2);
+    s = s * expf(m - mn) + s2 * expf(m2 - mn);
+    m = mn;
+  }
+  int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
+  if (lane == 0) {
+    s_m[warp] = m;
+    s_s[warp] = s;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int nw = blockDim.x / kWarp;
+    float M = s_m[0], S = s_s[0];
+    for (int w = 1; w < nw; ++w) {
+      float mn = fmaxf(M, s_m[w]);
+      S = S * expf(M - mn) + s_s[w] * expf(s_m[w] - mn);
+      M = mn;
+    }
+    s_lse = M + logf(S);
+  }
+  __syncthreads();
+  return s_lse;
+}
+// 8 values x[e] at columns c + e (those >= V ignored) into the running (m, s): one rescale.
+// Only the last chunk of a row can reach V (kTail); the others skip the column checks.
+template <bool kTail>
+__device__ __forceinline__ void lse_add8(float& m, float& s, const float (&x)[8], int c, int V) {
+  constexpr float kL2e = 1.44269504088896341f;
+  float m8 = -FLT_MAX;
+#pragma unroll
+  for (int e = 0; e < 8; ++e)
+    if (!kTail || c + e < V) m8 = fmaxf(m8, x[e]);
+  if (m8 > m) {
+    s *= exp2f((m - m8) * kL2e);
+    m = m8;
+  }
+  const float ml = m * kL2e;
+#pragma unroll
+  for (int e = 0; e < 8; ++e)
+    if (!kTail || c + e < V) s += exp2f(fmaf(x[e], kL2e, -ml));
+}
+// dlogits of 8 columns c.. in place of the logits (0 for columns >= V): softmax * dscale, and
+// -dscale at the target.
+template <bool kTail>
+__device__ __forceinline__ void ce_grad8(float (&x)[8], int c, int V, int tg, float lse,
+                                         float dscale) {
+  constexpr float kL2e = 1.44269504088896341f;
+  const float ll = lse * kL2e;
+#pragma unroll
+  for (int e = 0; e < 8; ++e)
+    x[e] = !kTail || c + e < V ? exp2f(fmaf(x[e], kL2e, -ll)) * dscale : 0.f;
+  if (unsigned(tg - c) < 8u) {
+#pragma unroll
+    for (int e = 0; e < 8; ++e)
+      if (c + e == tg) x[e] -= dscale;
+  }
+}
+// The two passes of the 16-byte kernels over a row z (global or shared memory) of V columns
+// (ldV % 8 == 0), thread chunks c = 8 (threadIdx.x + i blockDim.x).
+__device__ __forceinline__ float row_lse8(const bf16* z, int V) {
+  float m = -FLT_MAX, s = 0.f;
+  for (int c = threadIdx.x * 8; c < V; c += blockDim.x * 8) {
+    float x[8];
+    load_bf<8>(z + c, x);
+    if (c + 8 <= V)
+      lse_add8<false>(m, s, x, c, V);
+    else
+      lse_add8<true>(m, s, x, c, V);
+  }
+  return block_lse(m, s);
+}
+__device__ __forceinline__ void row_grad8(bf16* out, const bf16* z, int V, int ldV, int tg,
+                                          float lse, float dscale) {
+  for (int c = threadIdx.x * 8; c < ldV; c += blockDim.x * 8) {
+    float x[8];
+    load_bf<8>(z + c, x);
+    if (c + 8 <= V)
+      ce_grad8<false>(x, c, V, tg, lse, dscale);
+    else
+      ce_grad8<true>(x, c, V, tg, lse, dscale);
+    store_bf<8>(out + c, x);
+  }
+}
+
+__global__ void k_cross_entropy(bf16* logits, float* loss_row, const int32_t* targets, int V,
+                                int ldV, float dscale, bool want_grad) {
   size_t row = blockIdx.x;
   bf16* z = logits + row * ldV;
   float m = -FLT_MAX, s = 0.f;
@@ -978,37 +1085,10 @@ __global__ void k_cross_entropy(bf16* logits, float* loss_row, const int32_t* ta
       s += expf(v - m);
     }
   }
-  // warp combine
-  for (int o = 16; o > 0; o >>= 1) {
-    float m2 = __shfl_xor_sync(0xffffffffu, m, o);
-    float s2 = __shfl_xor_sync(0xffffffffu, s, o);
-    float mn = fmaxf(m, m2);
-    s = s * expf(m - mn) + s2 * expf(m2 - mn);
-    m = mn;
-  }
-  int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
-  if (lane == 0) {
-    s_m[warp] = m;
-    s_s[warp] = s;
-  }
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    int nw = blockDim.x / kWarp;
-    float M = s_m[0], S = s_s[0];
-    for (int w = 1; w < nw; ++w) {
-      float mn = fmaxf(M, s_m[w]);
-      S = S * expf(M - mn) + s_s[w] * expf(s_m[w] - mn);
-      M = mn;
-    }
-    float lse = M + logf(S);
-    s_lse = lse;
-    int tg = targets[row];
-    loss_row[row] = lse - __bfloat162float(z[tg]);
-  }
-  __syncthreads();
-  if (!want_grad) return;
-  float lse = s_lse;
+  const float lse = block_lse(m, s);
   int tg = targets[row];
+  if (threadIdx.x == 0) loss_row[row] = lse - __bfloat162float(z[tg]);
+  if (!want_grad) return;
   for (int j = threadIdx.x; j < ldV; j += blockDim.x) {
     float g = 0.f;
     if (j < V) g = (expf(__bfloat162float(z[j]) - lse) - (j == tg ? 1.f : 0.f)) * dscale;
@@ -1019,65 +1099,32 @@ __global__ void k_cross_entropy(bf16* logits, float* loss_row, const int32_t* ta
 // ldV % 8 == 0: 16-byte loads and stores, one rescale of the running sum per 8 values.
 __global__ void k_cross_entropy8(bf16* logits, float* loss_row, const int32_t* targets, int V,
                                  int ldV, float dscale, bool want_grad) {
-  __shared__ float s_m[32], s_s[32];
-  __shared__ float s_lse;
   size_t row = blockIdx.x;
   bf16* z = logits + row * ldV;
-  float m = -FLT_MAX, s = 0.f;
-  for (int c = threadIdx.x * 8; c < V; c += blockDim.x * 8) {
-    float x[8];
-    load_bf<8>(z + c, x);
-    float m8 = -FLT_MAX;
-#pragma unroll
-    for (int e = 0; e < 8; ++e)
-      if (c + e < V) m8 = fmaxf(m8, x[e]);
-    if (m8 > m) {
-      s *= expf(m - m8);
-      m = m8;
-    }
-#pragma unroll
-    for (int e = 0; e < 8; ++e)
-      if (c + e < V) s += expf(x[e] - m);
-  }
-  for (int o = 16; o > 0; o >>= 1) {
-    float m2 = __shfl_xor_sync(0xffffffffu, m, o);
-    float s2 = __shfl_xor_sync(0xffffffffu, s, o);
-    float mn = fmaxf(m, m2);
-    s = s * expf(m - mn) + s2 * expf(m2 - mn);
-    m = mn;
-  }
-  int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
-  if (lane == 0) {
-    s_m[warp] = m;
-    s_s[warp] = s;
-  }
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    int nw = blockDim.x / kWarp;
-    float M = s_m[0], S = s_s[0];
-    for (int w = 1; w < nw; ++w) {
-      float mn = fmaxf(M, s_m[w]);
-      S = S * expf(M - mn) + s_s[w] * expf(s_m[w] - mn);
-      M = mn;
-    }
-    float lse = M + logf(S);
-    s_lse = lse;
-    loss_row[row] = lse - __bfloat162float(z[targets[row]]);
-  }
-  __syncthreads();
-  if (!want_grad) return;
-  float lse = s_lse;
+  const float lse = row_lse8(z, V);
   int tg = targets[row];
-  for (int c = threadIdx.x * 8; c < ldV; c += blockDim.x * 8) {
-    float x[8];
-    load_bf<8>(z + c, x);
-#pragma unroll
-    for (int e = 0; e < 8; ++e) {
-      int j = c + e;
-      x[e] = j < V ? (expf(x[e] - lse) - (j == tg ? 1.f : 0.f)) * dscale : 0.f;
-    }
-    store_bf<8>(z + c, x);
-  }
+  if (threadIdx.x == 0) loss_row[row] = lse - __bfloat162float(z[tg]);
+  if (want_grad) row_grad8(z, z, V, ldV, tg, lse, dscale);
+}
+
+// The same reading the row from device memory once: cp.async copies it into shared memory
+// (ldV * 2 bytes), each thread reading back only its own chunks (so the copies need no
+// barrier; z[target] is read after block_lse's barriers), and the gradient comes from there.
+constexpr int kCeThreads = 512;
+constexpr int kCeSmemMax = 110 * 1024;  // two blocks per multiprocessor
+__global__ void __launch_bounds__(kCeThreads, 2)
+    k_cross_entropy_smem(bf16* logits, float* loss_row, const int32_t* targets, int V, int ldV,
+                         float dscale, bool want_grad) {
+  extern __shared__ __align__(16) unsigned char ce_smem[];
+  bf16* sz = reinterpret_cast<bf16*>(ce_smem);
+  size_t row = blockIdx.x;
+  bf16* z = logits + row * ldV;
+  for (int c = threadIdx.x * 8; c < ldV; c += kCeThreads * 8) cp_async16(sz + c, z + c, true);
+  cp_async_wait_all();
+  const float lse = row_lse8(sz, V);
+  int tg = targets[row];
+  if (threadIdx.x == 0) loss_row[row] = lse - __bfloat162float(sz[tg]);
+  if (want_grad) row_grad8(z, sz, V, ldV, tg, lse, dscale);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1266,13 +1313,14 @@ void attn_softmax_backward(const AttnSoftmaxBwdArgs& a, cudaStream_t s) {
 }
 void temp_grad_reduce(float* dtemp, const float* row, int B, int H, int T, int ctx,
                       cudaStream_t s) {
-  k_temp_grad<<<(H * T + 255) / 256, 256, 0, s>>>(dtemp, row, B, H, T, ctx);
+  k_temp_grad<true><<<(H * T + kWarp - 1) / kWarp, kTempGroups * kWarp, 0, s>>>(dtemp, row, B, H,
+                                                                              T, ctx);
   AERO_LAUNCH_CHECK();
 }
 void theta_grad_reduce(float* dtheta, const float* gE, int B, int H, int T, float factor,
                        float* scratch, cudaStream_t s) {
-  AERO_CUDA_CHECK(cudaMemsetAsync(scratch, 0, size_t(H) * T * sizeof(float), s));
-  k_temp_grad<<<(H * T + 255) / 256, 256, 0, s>>>(scratch, gE, B, H, T, T);
+  k_temp_grad<false><<<(H * T + kWarp - 1) / kWarp, kTempGroups * kWarp, 0, s>>>(scratch, gE, B,
+                                                                               H, T, T);
   AERO_LAUNCH_CHECK();
   k_theta_grad<<<H, 256, 0, s>>>(dtheta, scratch, T, factor);
   AERO_LAUNCH_CHECK();
@@ -1444,7 +1492,12 @@ void grad_norm(float* norm_out, float* scale_out, const float* g, size_t n, floa
 void cross_entropy_forward_backward(bf16* logits, float* loss_row, const int32_t* targets, int N,
                                     int V, int ldV, float dscale, bool want_grad,
                                     cudaStream_t s) {
-  if (ldV % 8 == 0)
+  const size_t smem = size_t(ldV) * sizeof(bf16);
+  if (ldV % 8 == 0 && smem <= size_t(kCeSmemMax)) {
+    allow_dynamic_smem<k_cross_entropy_smem>(kCeSmemMax);
+    k_cross_entropy_smem<<<N, kCeThreads, smem, s>>>(logits, loss_row, targets, V, ldV, dscale,
+                                                      want_grad);
+  } else if (ldV % 8 == 0)
     k_cross_entropy8<<<N, 512, 0, s>>>(logits, loss_row, targets, V, ldV, dscale, want_grad);
   else
     k_cross_entropy<<<N, 1024, 0, s>>>(logits, loss_row, targets, V, ldV, dscale, want_grad);

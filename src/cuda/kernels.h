@@ -140,6 +140,10 @@ struct FlashFwdArgs {
   float lnT = 0, tol = 0, coef = 0;
   float* pen = nullptr;
   float* gE = nullptr;
+  // T <= 128 runs one block per (batch, head) with the whole sequence in shared memory (the
+  // backward in one kernel; Drow then unused); true forces the tiled kernels of longer
+  // sequences (forward by 64-row tiles, backward in two kernels): tests, A/B timing.
+  bool tiled = false;
 };
 // dk must be 64, every view's p 16-byte aligned and strides multiples of 8 elements.
 bool flash_attn_supported(int dk);

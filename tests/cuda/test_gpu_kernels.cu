@@ -507,54 +507,99 @@ void test_flash_attn(Rng& r, int B, int H, int T, TempParam tp, bool reg, bool f
   set_attention(f, B, H, T, scale, temp.empty() ? nullptr : dTemp.p, ctx, tp, dE.p);
   f.lse = dLse.p;
   if (reg) set_regularizer(f, dTheta.p, lnT, tol, coef, dPen.p, dGE.p);
-  flash_attn_forward(f, S);
   char nm[160];
   std::snprintf(nm, sizeof nm, "flash attention B=%d H=%d T=%d temp=%d reg=%d", B, H, T, int(tp),
                 int(reg));
   std::string name(nm);
-  // O back to [B*H, T, 64]
-  auto yb = to_d(dy.down());
-  std::vector<double> O(n * D), dq(n * D), dk(n * D), dv(n * D);
-  FlashBwdArgs bw;
-  bw.f = f;
-  bw.gE = reg ? dGE.p : nullptr;
-  bw.dO = view(ddO.p, d);
-  bw.dq = view(dg.p, 3 * d);
-  bw.dk = view(dg.p + d, 3 * d);
-  bw.dv = view(dg.p + 2 * d, 3 * d);
-  bw.Drow = dDrow.p;
-  bw.dtemp_row = temp.empty() ? nullptr : dRow.p;
-  const int nchunk = flash_bias_partials(B, T);
-  DevBuf<float> dPart(size_t(nchunk) * 3 * d), dBsum(std::vector<float>(size_t(3) * d, 0.f));
-  dPart.poison();
-  bw.dbias_part = dPart.p;
-  flash_attn_backward(bw, S);
-  colsum_partials_final(dBsum.p, dPart.p, nchunk, 3 * d, S);
-  auto gb = to_d(dg.down());
-  for_head_elems(B, H, T, [&](size_t hr, size_t src, int col, size_t bt) {
-    O[hr] = yb[bt * d + col];
-    dq[hr] = gb[src + col];
-    dk[hr] = gb[src + d + col];
-    dv[hr] = gb[src + 2 * d + col];
-  });
-  C.close(name + " output O", O, ref.O, 1e-2);
-  C.close(name + " log-sum-exp", to_d(dLse.down()), ref.lse, 1e-5, 1.0);
-  C.close(name + " row entropy", to_d(dE.down()), ref.E, 2e-5, 1e-2);
-  if (reg) C.close(name + " penalty", to_d(dPen.down()), ref.pen, 2e-3, 1e-3);
-  // absolute floor: at T = 1 the true dq, dk are 0 (one key) and the result is rounding noise
-  C.close(name + " dq", dq, ref.dq, 2e-2, 1.0);
-  C.close(name + " dk", dk, ref.dk, 2e-2, 1.0);
-  C.close(name + " dv", dv, ref.dv, 2e-2, 1.0);
-  if (!temp.empty())  // (floor: 0 at T = 1 as well)
-    C.close(name + " dtemp per row", to_d(dRow.down()), ref.dtemp_row, 2e-2, 1.0);
-  {  // the qkv bias gradient from the kernels' partial column sums
-    std::vector<double> rb(size_t(3) * d, 0.0);
-    for_head_elems(B, H, T, [&](size_t hr, size_t, int col, size_t) {
-      rb[col] += ref.dq[hr];
-      rb[d + col] += ref.dk[hr];
-      rb[2 * d + col] += ref.dv[hr];
+  // T <= 128 runs the one-pass kernels by default; there the tiled ones run too, and both are
+  // checked against the reference and against each other. The forward's outputs:
+  struct Fwd {
+    std::vector<double> O, lse, E, pen;
+  };
+  auto forward = [&](bool tiled, const std::string& nm2) {
+    for (auto* p : {&dLse, &dE, &dPen, &dGE}) p->poison();
+    dy.poison();
+    f.tiled = tiled;
+    flash_attn_forward(f, S);
+    Fwd r{std::vector<double>(n * D), to_d(dLse.down()), to_d(dE.down()),
+          reg ? to_d(dPen.down()) : std::vector<double>{}};
+    auto yb = to_d(dy.down());  // O back to [B*H, T, 64]
+    for_head_elems(B, H, T, [&](size_t hr, size_t, int col, size_t bt) { r.O[hr] = yb[bt * d + col]; });
+    C.close(nm2 + " output O", r.O, ref.O, 1e-2);
+    C.close(nm2 + " log-sum-exp", r.lse, ref.lse, 1e-5, 1.0);
+    C.close(nm2 + " row entropy", r.E, ref.E, 2e-5, 1e-2);
+    if (reg) C.close(nm2 + " penalty", r.pen, ref.pen, 2e-3, 1e-3);
+    return r;
+  };
+  if (T <= 128) {
+    const Fwd f2 = forward(true, name + " tiled");
+    const Fwd f1 = forward(false, name + " one-pass");  // its outputs feed the backward below
+    C.close(name + " one-pass = tiled O", f1.O, f2.O, 4e-3, 1.0);
+    C.close(name + " one-pass = tiled lse", f1.lse, f2.lse, 1e-6, 1.0);
+    C.close(name + " one-pass = tiled entropy", f1.E, f2.E, 1e-5, 1e-2);
+  } else {
+    forward(false, name);
+  }
+  // The backward (one-pass at T <= 128; there the two tiled kernels run too).
+  struct Grads {
+    std::vector<double> dq, dk, dv, dtemp, dbias;
+  };
+  auto backward = [&](bool two_kernel) {
+    FlashBwdArgs bw;
+    bw.f = f;
+    bw.gE = reg ? dGE.p : nullptr;
+    bw.dO = view(ddO.p, d);
+    bw.dq = view(dg.p, 3 * d);
+    bw.dk = view(dg.p + d, 3 * d);
+    bw.dv = view(dg.p + 2 * d, 3 * d);
+    bw.Drow = dDrow.p;
+    bw.dtemp_row = temp.empty() ? nullptr : dRow.p;
+    bw.f.tiled = two_kernel;
+    const int nchunk = flash_bias_partials(B, T);
+    DevBuf<float> dPart(size_t(nchunk) * 3 * d), dBsum(std::vector<float>(size_t(3) * d, 0.f));
+    dPart.poison();
+    dg.poison();
+    dRow.poison();
+    bw.dbias_part = dPart.p;
+    flash_attn_backward(bw, S);
+    colsum_partials_final(dBsum.p, dPart.p, nchunk, 3 * d, S);
+    Grads gr{std::vector<double>(n * D), std::vector<double>(n * D), std::vector<double>(n * D),
+             temp.empty() ? std::vector<double>{} : to_d(dRow.down()), to_d(dBsum.down())};
+    auto gb = to_d(dg.down());
+    for_head_elems(B, H, T, [&](size_t hr, size_t src, int col, size_t) {
+      gr.dq[hr] = gb[src + col];
+      gr.dk[hr] = gb[src + d + col];
+      gr.dv[hr] = gb[src + 2 * d + col];
     });
-    C.close(name + " qkv bias gradient (partial column sums)", to_d(dBsum.down()), rb, 2e-2, 1.0);
+    return gr;
+  };
+  std::vector<double> rb(size_t(3) * d, 0.0);  // the qkv bias gradient
+  for_head_elems(B, H, T, [&](size_t hr, size_t, int col, size_t) {
+    rb[col] += ref.dq[hr];
+    rb[d + col] += ref.dk[hr];
+    rb[2 * d + col] += ref.dv[hr];
+  });
+  auto check = [&](const Grads& gr, const std::string& nm2) {
+    // absolute floor: at T = 1 the true dq, dk are 0 (one key) and the result is rounding noise
+    C.close(nm2 + " dq", gr.dq, ref.dq, 2e-2, 1.0);
+    C.close(nm2 + " dk", gr.dk, ref.dk, 2e-2, 1.0);
+    C.close(nm2 + " dv", gr.dv, ref.dv, 2e-2, 1.0);
+    if (!temp.empty())  // (floor: 0 at T = 1 as well)
+      C.close(nm2 + " dtemp per row", gr.dtemp, ref.dtemp_row, 2e-2, 1.0);
+    C.close(nm2 + " qkv bias gradient (partial column sums)", gr.dbias, rb, 2e-2, 1.0);
+  };
+  const Grads g1 = backward(false);
+  check(g1, name + (T <= 128 ? " one-pass" : ""));
+  if (T <= 128) {
+    const Grads g2 = backward(true);
+    check(g2, name + " two-kernel");
+    // the same function up to fp32 summation order and bf16 output rounding
+    C.close(name + " one-pass = two-kernel dq", g1.dq, g2.dq, 4e-3, 1.0);
+    C.close(name + " one-pass = two-kernel dk", g1.dk, g2.dk, 4e-3, 1.0);
+    C.close(name + " one-pass = two-kernel dv", g1.dv, g2.dv, 4e-3, 1.0);
+    if (!temp.empty())
+      C.close(name + " one-pass = two-kernel dtemp", g1.dtemp, g2.dtemp, 1e-3, 1.0);
+    C.close(name + " one-pass = two-kernel bias", g1.dbias, g2.dbias, 1e-3, 1.0);
   }
   if (!fd) return;
   // The reference's gradients against central finite differences of its forward.
@@ -948,6 +993,25 @@ void test_colsum(Rng& r, int N, int Cc) {
 }
 
 void test_reductions(Rng& r) {
+  {  // the temperature and theta gradient sums over the batch (awkward B, H*T not / 32)
+    const int B = 37, H = 3, T = 70, ctx = 75;
+    auto row = rand_f(r, size_t(B) * H * T);
+    auto t0 = rand_f(r, size_t(H) * ctx);
+    DevBuf<float> dRow(row), dT(t0), dTh(std::vector<float>{0.5f, -0.25f, 1.f}), scr(size_t(H) * T);
+    scr.poison();
+    temp_grad_reduce(dT.p, dRow.p, B, H, T, ctx, S);
+    theta_grad_reduce(dTh.p, dRow.p, B, H, T, -1.5f, scr.p, S);
+    std::vector<double> rt(t0.begin(), t0.end()), rth{0.5, -0.25, 1.0};
+    for (int b = 0; b < B; ++b)
+      for (int hh = 0; hh < H; ++hh)
+        for (int i = 0; i < T; ++i) {
+          const double v = row[(size_t(b) * H + hh) * T + i];
+          rt[size_t(hh) * ctx + i] += v;
+          rth[hh] += -1.5 * v;
+        }
+    C.close("temp_grad_reduce B=37 H=3 T=70 (accumulating)", to_d(dT.down()), rt, 1e-6);
+    C.close("theta_grad_reduce B=37 H=3 T=70 (accumulating)", to_d(dTh.down()), rth, 1e-5);
+  }
   test_colsum(r, 1000, 264);  // 16-byte vector path, C not a multiple of 256
   test_colsum(r, 77, 8);
   const int N = 1000, Cc = 77;
@@ -977,8 +1041,7 @@ void test_reductions(Rng& r) {
   C.close("grad_norm no clip when under max", to_d(sc.down()), {1.0}, 0.0);
 }
 
-void test_cross_entropy(Rng& r, int ldV) {
-  const int N = 7, V = 1001;
+void test_cross_entropy(Rng& r, int V, int ldV, int N = 7) {
   std::vector<float> lg(size_t(N) * ldV, 0.f);
   auto rnd = rand_bf(r, lg.size(), 3.0);
   for (int n = 0; n < N; ++n)
@@ -1002,7 +1065,9 @@ void test_cross_entropy(Rng& r, int ldV) {
     for (int j = 0; j < V; ++j)
       rg[n * ldV + j] = (std::exp(lg[n * ldV + j] - lse) - (j == tg[n])) * dscale;
   }
-  C.close("cross_entropy N=7 V=1001 ldV=" + std::to_string(ldV) + " loss", to_d(loss.down()), rl, 1e-5);
+  C.close("cross_entropy N=" + std::to_string(N) + " V=" + std::to_string(V) + " ldV=" +
+              std::to_string(ldV) + " loss",
+          to_d(loss.down()), rl, 1e-5);
   C.close("cross_entropy dlogits (padding zeroed)", to_d(dL.down()), rg, 6e-3);
 }
 
@@ -1099,6 +1164,16 @@ int main() {
     test_flash_attn(r, 1, 2, 1, TempParam::exp, true, false);  // T = 1
     test_flash_attn(r, 2, 2, 64, TempParam::none, false, false);
     test_flash_attn(r, 1, 2, 70, TempParam::direct, true, false);
+    // T <= 128: one-pass backward (and the two-kernel one beside it)
+    test_flash_attn(r, 2, 2, 7, TempParam::offset, false, false);
+    test_flash_attn(r, 1, 3, 37, TempParam::none, true, false);
+    test_flash_attn(r, 2, 1, 64, TempParam::exp, true, false);
+    test_flash_attn(r, 1, 2, 100, TempParam::offset, true, false);
+    test_flash_attn(r, 2, 2, 127, TempParam::direct, false, false);
+    test_flash_attn(r, 3, 2, 128, TempParam::exp, true, false);
+    test_flash_attn(r, 1, 1, 128, TempParam::none, false, false);
+    test_flash_attn(r, 1, 2, 1, TempParam::none, false, false);
+    test_flash_attn(r, 2, 2, 100, TempParam::exp, false, false);
     test_flash_attn(r, 2, 1, 130, TempParam::offset, true, false);
     test_flash_attn(r, 1, 2, 300, TempParam::exp, true, false);
     test_flash_attn(r, 1, 1, 1000, TempParam::exp, false, false);
@@ -1112,8 +1187,10 @@ int main() {
     test_rotary(r);
     test_weight_spectral_norm(r);
     test_reductions(r);
-    test_cross_entropy(r, 1024);  // 16-byte vector path
-    test_cross_entropy(r, 1003);
+    test_cross_entropy(r, 1001, 1024);     // row in shared memory
+    test_cross_entropy(r, 50257, 50304);   // GPT-2's padded head, shared memory
+    test_cross_entropy(r, 60001, 60008, 3);  // row too long for it: 16-byte two-pass path
+    test_cross_entropy(r, 1001, 1003);     // scalar path
     test_embedding(r);
     test_adamw(r);
     AERO_CUDA_CHECK(cudaDeviceSynchronize());
