@@ -225,9 +225,15 @@ struct GpuModel::Impl {
   float* scratch = nullptr;
   size_t scratch_n = 0;
   float* scalars = nullptr;  // [0] ce sum, [1] grad norm, [2] clip scale, [3] forward_async extra, [8..8+L) pen sums
+  // FFN scaling, no LN2: beta applied as the beta of the FFN input-gradient product that
+  // accumulates into dres (device scalars: one_dev = 1, the parameter beta) instead of a
+  // dres *= beta pass inside ffn_scale_backward. AERO_GPU_FFN_BETA=kernel keeps the pass.
+  bool beta_in_gemm = true;
+  float* one_dev = nullptr;
   int32_t *tok = nullptr, *tgt = nullptr, *btok = nullptr, *bstart = nullptr, *border = nullptr;
   int U = 0;
   std::vector<int32_t> count;  // host scratch of the bucket sort
+  std::vector<const float*> pen_ptrs;  // the layers' penalty rows (loss sums)
   // Pinned host staging of a forward's inputs (tokens, targets, the embedding-backward buckets),
   // so that the copies are asynchronous: a ring of 3, each reused once the copies that read it
   // have run (its event).
@@ -524,7 +530,8 @@ struct GpuModel::Impl {
     }
     scratch_n = std::max({norm_scratch_floats(int(N), d), colsum_scratch_floats(int(N), 3 * d),
                           colsum_scratch_floats(int(N), dff), size_t(H) * Tmax, size_t(4096),
-                          ffn_scale_scratch_floats(int(N), d)});
+                          ffn_scale_scratch_floats(int(N), d),
+                          sum_f32_segs_scratch_floats(std::min(L, 16))});
     scratch = dalloc<float>(scratch_n);
     const std::string lt_env = std::getenv("AERO_GPU_LT") ? std::getenv("AERO_GPU_LT") : "gelu";
     auto lt_on = [&](const char* what) {
@@ -543,6 +550,14 @@ struct GpuModel::Impl {
       extra.push_back(bgrad16);
     }
     scalars = dalloc<float>(8 + L);
+    {
+      const char* fb = std::getenv("AERO_GPU_FFN_BETA");
+      beta_in_gemm = !(fb && std::string(fb) == "kernel");
+      one_dev = dalloc<float>(1);
+      extra.push_back(one_dev);
+      const float one = 1.f;
+      AERO_CUDA_CHECK(cudaMemcpy(one_dev, &one, sizeof(float), cudaMemcpyHostToDevice));
+    }
     tok = dalloc<int32_t>(N);
     tgt = dalloc<int32_t>(N);
     btok = dalloc<int32_t>(N);
@@ -875,8 +890,11 @@ struct GpuModel::Impl {
                                    trained_forward, s);
     mark("cross-entropy (fused fwd+bwd)");
     sum_f32(scalars, loss_rows, N, scratch, s);
-    if (reg)
-      for (int l = 0; l < L; ++l) sum_f32(scalars + 8 + l, acts[l].pen, size_t(B) * H * T, scratch, s);
+    if (reg) {  // all layers' penalty sums in one pair of launches (per 16 layers)
+      pen_ptrs.resize(L);
+      for (int l = 0; l < L; ++l) pen_ptrs[l] = acts[l].pen;
+      sum_f32_segs(scalars + 8, pen_ptrs.data(), L, size_t(B) * H * T, scratch, s);
+    }
     return true;
   }
 
@@ -985,10 +1003,23 @@ struct GpuModel::Impl {
         // the FFN output bias's gradient (column sums of dm) comes from the scaling backward or
         // the cast, in the same pass, unless the cuBLASLt bias-gradient epilogue does it
         const bool out_b_left = lt_bgrad;
+        // dres = d loss / d x_out; d loss / d xhat = beta * dres + the FFN's input gradient:
+        // with no LN2 the product below applies beta (device scalar) while accumulating
+        const bool beta_gemm = cfg.ffn_scaling && direct2 && beta_in_gemm;
+        // the FFN's input-gradient product into dx2 (dres: accumulating, times beta first
+        // when beta_gemm)
+        auto dx_product = [&](const bf16* A, int K, const Lin& wl) {
+          if (beta_gemm)
+            gemm_dev(blas, s, false, false, N, d, K, A, K, Wl(wl), d, dx2, CUDA_R_32F, d,
+                     one_dev, P_(w.beta));
+          else
+            gemm(blas, s, false, false, N, d, K, A, K, Wl(wl), d, dx2, CUDA_R_32F, d, 1.f,
+                 beta2);
+        };
         if (cfg.ffn_scaling)
           ffn_scale_backward(dm, dres, a.xhat, a.m, P_(ffn_out_b), P_(w.alpha), P_(w.beta),
                              G_(w.alpha), G_(w.beta), scratch, N, d, s,
-                             lt_bgrad ? nullptr : G_(ffn_out_b));
+                             lt_bgrad ? nullptr : G_(ffn_out_b), !beta_gemm);
         else
           // the cast with the FFN output bias's gradient (column sums) in the same pass
           cast_colsum(dm, dres, lt_bgrad ? nullptr : G_(ffn_out_b), N, d, scratch, s);
@@ -1015,14 +1046,12 @@ struct GpuModel::Impl {
           mark("bwd gemm ffn proj dX + act");
           dw_product(w.fc, N, dff, d, df, a.h2, !fused_act && lt_bgrad);
           mark("bwd gemm fc dW + bias");
-          gemm(blas, s, false, false, N, d, dff, df, dff, Wl(w.fc), d, dx2, CUDA_R_32F, d, 1.f,
-               beta2);
+          dx_product(df, dff, w.fc);
           mark("bwd gemm fc dX");
         } else {
           dw_product(w.fused, N, d, d, dm, a.h2, out_b_left);
           mark("bwd gemm fused ffn dW + bias");
-          gemm(blas, s, false, false, N, d, d, dm, d, Wl(w.fused), d, dx2, CUDA_R_32F, d, 1.f,
-               beta2);
+          dx_product(dm, d, w.fused);
           mark("bwd gemm fused ffn dX");
         }
         // sequential: LN2 read x_hat; parallel: LN2 read the block input, added below after

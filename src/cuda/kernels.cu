@@ -23,6 +23,50 @@ __device__ __forceinline__ float warp_max(float v) {
   return v;
 }
 
+// The column partials of a two-stage reduction added up: for each column c < C,
+// t = sum_k part[k * C + c] (k < nchunk), then out0[c] += t when c < split, else
+// out1[c - split] += t. Block (32, kFinRows) over 32 columns: thread row y adds the chunks
+// y, y + kFinRows, ... in order, then row 0 adds the kFinRows sums in order (deterministic).
+// Was one thread per column looping over all chunks (1024 for the LayerNorm partials): tens of
+// microseconds of serial loads per call.
+constexpr int kFinRows = 32;
+__device__ __forceinline__ void cols_final_block(float* out0, float* out1, int split,
+                                                 const float* part, int nchunk, int C, int bx) {
+  __shared__ float sm[kFinRows][33];
+  const int c = bx * 32 + threadIdx.x;
+  float t = 0.f;
+  if (c < C)
+#pragma unroll 4
+    for (int k = threadIdx.y; k < nchunk; k += kFinRows) t += part[size_t(k) * C + c];
+  sm[threadIdx.y][threadIdx.x] = t;
+  __syncthreads();
+  if (threadIdx.y == 0 && c < C) {
+    float u = 0.f;
+#pragma unroll
+    for (int y = 0; y < kFinRows; ++y) u += sm[y][threadIdx.x];
+    if (c < split)
+      out0[c] += u;
+    else
+      out1[c - split] += u;
+  }
+}
+__global__ void k_cols_final(float* out0, float* out1, int split, const float* part, int nchunk,
+                             int C) {
+  cols_final_block(out0, out1, split, part, nchunk, C, blockIdx.x);
+}
+inline void cols_final(float* out0, float* out1, int split, const float* part, int nchunk, int C,
+                       cudaStream_t s) {
+  k_cols_final<<<(C + 31) / 32, dim3(32, kFinRows), 0, s>>>(out0, out1, split, part, nchunk, C);
+}
+// One warp per segment: out[seg] = sum_k part[seg * nblk + k] (k < nblk) in double, each lane
+// the k = lane, lane + 32, ... in order, then a fixed shuffle tree (deterministic).
+__device__ __forceinline__ double warp_sum_partials(const float* part, int nblk) {
+  double acc = 0.0;
+  for (int k = threadIdx.x; k < nblk; k += kWarp) acc += part[k];
+  for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+  return acc;
+}
+
 inline unsigned blocks_for(size_t n, int threads, size_t cap = 65535u * 32u) {
   size_t b = (n + threads - 1) / threads;
   if (b > cap) b = cap;
@@ -339,16 +383,6 @@ __global__ void k_norm_bwd_vec(float* dres, const float* dh, const float* x,
     for (int wi = 0; wi < kNormWarps; ++wi) acc += sm[size_t(wi) * 2 * d + c];
     scratch[size_t(blockIdx.x) * 2 * d + c] = acc;
   }
-}
-__global__ void k_partials_to(float* out0, float* out1, const float* scratch, int nblk, int d) {
-  int c = blockIdx.x * blockDim.x + threadIdx.x;
-  if (c >= 2 * d) return;
-  float acc = 0.f;
-  for (int b = 0; b < nblk; ++b) acc += scratch[size_t(b) * 2 * d + c];
-  if (c < d)
-    out0[c] += acc;
-  else
-    out1[c - d] += acc;
 }
 __global__ void k_add_f32(float* dst, const float* src, size_t n) {
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
@@ -758,7 +792,7 @@ __global__ void k_sn_bwd(float* dW, const float* G, const float* u, const float*
 constexpr int kScaleBlocks = 512;
 __global__ void k_ffn_scale_bwd(bf16* dm, float* dres, const float* xhat, const float* m,
                                 const float* bm, const float* alpha, const float* beta,
-                                float* scratch, int N, int d) {
+                                float* scratch, int N, int d, bool scale_res) {
   __shared__ float s_a[256], s_b[256];
   float al = *alpha, be = *beta;
   float ia = 1.f / al;
@@ -771,7 +805,7 @@ __global__ void k_ffn_scale_bwd(bf16* dm, float* dres, const float* xhat, const 
       acc_b += g * xhat[i];
       acc_a += g * mm;
       dm[i] = __float2bfloat16(g * ia);
-      dres[i] = g * be;
+      if (scale_res) dres[i] = g * be;
     }
   s_a[threadIdx.x] = acc_a;
   s_b[threadIdx.x] = acc_b;
@@ -788,15 +822,15 @@ __global__ void k_ffn_scale_bwd(bf16* dm, float* dres, const float* xhat, const 
     scratch[2 * blockIdx.x + 1] = s_b[0];
   }
 }
-__global__ void k_ffn_scale_final(float* dalpha, float* dbeta, const float* scratch, int nblk) {
-  if (threadIdx.x != 0) return;
-  float a = 0.f, b = 0.f;
-  for (int i = 0; i < nblk; ++i) {
-    a += scratch[2 * i];
-    b += scratch[2 * i + 1];
-  }
-  *dalpha += a;
-  *dbeta += b;
+// dalpha / dbeta from the blocks' partials ab[2 * k], ab[2 * k + 1] (k < nab): the last block
+// of the grid, as a 2-column sum; the blocks before it (if any) add the column partials of dm
+// to dbias (cols_final_block over d columns).
+__global__ void k_ffn_scale_final(float* dalpha, float* dbeta, const float* ab, int nab,
+                                  float* dbias, const float* cols, int nchunk, int d) {
+  if (blockIdx.x + 1 == gridDim.x)
+    cols_final_block(dalpha, dbeta, 1, ab, nab, 2, 0);
+  else
+    cols_final_block(dbias, nullptr, d, cols, nchunk, d, blockIdx.x);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -888,7 +922,7 @@ __global__ void k_fused_colsum8(float* scratch, bf16* out, const bf16* dout, con
 // block's column partials, ab[2 * block] its dalpha / dbeta partials.
 __global__ void k_ffn_scale_bwd8(bf16* dm, float* dres, const float* xhat, const float* m,
                                  const float* bm, const float* alpha, const float* beta,
-                                 float* cols, float* ab, int N, int d) {
+                                 float* cols, float* ab, int N, int d, bool scale_res) {
   __shared__ float sa[256], sb[256];
   const float ia = 1.f / *alpha, be = *beta;
   const int c0 = (blockIdx.x * 32 + threadIdx.x) * 8;
@@ -914,8 +948,10 @@ __global__ void k_ffn_scale_bwd8(bf16* dm, float* dres, const float* xhat, const
         g[e] *= be;
       }
       store_bf<8>(dm + o, q);
-      *reinterpret_cast<float4*>(dres + o) = make_float4(g[0], g[1], g[2], g[3]);
-      *reinterpret_cast<float4*>(dres + o + 4) = make_float4(g[4], g[5], g[6], g[7]);
+      if (scale_res) {
+        *reinterpret_cast<float4*>(dres + o) = make_float4(g[0], g[1], g[2], g[3]);
+        *reinterpret_cast<float4*>(dres + o + 4) = make_float4(g[4], g[5], g[6], g[7]);
+      }
     }
   }
   colsum8_block_out(acc, cols, d);
@@ -936,14 +972,6 @@ __global__ void k_ffn_scale_bwd8(bf16* dm, float* dres, const float* xhat, const
     ab[2 * blk + 1] = sb[0];
   }
 }
-__global__ void k_colsum_final(float* out, const float* scratch, int nchunk, int C) {
-  int c = blockIdx.x * blockDim.x + threadIdx.x;
-  if (c >= C) return;
-  float s = 0.f;
-  for (int k = 0; k < nchunk; ++k) s += scratch[size_t(k) * C + c];
-  out[c] += s;
-}
-
 constexpr int kSumPartials = 256;
 template <bool kSquare>
 __global__ void k_sum_partial(float* scratch, const float* g, size_t n) {
@@ -960,19 +988,38 @@ __global__ void k_sum_partial(float* scratch, const float* g, size_t n) {
   }
   if (threadIdx.x == 0) scratch[blockIdx.x] = sm[0];
 }
+// out[blockIdx.x] = the sum of segment blockIdx.x's nblk partials (one warp per segment)
 __global__ void k_sum_final(float* out, const float* scratch, int nblk) {
-  if (threadIdx.x != 0) return;
-  double acc = 0.0;
-  for (int i = 0; i < nblk; ++i) acc += scratch[i];
-  *out = float(acc);
+  const double acc = warp_sum_partials(scratch + size_t(blockIdx.x) * nblk, nblk);
+  if (threadIdx.x == 0) out[blockIdx.x] = float(acc);
+}
+// Up to kSumSegs arrays of n floats each: grid (kSumPartials, count), partials of array j in
+// scratch[j * kSumPartials ..] (the same partials as k_sum_partial<false> on each alone).
+constexpr int kSumSegs = 16;
+struct SumSegs {
+  const float* p[kSumSegs];
+};
+__global__ void k_sum_partial_segs(float* scratch, SumSegs in, size_t n) {
+  __shared__ float sm[256];
+  const float* g = in.p[blockIdx.y];
+  float acc = 0.f;
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
+       i += size_t(gridDim.x) * blockDim.x)
+    acc += g[i];
+  sm[threadIdx.x] = acc;
+  __syncthreads();
+  for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+    if (threadIdx.x < s) sm[threadIdx.x] += sm[threadIdx.x + s];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) scratch[size_t(blockIdx.y) * gridDim.x + blockIdx.x] = sm[0];
 }
 constexpr int kNormPartials = 1024;
 __global__ void k_norm_final(float* norm_out, float* scale_out, const float* scratch, int nblk,
                              float max_norm) {
+  const double sq = warp_sum_partials(scratch, nblk);
   if (threadIdx.x != 0) return;
-  double s = 0.0;
-  for (int i = 0; i < nblk; ++i) s += scratch[i];
-  float nrm = float(sqrt(s));
+  float nrm = float(sqrt(sq));
   *norm_out = nrm;
   if (scale_out) *scale_out = (max_norm > 0.f && nrm > max_norm) ? max_norm / (nrm + 1e-6f) : 1.f;
 }
@@ -1172,6 +1219,22 @@ void gemm(cublasHandle_t h, cudaStream_t s, bool ta, bool tb, int M, int N, int 
       CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
+void gemm_dev(cublasHandle_t h, cudaStream_t s, bool ta, bool tb, int M, int N, int K,
+              const bf16* A, int lda, const bf16* B, int ldb, void* D, cudaDataType dt, int ldd,
+              const float* alpha_dev, const float* beta_dev) {
+  cudaStream_t cur = nullptr;
+  AERO_CUBLAS_CHECK(cublasGetStream(h, &cur));
+  if (cur != s) AERO_CUBLAS_CHECK(cublasSetStream(h, s));
+  AERO_CUBLAS_CHECK(cublasSetPointerMode(h, CUBLAS_POINTER_MODE_DEVICE));
+  // the same call as gemm's (batch 1), so cuBLAS picks the same kernels
+  const cublasStatus_t st = cublasGemmStridedBatchedEx(
+      h, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, alpha_dev, B,
+      CUDA_R_16BF, ldb, 0, A, CUDA_R_16BF, lda, 0, beta_dev, D, dt, ldd, 0, 1, CUBLAS_COMPUTE_32F,
+      CUBLAS_GEMM_DEFAULT);
+  AERO_CUBLAS_CHECK(cublasSetPointerMode(h, CUBLAS_POINTER_MODE_HOST));
+  AERO_CUBLAS_CHECK(st);
+}
+
 void f32_to_bf16(bf16* out, const float* in, size_t n, cudaStream_t s) {
   k_f32_to_bf16<<<blocks_for(n, 256), 256, 0, s>>>(out, in, n);
   AERO_LAUNCH_CHECK();
@@ -1264,7 +1327,7 @@ void norm_backward(float* dres, const float* dh, const float* x, const float* me
                                                       d);
   }
   AERO_LAUNCH_CHECK();
-  k_partials_to<<<(2 * d + 255) / 256, 256, 0, s>>>(dln_w, dln_b, scratch, nblk, d);
+  cols_final(dln_w, dln_b, d, scratch, nblk, 2 * d, s);
   AERO_LAUNCH_CHECK();
 }
 
@@ -1396,24 +1459,29 @@ void add_f32(float* dst, const float* src, size_t n, cudaStream_t s) {
 }
 void ffn_scale_backward(bf16* dm, float* dres, const float* xhat, const float* m, const float* bm,
                         const float* alpha, const float* beta, float* dalpha, float* dbeta,
-                        float* scratch, int N, int d, cudaStream_t s, float* dbias) {
+                        float* scratch, int N, int d, cudaStream_t s, float* dbias,
+                        bool scale_dres) {
   auto addr = [](const void* q) { return reinterpret_cast<uintptr_t>(q); };
   if (d % 8 == 0 && ((addr(dm) | addr(dres) | addr(xhat) | addr(m)) % 16) == 0) {
-    // 16-byte path, with the bias gradient (column sums of dm) when dbias is given
+    // 16-byte path, with the bias gradient (column sums of dm) when dbias is given; one final
+    // launch adds up the dalpha / dbeta partials and the column partials
     const int nchunk = (N + kColRows - 1) / kColRows, ncol = (d + 255) / 256;
     float* cols = scratch;
     float* ab = scratch + size_t(nchunk) * d;
     k_ffn_scale_bwd8<<<dim3(ncol, nchunk), dim3(32, 8), 0, s>>>(dm, dres, xhat, m, bm, alpha,
-                                                                beta, cols, ab, N, d);
+                                                                beta, cols, ab, N, d, scale_dres);
     AERO_LAUNCH_CHECK();
-    k_ffn_scale_final<<<1, 32, 0, s>>>(dalpha, dbeta, ab, nchunk * ncol);
+    const int fin = dbias ? (d + 31) / 32 : 0;
+    k_ffn_scale_final<<<fin + 1, dim3(32, kFinRows), 0, s>>>(dalpha, dbeta, ab, nchunk * ncol,
+                                                              dbias, cols, nchunk, d);
     AERO_LAUNCH_CHECK();
-    if (dbias) colsum_partials_final(dbias, cols, nchunk, d, s);
     return;
   }
-  k_ffn_scale_bwd<<<kScaleBlocks, 256, 0, s>>>(dm, dres, xhat, m, bm, alpha, beta, scratch, N, d);
+  k_ffn_scale_bwd<<<kScaleBlocks, 256, 0, s>>>(dm, dres, xhat, m, bm, alpha, beta, scratch, N, d,
+                                               scale_dres);
   AERO_LAUNCH_CHECK();
-  k_ffn_scale_final<<<1, 32, 0, s>>>(dalpha, dbeta, scratch, kScaleBlocks);
+  k_ffn_scale_final<<<1, dim3(32, kFinRows), 0, s>>>(dalpha, dbeta, scratch, kScaleBlocks,
+                                                      nullptr, nullptr, 0, d);
   AERO_LAUNCH_CHECK();
   if (dbias) colsum(dbias, dm, N, d, scratch, s);
 }
@@ -1435,11 +1503,11 @@ void colsum(float* out, const bf16* in, int N, int C, float* scratch, cudaStream
     k_colsum_partial<<<grid, dim3(32, 8), 0, s>>>(scratch, in, N, C);
   }
   AERO_LAUNCH_CHECK();
-  k_colsum_final<<<(C + 255) / 256, 256, 0, s>>>(out, scratch, nchunk, C);
+  cols_final(out, nullptr, C, scratch, nchunk, C, s);
   AERO_LAUNCH_CHECK();
 }
 void colsum_partials_final(float* out, const float* partials, int nchunk, int C, cudaStream_t s) {
-  k_colsum_final<<<(C + 255) / 256, 256, 0, s>>>(out, partials, nchunk, C);
+  cols_final(out, nullptr, C, partials, nchunk, C, s);
   AERO_LAUNCH_CHECK();
 }
 bool fused_colsum_ok(int C, const void* a, const void* b, const void* c) {
@@ -1458,7 +1526,7 @@ void act_backward_bias(bf16* dpre, const bf16* dout, const bf16* pre, float* dbi
   k_fused_colsum8<0><<<dim3((F + 255) / 256, nchunk), dim3(32, 8), 0, s>>>(
       scratch, dpre, dout, pre, nullptr, N, F, act, slope, slope_dev);
   AERO_LAUNCH_CHECK();
-  k_colsum_final<<<(F + 255) / 256, 256, 0, s>>>(dbias, scratch, nchunk, F);
+  cols_final(dbias, nullptr, F, scratch, nchunk, F, s);
   AERO_LAUNCH_CHECK();
 }
 void cast_colsum(bf16* out, const float* in, float* dbias, int N, int C, float* scratch,
@@ -1472,20 +1540,33 @@ void cast_colsum(bf16* out, const float* in, float* dbias, int N, int C, float* 
   k_fused_colsum8<1><<<dim3((C + 255) / 256, nchunk), dim3(32, 8), 0, s>>>(
       scratch, out, nullptr, nullptr, in, N, C, Act::identity, 0.f, nullptr);
   AERO_LAUNCH_CHECK();
-  k_colsum_final<<<(C + 255) / 256, 256, 0, s>>>(dbias, scratch, nchunk, C);
+  cols_final(dbias, nullptr, C, scratch, nchunk, C, s);
   AERO_LAUNCH_CHECK();
 }
 void sum_f32(float* out, const float* in, size_t n, float* scratch, cudaStream_t s) {
   k_sum_partial<false><<<kSumPartials, 256, 0, s>>>(scratch, in, n);
   AERO_LAUNCH_CHECK();
-  k_sum_final<<<1, 32, 0, s>>>(out, scratch, kSumPartials);
+  k_sum_final<<<1, kWarp, 0, s>>>(out, scratch, kSumPartials);
   AERO_LAUNCH_CHECK();
+}
+size_t sum_f32_segs_scratch_floats(int count) { return size_t(std::max(count, 1)) * kSumPartials; }
+void sum_f32_segs(float* out, const float* const* in, int count, size_t n, float* scratch,
+                  cudaStream_t s) {
+  for (int j0 = 0; j0 < count; j0 += kSumSegs) {
+    const int cnt = std::min(kSumSegs, count - j0);
+    SumSegs segs{};
+    for (int j = 0; j < cnt; ++j) segs.p[j] = in[j0 + j];
+    k_sum_partial_segs<<<dim3(kSumPartials, cnt), 256, 0, s>>>(scratch, segs, n);
+    AERO_LAUNCH_CHECK();
+    k_sum_final<<<cnt, kWarp, 0, s>>>(out + j0, scratch, kSumPartials);
+    AERO_LAUNCH_CHECK();
+  }
 }
 void grad_norm(float* norm_out, float* scale_out, const float* g, size_t n, float max_norm,
                float* scratch, cudaStream_t s) {
   k_sum_partial<true><<<kNormPartials, 256, 0, s>>>(scratch, g, n);
   AERO_LAUNCH_CHECK();
-  k_norm_final<<<1, 32, 0, s>>>(norm_out, scale_out, scratch, kNormPartials, max_norm);
+  k_norm_final<<<1, kWarp, 0, s>>>(norm_out, scale_out, scratch, kNormPartials, max_norm);
   AERO_LAUNCH_CHECK();
 }
 

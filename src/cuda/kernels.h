@@ -24,6 +24,11 @@ void gemm(cublasHandle_t h, cudaStream_t s, bool ta, bool tb, int M, int N, int 
           const bf16* A, int lda, const bf16* B, int ldb, void* D, cudaDataType dt, int ldd,
           float alpha, float beta, int batch = 1, long long sA = 0, long long sB = 0,
           long long sD = 0);
+// gemm with alpha and beta read from device memory (each one float) when the product runs:
+// D = *alpha op(A) op(B) + *beta D (no batches).
+void gemm_dev(cublasHandle_t h, cudaStream_t s, bool ta, bool tb, int M, int N, int K,
+              const bf16* A, int lda, const bf16* B, int ldb, void* D, cudaDataType dt, int ldd,
+              const float* alpha_dev, const float* beta_dev);
 
 // ---- elementwise / copies ----
 void f32_to_bf16(bf16* out, const float* in, size_t n, cudaStream_t s);
@@ -188,11 +193,13 @@ void leaky_slope_grad(float* dslope, const bf16* dout, const bf16* pre, size_t n
 // dm = dres / alpha (bf16), dbeta += sum dres*xhat, dalpha += -sum dres*(m+bm)/alpha^2,
 // then dres *= beta (it becomes d loss / d xhat); dbias (optional): += column sums of dm (the
 // FFN output bias's gradient), in the same pass when d % 8 == 0 (16-byte path).
+// scale_dres false: dres is left as it is (read only; the caller applies beta, e.g. as the
+// beta of the next product that accumulates into dres: gemm_dev).
 // scratch >= ffn_scale_scratch_floats(N, d).
 void ffn_scale_backward(bf16* dm, float* dres, const float* xhat, const float* m,
                         const float* bm, const float* alpha, const float* beta, float* dalpha,
                         float* dbeta, float* scratch, int N, int d, cudaStream_t s,
-                        float* dbias = nullptr);
+                        float* dbias = nullptr, bool scale_dres = true);
 size_t ffn_scale_scratch_floats(int N, int d);
 
 // ---- weight / spectral normalization of a linear's weight [O, I] (docs/model.md) ----
@@ -226,6 +233,11 @@ size_t colsum_scratch_floats(int N, int C);
 void colsum_partials_final(float* out, const float* partials, int nchunk, int C, cudaStream_t s);
 // *out = sum in[0..n) (block partials, then a fixed-order sum); scratch >= 256 floats.
 void sum_f32(float* out, const float* in, size_t n, float* scratch, cudaStream_t s);
+// out[j] = sum in[j][0..n) for j < count (as sum_f32 on each, bit-identical; two launches per
+// 16 arrays); scratch >= sum_f32_segs_scratch_floats(count).
+void sum_f32_segs(float* out, const float* const* in, int count, size_t n, float* scratch,
+                  cudaStream_t s);
+size_t sum_f32_segs_scratch_floats(int count);
 // out = sqrt(sum x^2) over n; clip (if max_norm > 0): *scale_out = min(1, max_norm/(norm+1e-6))
 // scratch >= 1024 floats.
 void grad_norm(float* norm_out, float* scale_out, const float* g, size_t n, float max_norm,

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <memory>
 
 #include "cuda/kernels.h"
 #include "cuda/lt_gemm.h"
@@ -53,6 +54,32 @@ void test_gemm(cublasHandle_t h, Rng& r) {
                     (f32 ? " f32 out, beta=1" : " bf16 out") + " batched 3 x 37x53x29",
                 got, ref, f32 ? 1e-5 : 6e-3);
       }
+  // gemm_dev: alpha and beta from device memory (fp32 output accumulating, as the model's
+  // FFN input-gradient product with the FFN scaling's beta), awkward sizes
+  for (int ta = 0; ta < 2; ++ta) {
+    const int M = 45, N = 67, K = 83;
+    auto A = rand_bf(r, size_t(M) * K), B = rand_bf(r, size_t(K) * N);
+    auto D0 = rand_f(r, size_t(M) * N);
+    const float alpha = 1.25f, beta = -0.6f;
+    DevBuf<bf16> dA(to_bf16(A)), dB(to_bf16(B));
+    DevBuf<float> dD(D0), dAl(std::vector<float>{alpha}), dBe(std::vector<float>{beta});
+    const int lda = ta ? M : K;
+    gemm_dev(h, S, ta, false, M, N, K, dA.p, lda, dB.p, N, dD.p, CUDA_R_32F, N, dAl.p, dBe.p);
+    // the handle is back in host pointer mode: a plain gemm after it
+    DevBuf<float> dD2(D0);
+    gemm(h, S, ta, false, M, N, K, dA.p, lda, dB.p, N, dD2.p, CUDA_R_32F, N, alpha, beta);
+    std::vector<double> ref(size_t(M) * N);
+    for (int i = 0; i < M; ++i)
+      for (int j = 0; j < N; ++j) {
+        double acc = 0;
+        for (int k = 0; k < K; ++k)
+          acc += double(ta ? A[size_t(k) * M + i] : A[size_t(i) * K + k]) * B[size_t(k) * N + j];
+        ref[size_t(i) * N + j] = alpha * acc + beta * double(D0[size_t(i) * N + j]);
+      }
+    const std::string nm = " ta=" + std::to_string(ta) + " 45x67x83";
+    C.close("gemm_dev (device alpha, beta)" + nm, to_d(dD.down()), ref, 1e-5);
+    C.close("gemm after gemm_dev (host scalars)" + nm, to_d(dD2.down()), ref, 1e-5);
+  }
 }
 
 void test_residual_norm(Rng& r, int d) {  // d % 128 == 0: the 16-byte register path
@@ -977,6 +1004,31 @@ void test_ffn_scale(Rng& r, int N, int d) {  // d % 8 == 0: the 16-byte path
   // bf16-rounded dm, as the model did before (bf16 rounding level: 1.6e-3 measured at d = 45)
   C.close("ffn_scale_backward bias gradient (accumulating)" + sz, to_d(dBias.down()), rbias,
           d % 8 == 0 ? 1e-4 : 6e-3);
+  // scale_dres false (beta applied by the next product): dres unchanged, the rest the same
+  {
+    DevBuf<float> dRes2(dres), gA2(std::vector<float>{0.25f}), gB2(std::vector<float>{-0.5f}),
+        dBias2(b0);
+    DevBuf<bf16> dm2(size_t(N) * d);
+    dm2.poison();
+    ffn_scale_backward(dm2.p, dRes2.p, dX.p, dM.p, dBm.p, dA.p, dB.p, gA2.p, gB2.p, scr.p, N, d,
+                       S, dBias2.p, false);
+    C.close("ffn_scale_backward (dres kept) dm" + sz, to_d(dm2.down()), rdm, 6e-3);
+    C.close("ffn_scale_backward (dres kept) dres unchanged" + sz, to_d(dRes2.down()), to_d(dres),
+            0.0);
+    C.close("ffn_scale_backward (dres kept) dalpha" + sz, to_d(gA2.down()), {ra}, 5e-5);
+    C.close("ffn_scale_backward (dres kept) dbeta" + sz, to_d(gB2.down()), {rb}, 5e-5);
+    C.close("ffn_scale_backward (dres kept) bias gradient" + sz, to_d(dBias2.down()), rbias,
+            d % 8 == 0 ? 1e-4 : 6e-3);
+  }
+  // without the bias gradient (the cuBLASLt bias-gradient epilogue's case): dalpha, dbeta only
+  {
+    DevBuf<float> dRes3(dres), gA3(std::vector<float>{0.25f}), gB3(std::vector<float>{-0.5f});
+    DevBuf<bf16> dm3(size_t(N) * d);
+    ffn_scale_backward(dm3.p, dRes3.p, dX.p, dM.p, dBm.p, dA.p, dB.p, gA3.p, gB3.p, scr.p, N, d,
+                       S, nullptr);
+    C.close("ffn_scale_backward (no bias) dalpha" + sz, to_d(gA3.down()), {ra}, 5e-5);
+    C.close("ffn_scale_backward (no bias) dbeta" + sz, to_d(gB3.down()), {rb}, 5e-5);
+  }
 }
 
 void test_colsum(Rng& r, int N, int Cc) {
@@ -1034,6 +1086,32 @@ void test_reductions(Rng& r) {
     rq += double(v) * v;
   }
   C.close("sum_f32 n=100003", to_d(s1.down()), {rs}, 1e-4);
+  {  // several arrays at once (19: two groups of launches), bit-identical to sum_f32 on each
+    const int cnt = 19;
+    const size_t n = 4099;
+    std::vector<std::vector<float>> xs;
+    std::vector<std::unique_ptr<DevBuf<float>>> dxs;
+    std::vector<const float*> ptrs;
+    for (int j = 0; j < cnt; ++j) {
+      xs.push_back(rand_f(r, n));
+      dxs.push_back(std::make_unique<DevBuf<float>>(xs[j]));
+      ptrs.push_back(dxs.back()->p);
+    }
+    DevBuf<float> outs(cnt), one(1), scr3(sum_f32_segs_scratch_floats(16));
+    outs.poison();
+    sum_f32_segs(outs.p, ptrs.data(), cnt, n, scr3.p, S);
+    const auto got = outs.down();
+    std::vector<double> ref(cnt, 0.0);
+    for (int j = 0; j < cnt; ++j)
+      for (float v : xs[j]) ref[j] += v;
+    C.close("sum_f32_segs 19 x 4099", to_d(got), ref, 1e-4);
+    bool same = true;
+    for (int j = 0; j < cnt; ++j) {
+      sum_f32(one.p, ptrs[j], n, scr3.p, S);
+      same = same && one.down()[0] == got[j];
+    }
+    C.close("sum_f32_segs bit-identical to sum_f32", {same ? 1.0 : 0.0}, {1.0}, 0.0);
+  }
   grad_norm(nrm.p, sc.p, dy.p, y.size(), 1.0f, scr2.p, S);
   C.close("grad_norm n=100003", to_d(nrm.down()), {std::sqrt(rq)}, 1e-6);
   C.close("grad_norm clip scale", to_d(sc.down()), {1.0 / (std::sqrt(rq) + 1e-6)}, 1e-5);
