@@ -21,6 +21,7 @@ aero::cli::Registrar reg_pi("pi", [](CLI::App& app) {
   auto* sub = pi->add_subcommand("bench", "Per-operator cost of one private inference (cost model)");
   struct Args {
     std::string scope = "blocks", softmax = "exact_max", reveal = "token", trunc = "faithful";
+    std::string lut_products = aero::pi::to_string(aero::pi::FxSpec{}.lut_products);
     int context = 0, layers = 1, qk_bits = aero::pi::FxSpec{}.qk_bits;
     bool json = false, all_rungs = false, measure = false;
   };
@@ -35,6 +36,11 @@ aero::cli::Registrar reg_pi("pi", [](CLI::App& app) {
                   "Ring of Q, K and the attention scores (52..64; logits get qk_bits - 32 bits: 60 holds |logit| < 16384, "
                   "52 the narrow plan, |logit| < 64; `aero pi eval` prints what a checkpoint needs)")
       ->capture_default_str();
+  sub->add_option("--lut-products", a->lut_products,
+                  "on: LayerNorm's product and the softmax normalization inside their lookups (one round less each, "
+                  "more key bytes and FSS evaluation); off: a multiplication round after the lookup; auto: on with "
+                  "--trunc stochastic")
+      ->capture_default_str();
   sub->add_flag("--all-rungs", a->all_rungs, "One line per AERO rung with savings over SM+LN+G");
   sub->add_flag("--measure", a->measure, "Run the secure executor for real (loopback TCP) instead of the cost model");
   sub->add_option("--layers", a->layers, "--measure, blocks scope: blocks actually run (extrapolated to n_layer)")->capture_default_str();
@@ -44,7 +50,7 @@ aero::cli::Registrar reg_pi("pi", [](CLI::App& app) {
     o.scope = aero::pi::scope_from_string(a->scope);
     AERO_CHECK(a->reveal == "logits" || a->reveal == "token", "--reveal '", a->reveal, "': expected logits or token");
     o.reveal_logits = a->reveal == "logits";
-    o.spec = aero::pi::engine_spec(a->softmax, a->trunc, a->qk_bits);  // --measure truncates the same way
+    o.spec = aero::pi::engine_spec(a->softmax, a->trunc, a->qk_bits, a->lut_products);  // --measure: the same engine
     auto rates = aero::pi::measure_machine_rates();
     auto build = [&](const std::string& rung) {
       aero::cli::ConfigOptions c = *opts;

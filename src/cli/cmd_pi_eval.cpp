@@ -18,6 +18,7 @@ aero::cli::Registrar reg_pi_eval("pi_eval", [](CLI::App& app) {
   auto* sub = pi->add_subcommand("eval", "Perplexity under the private-inference fixed-point arithmetic (--pi-sim)");
   struct Args {
     std::string ckpt, split = "valid", data, softmax = "exact_max", trunc = "faithful";
+    std::string lut_products = aero::pi::to_string(aero::pi::FxSpec{}.lut_products);
     long long max_chunks = 200;
     int seq_len = 0;
     bool json = false, no_float = false;
@@ -30,6 +31,10 @@ aero::cli::Registrar reg_pi_eval("pi_eval", [](CLI::App& app) {
   sub->add_option("--seq-len", a->seq_len, "Chunk length (default: train.seq_len)");
   sub->add_option("--softmax", a->softmax, "exact_max or clipped")->capture_default_str();
   sub->add_option("--trunc", a->trunc, "faithful or stochastic (the engine's stochastic truncation, carries drawn by hash)")->capture_default_str();
+  sub->add_option("--lut-products", a->lut_products,
+                  "on|off|auto (on with --trunc stochastic): the engine's products inside the lookups (stochastic: "
+                  "their rounding by the lookup's local share truncation; faithful: the same function)")
+      ->capture_default_str();
   sub->add_flag("--no-float", a->no_float, "Skip the float reference");
   sub->add_flag("--json", a->json, "Print one JSON object");
   sub->callback([a] {
@@ -39,11 +44,11 @@ aero::cli::Registrar reg_pi_eval("pi_eval", [](CLI::App& app) {
     auto m = aero::pi::PiModel::from_tensors(cfg.model, aero::SafeTensors::load(path));
     std::string split = a->split == "valid" ? cfg.data.valid_split : a->split == "train" ? cfg.data.train_split : a->split;
     auto ds = aero::train::open_split(cfg, split);
-    const aero::pi::FxSpec spec = aero::pi::engine_spec(a->softmax, a->trunc, aero::pi::FxSpec{}.qk_bits);
+    const aero::pi::FxSpec spec = aero::pi::engine_spec(a->softmax, a->trunc, aero::pi::FxSpec{}.qk_bits, a->lut_products);
     int T = a->seq_len > 0 ? a->seq_len : cfg.train.seq_len;
     auto r = aero::pi::pi_evaluate(m, ds, T, a->max_chunks, spec, !a->no_float);
     if (a->json) {
-      nlohmann::json j = {{"checkpoint", path}, {"split", split}, {"softmax", a->softmax}, {"truncation", a->trunc},
+      nlohmann::json j = {{"checkpoint", path}, {"split", split}, {"softmax", a->softmax}, {"truncation", a->trunc}, {"lut_products", a->lut_products},
                           {"pi_sim_val_loss", r.ce_fixed}, {"pi_sim_val_ppl", r.ppl_fixed},
                           {"float_val_loss", r.ce_float}, {"float_val_ppl", r.ppl_float},
                           {"next_token_agreement", r.agree_all}, {"last_position_agreement", r.agree_last},

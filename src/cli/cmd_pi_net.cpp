@@ -32,6 +32,7 @@ struct NetArgs {
   int port = 0, tokens = 0;
   std::string checkpoint, pub, ids, softmax = "exact_max", net = "none", reveal = "logits", trunc = "faithful";
   int qk_bits = pi::FxSpec{}.qk_bits;
+  std::string lut_products = pi::to_string(pi::FxSpec{}.lut_products);
   long long random_seed = -1;
   double timeout = 600;
   bool json = false;
@@ -50,6 +51,10 @@ void add_common(CLI::App* sub, NetArgs& a, bool with_public) {
   sub->add_option("--qk-bits", a.qk_bits,
                   "ring of Q, K and the scores (48..64; 52 = the narrow plan, |logit| < 64; `aero pi eval` prints what "
                   "a checkpoint needs; all three must agree)")
+      ->capture_default_str();
+  sub->add_option("--lut-products", a.lut_products,
+                  "on|off|auto (on with --trunc stochastic): LayerNorm's and the softmax normalization's products inside "
+                  "their lookups (all three must agree)")
       ->capture_default_str();
   sub->add_option("--net", a.net, "network emulation profile of src/mpc (none, lan, 1g, wan400, wan100)")->capture_default_str();
   sub->add_option("--timeout", a.timeout, "seconds to wait for a peer")->capture_default_str();
@@ -73,7 +78,7 @@ mpc::ChannelOptions chan(const NetArgs& a, const char* peer) {
 }
 
 pi::FxSpec spec_of(const NetArgs& a) {
-  return pi::engine_spec(a.softmax, a.trunc, a.qk_bits);
+  return pi::engine_spec(a.softmax, a.trunc, a.qk_bits, a.lut_products);
 }
 
 const mpc::Block kModelSeedDomain{0x6165726f, 0x7069};  // R_W seed shared by server and dealer

@@ -49,4 +49,49 @@ void dpf_deal(Dealer& d, const DpfParams& p, std::span<const u64> alpha,
 DpfKeys dpf_read(KeyReader& r, const DpfParams& p, size_t n);
 size_t dpf_key_bytes(const DpfParams& p, size_t n, int party);
 
+// Vector-payload DPF: f(x) = beta if x == alpha else 0 with beta a VECTOR of `wide` words of
+// Z_2^out_bits followed by `narrow` words of Z_2^narrow_bits (narrow_bits <= 16). The tree is
+// the scalar DPF's (same path, one seed and control-bit correction per level); only the leaf
+// conversion grows: leaf seed s expands to the payload's pseudo-random words by
+// H(s.lo ^ 4, s.hi ^ b) for blocks b = 0, 1, ... (block 0 is the scalar DPF's Convert), the
+// wide words taking 64-bit halves and the narrow ones 16-bit slices, and the key carries one
+// correction word per payload word (BGI16's output correction, per word).
+//   Keys per DPF (per party): in_bits x (128 + 2) bits + wide x out_bits + narrow x narrow_bits
+//   (party 1: + its 16-byte root seed). Evaluation: the tree as the scalar DPF, plus
+//   blocks() AES calls and wide + narrow multiply-adds per evaluated leaf.
+// Source: Boyle, Gilboa, Ishai, CCS 2016 (DPF; outputs in any group, here Z_2^out^wide x
+// Z_2^narrow^narrow, by a longer leaf conversion).
+struct DpfVecParams {
+  int in_bits = 1;
+  int out_bits = 64;
+  size_t wide = 1;
+  size_t narrow = 0;
+  int narrow_bits = 16;
+  void check() const;
+  size_t blocks() const { return (wide + 1) / 2 + (narrow + 7) / 8; }  // AES calls per leaf conversion
+};
+
+struct DpfVecKeys {
+  DpfVecParams p;
+  size_t n = 0;
+  std::vector<Block> seed;  // n
+  std::vector<Block> scw;   // n x in_bits
+  std::vector<u64> tcw;     // n x in_bits
+  std::vector<u64> cw;      // n x wide
+  std::vector<u64> cwn;     // n x narrow
+};
+
+// beta: n x wide words, beta_n: n x narrow words (row i = key i's payload).
+void dpf_vec_deal(Dealer& d, const DpfVecParams& p, std::span<const u64> alpha, std::span<const u64> beta,
+                  std::span<const u64> beta_n);
+DpfVecKeys dpf_vec_read(KeyReader& r, const DpfVecParams& p, size_t n);
+size_t dpf_vec_key_bytes(const DpfVecParams& p, size_t n, int party);
+// This party's share of sum_x w[x] f(x) per payload word, over the leaves x of key i's
+// subtree below its first input bit `first` (0 or 1: 2^(in_bits-1) leaves, x = the remaining
+// bits) or over the whole domain (first = -1). Only that subtree is expanded; leaves of weight 0
+// are not converted. out_wide: `wide` words mod 2^out_bits; out_narrow: `narrow` words mod
+// 2^narrow_bits.
+void dpf_vec_inner(int party, const DpfVecKeys& k, size_t i, int first, std::span<const u64> w,
+                   std::span<u64> out_wide, std::span<u64> out_narrow);
+
 }  // namespace aero::mpc

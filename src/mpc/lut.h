@@ -13,6 +13,7 @@
 #include <span>
 #include <vector>
 
+#include "mpc/dpf.h"
 #include "mpc/party.h"
 
 namespace aero::mpc {
@@ -56,5 +57,68 @@ std::vector<u64> lut_sel_deal(Dealer& d, const LutSelSpec& s, std::span<const u6
 std::vector<u64> lut_sel_shares(Party& p, const LutSelSpec& s, std::span<const u64> x_hat, std::span<const u64> s_hat);
 std::vector<u64> lut_sel_eval(Party& p, const LutSelSpec& s, std::span<const u64> x_hat, std::span<const u64> s_hat);
 size_t lut_sel_key_bytes(int in_bits, int out_bits, size_t terms, size_t n, int party);
+
+// Vector-payload selected lookup: a selected lookup times a masked VECTOR in ONE round. For
+// rows i < n and entries c < width,
+//   y_i[c] = sum_k s_(k,i) T_k[x_(k,i)] z'_(k,i)[c]   (mod 2^out_bits)
+// where z_i is a masked vector (z^ = z + R_z on vec_bits) and z'_k = z >> shift[k] by the free
+// truncate-reduce (floor + a stochastic carry, truncation.h; shift 0: z itself). The product
+// moves into the DPF payload: z' = A - R' over the integers mod 2^out_bits, with A public (from
+// z^) and R' = R_z >> shift dealer-known, so s T[x] z' = A (s T[x]) - s T[x] R': the second
+// term is the lookup with the payload VECTOR R' (mpc::DpfVecParams), the first the public A
+// times the lookup of payload 1. When z' lives on fewer bits than out_bits (vec_bits - shift
+// < out_bits), it is sign-extended inside the payload by the bounded rule (truncation.h,
+// SIRNN's known MSB; |z'| < 2^(ring - 2) required): z' = Y^ - 2^(ring-2) - R' + 2^ring t (1 - m)
+// with t = msb(R') (a dealer bit: a third, narrow payload vector of out_bits - ring <= 16
+// bits) and m = msb(Y^) public. The selector bit s (opened mod 2, s^ = s xor r_s) is the
+// DPF's FIRST input bit: the key's point is (r_s, r_x) on in_bits + 1 bits and the party
+// evaluates only the half below first bit 1 - s^ (T'[(s^ - j_s) mod 2, .] vanishes on the
+// other half), so a term costs 2^in_bits leaf conversions, and the payload has no second
+// (r_s-scaled) copy as lut_sel's dual DPF has.
+// open_shift > 0 truncates the output by local share truncation before the opening (each party
+// shifts its share, party 0 after adding 2^(open_shift - 1)): the opening carries out_bits -
+// open_shift bits and the output is floor((y + 2^(open_shift-1)) / 2^open_shift) + c1 - c,
+// c1 the mask's carry, c the shares' carry: unbiased (to 2^-(open_shift+1)), |error| < 1.5 ulp.
+// Shares mod 2^out_bits reduce to Z_2^(out_bits - open_shift) without a wrap term, so no
+// comparison is needed (SecureML's local truncation, whose wrap error a smaller ring removes).
+// Layout: x and s are K blocks of n (term k, row i at k n + i), z is n rows of width.
+//   Rounds 1; online (out_bits - open_shift) / 8 bytes per output element each way.
+//   Keys per row and term: one vector DPF of in_bits + 1 levels with 1 + width words of
+//   out_bits (+ width words of the lift's bits when lifting); party 1 + out_bits/8 per output.
+//   Work per row and term: 2^(in_bits+1) AES (tree) + 2^in_bits x blocks() AES and
+//   2^in_bits x (1 + width (+ width)) multiply-adds (the leaf conversions and the inner product).
+// Sources: Boyle et al. EC'21 (FSS gates on masked inputs, products with a masked input via the
+// payload), SIGMA (PoPETs 2024: DPF lookups after truncate-reduce, select by a bit opened in
+// Z_2), Orca (S&P 2024: stochastic truncation), SIRNN (S&P 2021: known-MSB sign extension).
+struct LutVecSpec {
+  int in_bits = 8;
+  int out_bits = 64;
+  int vec_bits = 64;                     // ring of the masked vector z
+  size_t terms = 1;                      // K
+  size_t width = 1;                      // entries per row
+  std::vector<std::vector<u64>> tables;  // K tables of 2^in_bits entries
+  std::vector<int> shift;                // per term (empty: 0)
+  int open_shift = 0;
+  void check(bool with_tables = true) const;
+  int term_shift(size_t k) const { return shift.empty() ? 0 : shift[k]; }
+  int term_ring(size_t k) const { return vec_bits - term_shift(k); }
+  int term_lift(size_t k) const { return term_ring(k) < out_bits ? out_bits - term_ring(k) : 0; }
+  int open_bits() const { return out_bits - open_shift; }
+  DpfVecParams dpf(size_t k) const;  // term k's key layout
+};
+std::vector<u64> lut_vec_deal(Dealer& d, const LutVecSpec& s, std::span<const u64> r_x, std::span<const u64> r_s,
+                              std::span<const u64> r_z);
+std::vector<u64> lut_vec_shares(Party& p, const LutVecSpec& s, std::span<const u64> x_hat,
+                                std::span<const u64> s_hat, std::span<const u64> z_hat);
+std::vector<u64> lut_vec_eval(Party& p, const LutVecSpec& s, std::span<const u64> x_hat, std::span<const u64> s_hat,
+                              std::span<const u64> z_hat);
+// Exact key bytes for n rows (the tables are not needed), and one party's evaluation work
+// (leaf conversions only where the table entry is nonzero, when the tables are given; the
+// narrow words' 16-bit multiply-adds counted as a quarter).
+size_t lut_vec_key_bytes(const LutVecSpec& s, size_t n, int party);
+struct LutVecWork {
+  double aes_blocks = 0, macs = 0;
+};
+LutVecWork lut_vec_work(const LutVecSpec& s, size_t n);
 
 }  // namespace aero::mpc

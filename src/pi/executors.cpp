@@ -178,7 +178,8 @@ FixedExec::FixedExec(const FxSpec& spec)
       gelu_(spec),
       exp_(spec),
       inv_(-1.0, spec.exp_frac(), spec.inv_frac(), spec.inv_mantissa),
-      rsqrt_(-0.5, 2 * spec.f, spec.rsqrt_out_frac, spec.inv_mantissa) {}
+      rsqrt_(-0.5, 2 * spec.f, spec.rsqrt_out_frac, spec.inv_mantissa),
+      inv_fold_(spec) {}
 
 void FixedExec::track(const T& x) {
   int64_t mx = 0;
@@ -254,12 +255,27 @@ int64_t FixedExec::tr(__int128 v, int s, uint64_t idx, int site) const {
   return f + int64_t(((uint64_t(v) & m) + (h & m)) >> s);  // carry of x_low + r_low
 }
 
+int64_t FixedExec::lsr(__int128 v, int s, uint64_t idx, int site) const {
+  AERO_CHECK(s >= 1 && s <= 32, "lsr: shift ", s, " outside 1..32");
+  uint64_t h = ((call_ * 4 + uint64_t(site)) * 0xD1B54A32D192ED03ull) ^ (idx + 0x8CB92BA72F3D8DD7ull);  // splitmix64
+  h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;
+  h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
+  h ^= h >> 31;
+  const uint64_t m = (uint64_t(1) << s) - 1, r = h & m, y0 = (h >> 32) & m;  // mask's and share's low bits
+  const __int128 q = v + (__int128(1) << (s - 1));
+  const uint64_t ql = uint64_t(q) & m;
+  const int64_t c1 = int64_t((ql + r) >> s), c = y0 > ((ql + r) & m) ? 1 : 0;
+  return trunc_floor128(q, s) + c1 - c;
+}
+
 // LayerNorm without a separate mean (every step is degree <= 2 in the masked input, so the
 // secure run opens one value per row before the rsqrt gate):
 //   sx = sum x, D = d sum x^2 - sx^2 + round(d^2 eps 2^2f)   (= d^2 (var + eps) at scale 2f),
 //   r = D^(-1/2) by the normalized LUT at scale rsqrt_out_frac (= 1 / (d sqrt(var + eps))),
 //   y = floor((d x - sx) * r * round(g 2^f) / 2^(f + rsqrt_out_frac)) + round(b 2^f);
-// folded (no affine: PiModel::fold_norms): y = floor((d x - sx) * r / 2^rsqrt_out_frac).
+// folded (no affine: PiModel::fold_norms): y = floor((d x - sx) * r / 2^rsqrt_out_frac); with
+// stochastic truncation and the product inside the rsqrt lookup (FxSpec::lut_products) the
+// lookup's local share truncation lsr instead of tr.
 FixedExec::T FixedExec::layernorm(const T& x, const PiNorm& n, const char*) {
   ++call_;
   const int d = x.cols;
@@ -268,16 +284,20 @@ FixedExec::T FixedExec::layernorm(const T& x, const PiNorm& n, const char*) {
   const auto& bb = enc_vec(n.b, s_.f);
   const int shift = (aff ? s_.f : 0) + s_.rsqrt_out_frac;
   const int64_t eps = encode(double(d) * d * s_.ln_eps, 2 * s_.f);
+  const bool in_lookup = s_.products_in_lookups() && s_.stochastic_trunc;  // rounded by the lookup's lsr
   T y(x.rows, d);
   for (int t = 0; t < x.rows; ++t) {
     const int64_t* r = x.row(t);
     __int128 sx = 0, sq = 0;
     for (int i = 0; i < d; ++i) sx += r[i], sq += __int128(r[i]) * r[i];
     __int128 D = __int128(d) * sq - sx * sx + eps;
+    note("ln.D", D);  // the engine opens D on 64 bits: D < 2^63 (MSB candidates lo_msb(eps)..62)
     int64_t rs = rsqrt_.eval(D > INT64_MAX ? INT64_MAX : int64_t(D));
     for (int i = 0; i < d; ++i) {
       __int128 c = __int128(d) * r[i] - sx;
-      y.at(t, i) = aff ? tr(c * rs * g[i], shift, uint64_t(t) * d + i) + bb[i] : tr(c * rs, shift, uint64_t(t) * d + i);
+      const uint64_t at = uint64_t(t) * d + i;
+      if (aff) y.at(t, i) = tr(c * rs * g[i], shift, at) + bb[i];
+      else y.at(t, i) = in_lookup ? lsr(c * rs, shift, at) : tr(c * rs, shift, at);
     }
   }
   track(y);
@@ -385,7 +405,10 @@ FixedExec::T FixedExec::attn_logits(const T& qkv, const PiBlock& b, int H) {
 // Softmax fused with the value product, normalized after (out = (E V) / sum E):
 //  exact_max: e = ExpLUT[min((max_j z - z) >> (f-6), 1023)], exp(0) = 1 exactly;
 //  clipped:   e = ExpLUT[min(max(H - z, 0) >> (f-6), 4095)], H = clip_hi (no max);
-//  out = floor((sum_j e_j v_j) * InvLUT(sum_j e_j) / 2^(exp_frac + inv_frac)).
+//  out = floor((sum_j e_j v_j) * InvLUT(sum_j e_j) / 2^(exp_frac + inv_frac));
+//  stochastic with the product inside the 1/sum lookup (FxSpec::lut_products): with e, j the
+//  sum's InvPowLut bucket, out = lsr((floor(sum_j e_j v_j / 2^shift[e]) + carry) InvFold[e][j],
+//  kGuard) (InvFold, fixed_point.h).
 FixedExec::T FixedExec::attn_softmax_v(const T& z, const T& qkv, int H) {
   ++call_;
   const int Tn = qkv.rows, d = qkv.cols / 3, dk = d / H;
@@ -411,11 +434,15 @@ FixedExec::T FixedExec::attn_softmax_v(const T& z, const T& qkv, int H) {
       const int64_t idx = std::min(dd >> shift, last);
       sum += (e[j] = exp_.table[idx]);
     }
-    int64_t inv = inv_.eval(sum);
+    const bool fold = s_.products_in_lookups() && s_.stochastic_trunc;
+    const auto [me, mj] = InvPowLut::index(sum, s_.inv_mantissa);
+    const int64_t inv = fold ? inv_fold_.table[me][mj] : inv_.eval(sum);
     for (int c = 0; c < dk; ++c) {
       int64_t acc = 0;
       for (int j = 0; j <= i; ++j) acc += e[j] * qkv.at(j, 2 * d + h * dk + c);
-      o.at(i, h * dk + c) = tr(__int128(acc) * inv, out_shift, uint64_t(i) * d + h * dk + c, 1);
+      const uint64_t at = uint64_t(i) * d + h * dk + c;
+      o.at(i, h * dk + c) = fold ? lsr(__int128(tr(acc, inv_fold_.shift[me], at, 1)) * inv, InvFold::kGuard, at, 2)
+                                 : tr(__int128(acc) * inv, out_shift, at, 1);
     }
   }
   track(o);

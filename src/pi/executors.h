@@ -54,7 +54,8 @@ class FixedExec {
   // Width of one named wire (0 if never seen), for the engine's narrower rings
   // (docs/private_inference.md, "width plan"): "<linear tag>.acc" the accumulator x W^T + b
   // of that linear (scale 2f), "attn.scores.acc" the scaled logits q.k round(c 2^c_frac)
-  // (scale 2f + c_frac), "attn.logits" the logits z (scale f).
+  // (scale 2f + c_frac), "attn.logits" the logits z (scale f), "ln.D" LayerNorm's
+  // d sum x^2 - (sum x)^2 + eps' (scale 2f; the engine needs it below 2^63).
   int max_bits(const std::string& what) const {
     auto it = bits_.find(what);
     return it == bits_.end() ? 0 : it->second;
@@ -68,6 +69,10 @@ class FixedExec {
   // Truncation by s of element `idx` of this operator call: floor, or floor + a stochastic
   // carry with the secure run's distribution (spec().stochastic_trunc).
   int64_t tr(__int128 v, int s, uint64_t idx, int site = 0) const;
+  // The rounding of a stochastic product inside a lookup (mpc::lut_vec's local share
+  // truncation by s): floor((v + 2^(s-1)) / 2^s) + c1 - c, c1 the carry of a uniform mask's low
+  // bits, c that of a uniform share's (drawn by hash, as tr): unbiased, |error| < 1.5 ulp.
+  int64_t lsr(__int128 v, int s, uint64_t idx, int site = 0) const;
   uint64_t call_ = 0;  // operator call counter (stochastic carries)
   const std::vector<int64_t>& enc_vec(const std::vector<double>& v, int scale);
   void track(const T& x);
@@ -75,6 +80,7 @@ class FixedExec {
   GeluLut gelu_;
   ExpLut exp_;
   InvPowLut inv_, rsqrt_;
+  InvFold inv_fold_;
   std::map<const void*, EncLinear> lin_cache_;
   std::map<std::pair<const void*, int>, std::vector<int64_t>> vec_cache_;
   int max_bits_ = 0;

@@ -15,13 +15,20 @@ SoftmaxVariant softmax_variant_from_string(const std::string& s) {
   fail("softmax variant '", s, "': expected exact_max or clipped");
 }
 
-FxSpec engine_spec(const std::string& softmax, const std::string& trunc, int qk_bits) {
+const char* to_string(LutProducts v) {
+  return v == LutProducts::on ? "on" : v == LutProducts::off ? "off" : "auto";
+}
+
+FxSpec engine_spec(const std::string& softmax, const std::string& trunc, int qk_bits, const std::string& lut_products) {
   FxSpec s;
   s.softmax = softmax_variant_from_string(softmax);
   AERO_CHECK(trunc == "faithful" || trunc == "stochastic", "--trunc '", trunc, "': expected faithful or stochastic");
   s.stochastic_trunc = trunc == "stochastic";
   AERO_CHECK(qk_bits >= 48 && qk_bits <= 64, "--qk-bits ", qk_bits, ": expected 48..64");
   s.qk_bits = qk_bits;
+  AERO_CHECK(lut_products == "on" || lut_products == "off" || lut_products == "auto", "--lut-products '", lut_products,
+             "': expected on, off or auto");
+  s.lut_products = lut_products == "on" ? LutProducts::on : lut_products == "off" ? LutProducts::off : LutProducts::auto_;
   return s;
 }
 
@@ -66,30 +73,51 @@ InvPowLut::InvPowLut(double p_, int in_frac_, int out_frac_, int mantissa_)
     : p(p_), in_frac(in_frac_), out_frac(out_frac_), mantissa(mantissa_) {
   int m = 1 << mantissa;
   table_.assign(size_t(64) * m, 0);
-  for (int e = 0; e < 63; ++e) {
-    for (int j = 0; j < m; ++j) {
-      double v;
-      if (e < mantissa) {
-        // The input is exact below 2^mantissa: index = the value itself.
-        int64_t val = (int64_t(1) << e) + (int64_t(j) >> (mantissa - e));
-        if (j & ((1 << (mantissa - e)) - 1)) continue;  // unreachable entries
-        v = double(val);
-      } else {
-        v = (double(m + j) + 0.5) * std::ldexp(1.0, e - mantissa);
-      }
-      double real = v * std::ldexp(1.0, -in_frac);
-      double out = std::pow(real, p) * std::ldexp(1.0, out_frac);
-      table_[size_t(e) * m + j] = out > 9.2e18 ? INT64_MAX : int64_t(std::llround(out));
-    }
-  }
+  for (int e = 0; e < 63; ++e)
+    for (int j = 0; j < m; ++j) table_[size_t(e) * m + j] = entry(p, in_frac, out_frac, mantissa, e, j);
 }
 
-int64_t InvPowLut::eval(int64_t v) const {
+int64_t InvPowLut::entry(double p, int in_frac, int out_frac, int mantissa, int e, int j) {
+  double v;
+  if (e < mantissa) {
+    // The input is exact below 2^mantissa: index = the value itself.
+    int64_t val = (int64_t(1) << e) + (int64_t(j) >> (mantissa - e));
+    if (j & ((1 << (mantissa - e)) - 1)) return 0;  // unreachable entries
+    v = double(val);
+  } else {
+    v = (double((1 << mantissa) + j) + 0.5) * std::ldexp(1.0, e - mantissa);
+  }
+  double real = v * std::ldexp(1.0, -in_frac);
+  double out = std::pow(real, p) * std::ldexp(1.0, out_frac);
+  return out > 9.2e18 ? INT64_MAX : int64_t(std::llround(out));
+}
+
+std::pair<int, int64_t> InvPowLut::index(int64_t v, int mantissa) {
   if (v <= 0) v = 1;
   int e = 63 - __builtin_clzll(uint64_t(v));
   int m = 1 << mantissa;
   int64_t j = e >= mantissa ? (v >> (e - mantissa)) - m : (v - (int64_t(1) << e)) << (mantissa - e);
-  return table_[size_t(e) * m + size_t(j)];
+  return {e, j};
+}
+
+int64_t InvPowLut::eval(int64_t v) const {
+  auto [e, j] = index(v, mantissa);
+  return table_[size_t(e) * (size_t(1) << mantissa) + size_t(j)];
+}
+
+InvFold::InvFold(const FxSpec& s) : shift(64), table(64) {
+  const int m = 1 << s.inv_mantissa;
+  for (int e = 0; e < 64; ++e) {
+    shift[e] = std::clamp(e - 8, 0, 16);
+    table[e].assign(size_t(m), 0);
+    if (e == 63) {  // no positive 64-bit sum has MSB 63: the slot holds the v <= 0 case (v = 1) at
+      shift[e] = 0;   // its public index 0 (as SecureExec's split())
+      table[e][0] = table[0][0];
+      continue;
+    }
+    for (int j = 0; j < m; ++j)
+      table[e][j] = InvPowLut::entry(-1.0, s.exp_frac(), kGuard - s.exp_frac() + shift[e], s.inv_mantissa, e, j);
+  }
 }
 
 }  // namespace aero::pi

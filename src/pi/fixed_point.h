@@ -12,6 +12,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace aero::pi {
@@ -19,6 +20,9 @@ namespace aero::pi {
 enum class SoftmaxVariant { exact_max, clipped };
 const char* to_string(SoftmaxVariant v);
 SoftmaxVariant softmax_variant_from_string(const std::string& s);
+// FxSpec::lut_products: off, on, or (auto, the default) on exactly with stochastic truncation.
+enum class LutProducts { off, on, auto_ };
+const char* to_string(LutProducts v);
 
 struct FxSpec {
   int f = 12;              // activation / weight scale (bias at 2f)
@@ -51,15 +55,36 @@ struct FxSpec {
   // bits. Table indices (GELU, exp, the normalized LUT's mantissa) stay floors. Off: every
   // truncation is a floor.
   bool stochastic_trunc = false;
+  // Secure engine: products inside the lookups (mpc::lut_vec, docs/private_inference.md
+  // "Products inside the lookups"): LayerNorm's (d x - sum x) r in the rsqrt lookup and the
+  // softmax normalization (E V)(1/sum) in the 1/sum lookup, one round less for each (two for
+  // the stochastic softmax, whose output is then truncated inside the lookup as well), for
+  // more key bytes and FSS evaluation. The integer function is unchanged when faithful; with
+  // stochastic truncation the two outputs are rounded by the lookup's local share truncation
+  // (FixedExec::lsr) and the normalization uses the pre-shifted value product and the tables
+  // of InvFold. Default (auto): on with stochastic truncation, where the keys stay below 8 GiB
+  // per party at GPT-2 size; off when faithful (already above it; the bit-exact reference).
+  LutProducts lut_products = LutProducts::auto_;
+  bool products_in_lookups() const {
+    return lut_products == LutProducts::on || (lut_products == LutProducts::auto_ && stochastic_trunc);
+  }
 
   int exp_bits() const { return softmax == SoftmaxVariant::exact_max ? exp_lut_bits : clip_lut_bits; }
   int exp_frac() const { return softmax == SoftmaxVariant::exact_max ? exp_out_frac : clip_out_frac; }
   int inv_frac() const { return softmax == SoftmaxVariant::exact_max ? inv_out_frac : 16; }
 };
 
+// The LayerNorm's r = Rsqrt(D) and the softmax's 1/sum are searched among the MSB candidates
+// e of [lo_msb(vmin), max_e): a row value v >= vmin >= 1 has its MSB at or above that of vmin
+// (LayerNorm: D >= round(d^2 eps 2^2f); exact-max softmax: sum >= 2^exp_frac, the maximum's
+// exp(0) = 1), so no lower candidate, and no v <= 0 term, is needed.
+inline int lo_msb(int64_t vmin) { return vmin >= 1 ? 63 - __builtin_clzll(uint64_t(vmin)) : 0; }
+
 // The engine configuration of the `aero pi` commands (--softmax exact_max|clipped, --trunc
-// faithful|stochastic, --qk-bits 48..64) as an FxSpec, each value checked.
-FxSpec engine_spec(const std::string& softmax, const std::string& trunc, int qk_bits);
+// faithful|stochastic, --qk-bits 48..64, --lut-products on|off|auto) as an FxSpec, each value
+// checked.
+FxSpec engine_spec(const std::string& softmax, const std::string& trunc, int qk_bits,
+                   const std::string& lut_products = "auto");
 
 // Encoding: round(x * 2^s). Decoding: x / 2^s.
 int64_t encode(double x, int s);
@@ -98,8 +123,29 @@ struct InvPowLut {
   InvPowLut(double p, int in_frac, int out_frac, int mantissa);
   int64_t eval(int64_t v) const;  // v <= 0 is treated as the smallest positive input (1)
   const std::vector<int64_t>& table() const { return table_; }  // [e * 2^mantissa + j]
+  // The table row e and column j that eval reads for v (v <= 0 as 1).
+  static std::pair<int, int64_t> index(int64_t v, int mantissa);
+  // One entry: x^p of the bucket (e, j) (its midpoint; exact values below 2^mantissa; 0 for
+  // unreachable entries) at scale out_frac.
+  static int64_t entry(double p, int in_frac, int out_frac, int mantissa, int e, int j);
  private:
   std::vector<int64_t> table_;    // [64][2^mantissa]
+};
+
+// Softmax normalization inside the 1/sum lookup with stochastic truncation
+// (FxSpec::lut_products): out = lsr(ev_e Inv_e(sum), kGuard) where, for the sum's MSB e, ev_e =
+// floor(E V / 2^shift[e]) + a stochastic carry (the free truncate-reduce of the opened E V)
+// and Inv_e = 1/sum at scale kGuard - exp_frac + shift[e] (table[e], buckets as InvPowLut).
+// The product then has scale f + kGuard, and the lookup's local share truncation by kGuard =
+// 64 - 40 leaves attn.proj's 40-bit ring: no opening after the lookup. shift[e] =
+// clamp(e - 8, 0, 16) keeps both factors precise: ev_e ~ 2^20 |v| and Inv_e ~ 2^16 for e in
+// [8, 24] (the pre-shift costs at most 2^-8 ulp of the output), Inv_e ~ 2^(40 - e) above
+// (as the clipped softmax's own 1/sum table), ev_e = E V exactly below.
+struct InvFold {
+  static constexpr int kGuard = 24;
+  std::vector<int> shift;                   // [64]
+  std::vector<std::vector<int64_t>> table;  // [64][2^inv_mantissa]; row 63: v <= 0 (as 1) at index 0
+  explicit InvFold(const FxSpec& s);
 };
 
 }  // namespace aero::pi

@@ -224,6 +224,22 @@ class SRound {
     return add([&] { return mpc::lut_sel_deal(*d_, ls, i, sv); }, [&] { return mpc::lut_sel_shares(*p_, ls, i, sv); },
                out_bits);
   }
+  // Vector-payload selected lookup (mpc::lut_vec): out_i[c] = sum_k sel_(k,i) T_k[idx_(k,i)]
+  // z'_i[c], one opening of n x width values at ls.open_bits(); ls carries the tables (party
+  // mode) or only the shape (dealer and count modes).
+  V& lut_vec(const V& idx, const V& sel, const V& z, const mpc::LutVecSpec& ls) {
+    const size_t n = z.size() / ls.width;
+    if (c_) {
+      const auto w = mpc::lut_vec_work(ls, n);
+      c_->work(tag_, w.macs, 0);
+      return count(n * ls.width, ls.open_bits(), mpc::lut_vec_key_bytes(ls, n, 0), mpc::lut_vec_key_bytes(ls, n, 1),
+                   w.aes_blocks);
+    }
+    V i(idx.size()), sv(sel.size());
+    for (size_t k = 0; k < i.size(); ++k) i[k] = mpc::mod_w(idx[k], ls.in_bits), sv[k] = sel[k] & 1;
+    return add([&] { return mpc::lut_vec_deal(*d_, ls, i, sv, z); }, [&] { return mpc::lut_vec_shares(*p_, ls, i, sv, z); },
+               ls.open_bits());
+  }
   V& matmul(const mpc::BatchMatShape& s, const V& a, const V& b, int w) {
     if (c_) {
       c_->work(tag_, 3.0 * double(s.batch) * double(s.mat.m) * double(s.mat.k) * double(s.mat.n), 0);
@@ -342,13 +358,15 @@ class SRound {
 
 namespace {
 // InvPowLut's table [e * 2^M + j] split into one table of 2^M entries per MSB e (the terms of
-// invpow's selected lookup); slot 63 (never an MSB of a positive 64-bit input) holds the
-// constant table[0], InvPowLut::eval's v <= 0 case (treated as 1).
+// invpow's selected lookup); slot 63 (never an MSB of a positive 64-bit input) holds
+// InvPowLut::eval's v <= 0 case (treated as 1): table[0] at index 0, the term's public index
+// (0 elsewhere, so a vector lookup converts one leaf for it).
 std::vector<std::vector<int64_t>> split(const InvPowLut& L) {
   const int m = 1 << L.mantissa;
   std::vector<std::vector<int64_t>> t(64);
   for (int e = 0; e < 63; ++e) t[e].assign(L.table().begin() + ptrdiff_t(e) * m, L.table().begin() + ptrdiff_t(e + 1) * m);
-  t[63].assign(size_t(m), L.table()[0]);
+  t[63].assign(size_t(m), 0);
+  t[63][0] = L.table()[0];
   return t;
 }
 }  // namespace
@@ -365,7 +383,8 @@ SecureExec::SecureExec(mpc::Dealer* dealer, mpc::Party* party, GateCounter* coun
       inv_(-1.0, spec.exp_frac(), spec.inv_frac(), spec.inv_mantissa),
       rsqrt_(-0.5, 2 * spec.f, spec.rsqrt_out_frac, spec.inv_mantissa),
       inv_tabs_(split(inv_)),
-      rsqrt_tabs_(split(rsqrt_)) {
+      rsqrt_tabs_(split(rsqrt_)),
+      inv_fold_(spec) {
   AERO_CHECK((d_ != nullptr) + (p_ != nullptr) + (c_ != nullptr) == 1,
              "SecureExec: exactly one of dealer / party / counter");
   if (d_) key_mark_ = d_->written(1);
@@ -448,55 +467,93 @@ std::vector<double> SecureExec::output_client(const SWire& y) {
   return r;
 }
 
-// Normalized LUT (fixed_point.h InvPowLut) on a positive wire v of width vw whose MSB lies
-// below max_e, in 2 rounds:
-//   1: b_e = [v >= 2^e] (e < max_e, bits opened mod 2) and, for every candidate MSB e, the
-//      mantissa t_e = floor(v / 2^(e-M)) mod 2^M (truncate-reduce, no sign extension; local
-//      (v << (M-e)) mod 2^M for e <= M);
-//   2: y = sum_e onehot_e table_e[t_e] + (1 - b_0) table_0[0] by ONE selected lookup
-//      (mpc::lut_sel: onehot_e = b_e xor b_(e+1) is the selector bit of term e, table_e the
-//      2^M entries of MSB e; the last term is InvPowLut's v <= 0 case, treated as 1).
+// Normalized LUT (fixed_point.h InvPowLut) on a wire v of width vw with vmin <= v < 2^max_e,
+// in 2 rounds (invpow_index, then invpow_lookup or invpow_times) over the candidate MSBs e in
+// [lo, max_e), lo = lo_msb(vmin) (plus the v <= 0 term when vmin < 1):
+//   1: b_e = [v >= 2^e] for e in (lo, max_e) (b_lo = 1 when vmin >= 1; else e from 0; bits
+//      opened mod 2) and, for every candidate e, the mantissa t_e = floor(v / 2^(e-M)) mod 2^M
+//      (truncate-reduce, no sign extension; local (v << (M-e)) mod 2^M for e <= M);
+//   2: y = sum_e onehot_e table_e[t_e] (+ (1 - b_0) table_0[0] when vmin < 1) by ONE selected
+//      lookup (mpc::lut_sel: onehot_e = b_e xor b_(e+1) is the selector bit of term e, table_e
+//      the 2^M entries of MSB e; the last term is InvPowLut's v <= 0 case, treated as 1:
+//      invpow_lookup), or the same lookup times a masked vector (mpc::lut_vec: invpow_times).
 // The one-hot selection of the mantissa (formerly a separate M-bit mul round before a
-// 14-bit table on (mantissa, e)) moves into the lookup's DPF payload.
-std::vector<u64> SecureExec::invpow(const V& v, int vw, int max_e, const InvPowLut& L, int out_w, const char* tag,
-                                    const std::function<V&(SRound&)>& with_first, V* first_out) {
+// 14-bit table on (mantissa, e)) moves into the lookup's DPF payload. Candidates below
+// lo_msb(vmin) (LayerNorm: eps; exact-max softmax: the maximum's exp(0) = 1) are never the MSB
+// and are left out (fixed_point.h lo_msb).
+SecureExec::InvIndex SecureExec::invpow_index(const V& v, int vw, int64_t vmin, int max_e, int M, const char* tag,
+                                              const std::function<V&(SRound&)>& with_first, V* first_out) {
   const size_t n = v.size();
-  const int E = max_e, M = L.mantissa;
-  AERO_CHECK(E <= 63 && E > M && vw >= std::min(64, E + 1), "invpow: MSB search below 2^", E, " on a ", vw,
-             "-bit wire");
+  const int E = max_e, lo = lo_msb(vmin);
+  const bool known_lo = vmin >= 1;  // b_lo = 1: no comparison, no v <= 0 term
+  AERO_CHECK(E <= 63 && E > M && E > lo && vw >= std::min(64, E + 1), "invpow: MSB search in [2^", lo, ", 2^", E,
+             ") on a ", vw, "-bit wire");
   const V vr = affine(v, 1, 0, vw);
-  V cmp(n * E);
-  for (int e = 0; e < E; ++e) {
+  const int c0 = known_lo ? lo + 1 : 0;  // first compared MSB
+  V cmp(n * size_t(E - c0));
+  for (int e = c0; e < E; ++e) {
     auto t = affine(vr, 1, -(int64_t(1) << e), vw);
-    std::copy(t.begin(), t.end(), cmp.begin() + size_t(e) * n);
+    std::copy(t.begin(), t.end(), cmp.begin() + size_t(e - c0) * n);
   }
   SRound r1(*this, tag);
-  auto& b = r1.drelu(cmp, vw, 1);
+  V* bp = cmp.empty() ? nullptr : &r1.drelu(cmp, vw, 1);
   std::vector<const V*> tr(E, nullptr);
-  for (int e = M + 1; e < E; ++e) tr[e] = &r1.trunc(vr, {vw, e - M, M, true});
+  for (int e = std::max(lo, M + 1); e < E; ++e) tr[e] = &r1.trunc(vr, {vw, e - M, M, true});
   V* extra = with_first ? &with_first(r1) : nullptr;
   r1.run();
   if (extra) *first_out = *extra;
-  const std::vector<std::vector<int64_t>>& tabs = &L == &inv_ ? inv_tabs_ : rsqrt_tabs_;
-  V man(n * (E + 1)), sel(n * (E + 1));
-  std::vector<const std::vector<int64_t>*> tp(E + 1);
-  const u64 one = dealer() ? 0 : 1;
-  for (int e = 0; e <= E; ++e) {
-    tp[e] = &tabs[e < E ? e : 63];  // slot 63: the constant table of the v <= 0 case
+  const u64 one = dealer() ? 0 : 1;  // a public 1 (mask 0)
+  auto b = [&](int e, size_t k) -> u64 {  // [v >= 2^e], masked mod 2
+    if (e >= E) return 0;
+    if (e < c0) return one;
+    return (*bp)[size_t(e - c0) * n + k] & 1;
+  };
+  InvIndex ix;
+  for (int e = lo; e < E; ++e) ix.e.push_back(e);
+  if (!known_lo) ix.e.push_back(63);  // slot 63: the v <= 0 case
+  ix.man.assign(n * ix.e.size(), 0);
+  ix.sel.assign(n * ix.e.size(), 0);
+  for (size_t t = 0; t < ix.e.size(); ++t) {
+    const int e = ix.e[t];
     for (size_t k = 0; k < n; ++k) {
-      const size_t q = size_t(e) * n + k;
-      if (e == E) {
-        man[q] = 0;
-        sel[q] = (one ^ b[k]) & 1;  // 1 - b_0
+      const size_t q = t * n + k;
+      if (e == 63) {
+        ix.sel[q] = (one ^ b(0, k)) & 1;  // 1 - b_0
         continue;
       }
-      u64 be = b[q], bn = e + 1 < E ? b[q + n] : 0;
-      sel[q] = (be ^ bn) & 1;
-      man[q] = e > M ? (*tr[e])[k] : mpc::mod_w(vr[k] << (M - e), M);
+      ix.sel[q] = (b(e, k) ^ b(e + 1, k)) & 1;
+      ix.man[q] = e > M ? (*tr[e])[k] : mpc::mod_w(vr[k] << (M - e), M);
     }
   }
+  return ix;
+}
+
+std::vector<u64> SecureExec::invpow_lookup(const InvIndex& ix, const std::vector<std::vector<int64_t>>& tables,
+                                           int out_w, const char* tag) {
+  std::vector<const std::vector<int64_t>*> tp;
+  for (int e : ix.e) tp.push_back(&tables[e]);
   SRound r2(*this, tag);
-  auto& y = r2.lut_sel(man, sel, M, out_w, tp);
+  auto& y = r2.lut_sel(ix.man, ix.sel, s_.inv_mantissa, out_w, tp);
+  r2.run();
+  return y;
+}
+
+// Products inside the normalized LUT (FxSpec::lut_products): the second round's lookup times
+// the masked vector z (n rows of `width`), mpc::lut_vec: each term's DPF carries the row's
+// vector mask (pre-shifted by shift[e] when given) as its payload, so the ONE opening gives
+// table_e(t_e) z' instead of table_e(t_e), and no mul round follows.
+std::vector<u64> SecureExec::invpow_times(const InvIndex& ix, const std::vector<std::vector<int64_t>>& tables,
+                                          const std::vector<int>* shift, const V& z, int z_w, size_t width, int out_w,
+                                          int open_shift, const char* tag) {
+  mpc::LutVecSpec ls{s_.inv_mantissa, out_w, z_w, ix.e.size(), width, {}, {}, open_shift};
+  for (int e : ix.e) {
+    if (shift) ls.shift.push_back((*shift)[e]);
+    if (d_) continue;  // the dealer needs no tables (the counter: their zero entries, for the work)
+    ls.tables.emplace_back(tables[e].size());
+    for (size_t j = 0; j < tables[e].size(); ++j) ls.tables.back()[j] = mpc::mod_w(u64(tables[e][j]), out_w);
+  }
+  SRound r2(*this, tag);
+  auto& y = r2.lut_vec(ix.man, ix.sel, z, ls);
   r2.run();
   return y;
 }
@@ -964,31 +1021,53 @@ SWire SecureExec::attn_softmax_v(const SWire& z, const SWire& qkv0, int H) {
   for (int h = 0; h < H; ++h)
     for (size_t t = 0; t < T; ++t)
       for (size_t cc = 0; cc < dk; ++cc) vh[(h * T + t) * dk + cc] = qkv[t * vc + v0 + h * dk + cc];
-  // sum <= T 2^exp_frac: the MSB search stops there, on a width just above it.
+  // sum <= T 2^exp_frac: the MSB search stops there, on a width just above it; with the exact
+  // max, sum >= 2^exp_frac (the maximum's exp(0) = 1), so the search starts there.
   int sum_bits = s_.exp_frac() + 1;
   while ((size_t(1) << (sum_bits - s_.exp_frac() - 1)) < T) ++sum_bits;
   const int max_e = std::min(63, sum_bits), sw = std::min(64, max_e + 1);
+  const int64_t vmin = s_.softmax == SoftmaxVariant::exact_max ? int64_t(1) << s_.exp_frac() : 0;
   V ev;
-  auto inv = invpow(sum, sw, max_e, inv_, WIDE, "softmax.recip", [&](SRound& rr) -> V& {
+  const InvIndex ix = invpow_index(sum, sw, vmin, max_e, s_.inv_mantissa, "softmax.recip", [&](SRound& rr) -> V& {
     return rr.matmul(mpc::BatchMatShape{{T, T, dk}, size_t(H), true, false}, E, vh, WIDE);
   }, &ev);
+  auto to_rows = [&](const V& p) {  // [(h T + t) dk + c] -> [t, h dk + c]
+    V o(T * d);
+    for (int h = 0; h < H; ++h)
+      for (size_t t = 0; t < T; ++t)
+        for (size_t cc = 0; cc < dk; ++cc) o[t * d + h * dk + cc] = p[(h * T + t) * dk + cc];
+    return o;
+  };
+  if (s_.products_in_lookups()) {
+    // The normalization inside the 1/sum lookup (mpc::lut_vec, E V's mask in the payload):
+    // faithful, (E V)(1/sum) on 64 bits, then the exact truncation to 40 bits (3 rounds
+    // instead of 4); stochastic, InvFold's pre-shifted product at scale f + kGuard, truncated
+    // by the lookup's local share truncation to 40 bits (2 rounds: no opening after it).
+    if (!s_.stochastic_trunc) {
+      auto p = invpow_times(ix, inv_tabs_, nullptr, ev, WIDE, dk, WIDE, 0, "softmax.recip");
+      return SWire{int(T), int(d), trunc(to_rows(p), s_.exp_frac() + s_.inv_frac(), WIDE, W, "softmax.normalize"), W};
+    }
+    auto p = invpow_times(ix, inv_fold_.table, &inv_fold_.shift, ev, WIDE, dk, WIDE, InvFold::kGuard, "softmax.recip");
+    AERO_CHECK(WIDE - InvFold::kGuard == W, "secure softmax: the folded normalization must leave ", W, " bits");
+    return SWire{int(T), int(d), to_rows(p), W};
+  }
+  const V inv = invpow_lookup(ix, inv_tabs_, WIDE, "softmax.recip");
   // (E V) x (1/sum), then the truncation to 40 bits (sign extension in the same gate).
-  V evd(T * d), invb(T * d);
-  for (int h = 0; h < H; ++h)
-    for (size_t t = 0; t < T; ++t)
-      for (size_t cc = 0; cc < dk; ++cc) {
-        evd[t * d + h * dk + cc] = ev[(h * T + t) * dk + cc];
-        invb[t * d + h * dk + cc] = inv[size_t(h) * T + t];
-      }
+  V invb(size_t(H) * T * dk);
+  for (size_t r = 0; r < size_t(H) * T; ++r)
+    for (size_t cc = 0; cc < dk; ++cc) invb[r * dk + cc] = inv[r];
   SRound rn(*this, "softmax.normalize");
-  auto& p = rn.mul(evd, invb, WIDE);
+  auto& p = rn.mul(ev, invb, WIDE);
   rn.run();
-  return SWire{int(T), int(d), trunc(p, s_.exp_frac() + s_.inv_frac(), WIDE, W, "softmax.normalize"), W};
+  return SWire{int(T), int(d), trunc(to_rows(p), s_.exp_frac() + s_.inv_frac(), WIDE, W, "softmax.normalize"), W};
 }
 
 // LayerNorm (FixedExec::layernorm): D = d sum x^2 - (sum x)^2 + eps' by quad_rows (one opened
-// value per row, 64 bits), r = Rsqrt(D) (normalized LUT, 2 rounds), (d x - sum x) r by mul,
-// truncation to 40 bits. 5 rounds.
+// value per row, 64 bits), r = Rsqrt(D) (normalized LUT, 2 rounds, MSB candidates from
+// lo_msb(eps') up: D >= eps'), (d x - sum x) r by mul, truncation to 40 bits: 5 rounds (4
+// stochastic). With FxSpec::lut_products the product runs inside the rsqrt lookup (mpc::lut_vec
+// with the row's masked d x - sum x as the payload vector): 4 rounds faithful, 3 stochastic
+// (the lookup's local share truncation gives the 34-bit output).
 SWire SecureExec::layernorm(const SWire& x, const PiNorm& nrm, const char* tag) {
   const size_t R = x.rows, d = x.cols;
   const V x64 = at_width(x, WIDE);
@@ -1006,13 +1085,14 @@ SWire SecureExec::layernorm(const SWire& x, const PiNorm& nrm, const char* tag) 
     mpc::OpScope scope(p_->peer, tag);
     D = mpc::quad_rows_eval(*p_, R, d, u64(d), 1, x64, WIDE);
   }
-  D = affine(D, 1, encode(double(d) * d * s_.ln_eps, 2 * s_.f), WIDE);
-  auto r = invpow(D, WIDE, 63, rsqrt_, WIDE, tag);
-  V sx(R, 0), c(R * d), rb(R * d);
+  const int64_t eps = encode(double(d) * d * s_.ln_eps, 2 * s_.f);
+  D = affine(D, 1, eps, WIDE);
+  const InvIndex ix = invpow_index(D, WIDE, eps, 63, s_.inv_mantissa, tag);
+  V sx(R, 0), c(R * d);
   for (size_t t = 0; t < R; ++t)
     for (size_t i = 0; i < d; ++i) sx[t] += x64[t * d + i];
   for (size_t t = 0; t < R; ++t)
-    for (size_t i = 0; i < d; ++i) c[t * d + i] = u64(d) * x64[t * d + i] - sx[t], rb[t * d + i] = r[t];
+    for (size_t i = 0; i < d; ++i) c[t * d + i] = u64(d) * x64[t * d + i] - sx[t];
   // Folded models (PiModel::fold_norms, the default) have no gain or bias here: they live in
   // the next linear's secret weights. An unfolded model's gain/bias are public constants.
   const bool aff = nrm.affine();
@@ -1027,11 +1107,22 @@ SWire SecureExec::layernorm(const SWire& x, const PiNorm& nrm, const char* tag) 
   // Unfolded models (public gain at scale f) keep 64 bits and the truncation to 40.
   const int mw = aff || s_.stochastic_trunc ? WIDE : ln_product_width(int(d));
   const int out_w = !aff && s_.stochastic_trunc ? WIDE - s_.rsqrt_out_frac : W;
-  for (size_t k = 0; k < c.size(); ++k) c[k] = mpc::mod_w(c[k], mw), rb[k] = mpc::mod_w(rb[k], mw);
-  SRound rm(*this, tag);
-  auto& crr = rm.mul(c, rb, mw);
-  rm.run();
-  V cr = std::move(crr);
+  for (auto& e : c) e = mpc::mod_w(e, mw);
+  V cr;
+  if (s_.products_in_lookups()) {  // (d x - sx) r inside the rsqrt lookup: no mul round
+    const int os = !aff && s_.stochastic_trunc ? s_.rsqrt_out_frac : 0;  // stochastic: truncated there too
+    cr = invpow_times(ix, rsqrt_tabs_, nullptr, c, mw, d, mw, os, tag);
+    if (os) return SWire{int(R), int(d), cr, out_w};
+  } else {
+    const V r = invpow_lookup(ix, rsqrt_tabs_, WIDE, tag);
+    V rb(R * d);
+    for (size_t t = 0; t < R; ++t)
+      for (size_t i = 0; i < d; ++i) rb[t * d + i] = mpc::mod_w(r[t], mw);
+    SRound rm(*this, tag);
+    auto& crr = rm.mul(c, rb, mw);
+    rm.run();
+    cr = std::move(crr);
+  }
   if (aff && !counting())  // public gain (unfolded models only)
     for (size_t t = 0; t < R; ++t)
       for (size_t i = 0; i < d; ++i) cr[t * d + i] *= u64(encode(nrm.g[i], s_.f));

@@ -67,18 +67,28 @@
 //               table (lut_sel, 64-bit out). 1/sum: normalized LUT whose first round also
 //               opens the batched E V product (all heads, E lower triangular); (E V)(1/sum)
 //               by mul; faithful trunc.                             ceil(log2 T) + 2 + 2 + 2
+//               FxSpec::lut_products: (E V)(1/sum) inside the 1/sum lookup (mpc::lut_vec,
+//               E V's mask in the payload), then trunc (faithful, + 1), or (stochastic) the
+//               pre-shifted product of InvFold truncated by the lookup's local share
+//               truncation to 40 bits (+ 0).
 //   normalized LUT (1/x, 1/sqrt x): {DReLU bits [v >= 2^e] (softmax sums: only e below
-//               the sum's bound, on a reduced width), the 8 mantissa bits below every
+//               the sum's bound, on a reduced width; from the value's lower bound up:
+//               LayerNorm's eps, the exact max's exp(0) = 1), the 8 mantissa bits below every
 //               candidate MSB e (truncate-reduce)} | one selected lookup summing
-//               onehot_e table_e[mantissa_e] over the candidates.                        2
+//               onehot_e table_e[mantissa_e] over the candidates (or, lut_products, the same
+//               times a masked vector, mpc::lut_vec).                                    2
 //   layernorm   D = d sum x^2 - (sum x)^2 by quad_rows (one value per row); rsqrt by the
 //               normalized LUT; (d x - sum x) r by mul (faithful: on ln_product_width(d) =
 //               49 bits at d = 768, then trunc to 40; stochastic: on 64 bits, then the free
 //               truncate-reduce to 34 bits). The gain and bias are folded into the next
 //               linear's secret weights (PiModel::fold_norms); an unfolded model's gain/bias
 //               would be public constants (local, 64-bit product, trunc).        5 (4 stoch.)
-// Per GPT-2 block (T = 128): 35 rounds faithful, 32 stochastic; 28 / 25 clipped; an LN-free
-// stochastic block with qk_bits <= 52 saves attn.qkv's truncation round too.
+//               FxSpec::lut_products: the product inside the rsqrt lookup (the row's masked
+//               d x - sum x as mpc::lut_vec's payload), then trunc (faithful) or nothing
+//               (stochastic: the lookup's local share truncation gives the 34-bit output). 4 (3)
+// Per GPT-2 block (T = 128): 34 rounds faithful, 31 stochastic; 27 / 24 clipped; with the
+// products inside the lookups (the default with stochastic truncation) 31 / 27, 24 / 20; an
+// LN-free stochastic block with qk_bits <= 52 saves attn.qkv's truncation round too.
 //   embedding   the client inputs its one-hot rows; matmul_w with the masked table; the server
 //               inputs its positions table; widened to 64. lm_head: matmul_w (with the folded final
 //               norm: its own secret matrix and bias row), trunc, revealed.
@@ -231,10 +241,24 @@ class SecureExec {
   // is truncated to w by one gate (free when stochastic and narrowing enough).
   V at_width(const SWire& x, int w);
   int ln_product_width(int d) const;  // faithful LayerNorm product's ring (see layernorm)
-  // Normalized LUT on a positive wire of width vw (mod 2^vw; the MSB is searched below
-  // max_e); `with_first` adds independent gates to the first round (see attn_softmax_v).
-  V invpow(const V& v, int vw, int max_e, const InvPowLut& lut, int out_w, const char* tag,
-           const std::function<V&(SRound&)>& with_first = {}, V* first_out = nullptr);
+  // Normalized LUT on a wire v of width vw (mod 2^vw) with vmin <= v < 2^max_e (vmin < 1:
+  // any v < 2^max_e, v <= 0 read as 1); `with_first` adds independent gates to the first round
+  // (see attn_softmax_v). invpow_index runs the first round: the candidate terms' MSBs
+  // (InvIndex::e, 63 for the v <= 0 term), mantissa indices and selector bits; invpow_lookup
+  // runs the second: the selected lookup of tables[e] (split(): one table per MSB, slot 63 the
+  // v <= 0 constant).
+  struct InvIndex {
+    std::vector<int> e;
+    V man, sel;  // K blocks of n
+  };
+  InvIndex invpow_index(const V& v, int vw, int64_t vmin, int max_e, int M, const char* tag,
+                        const std::function<V&(SRound&)>& with_first = {}, V* first_out = nullptr);
+  V invpow_lookup(const InvIndex& ix, const std::vector<std::vector<int64_t>>& tables, int out_w, const char* tag);
+  // The vector lookup (mpc::lut_vec) of a normalized LUT's second round: out[i][c] =
+  // tables[e_sel](mantissa) z'[i][c] on out_w bits (z: n rows of `width` on z_w bits, pre-shifted
+  // by shift[e] per term when given), opened after the local share truncation by open_shift.
+  V invpow_times(const InvIndex& ix, const std::vector<std::vector<int64_t>>& tables, const std::vector<int>* shift,
+                 const V& z, int z_w, size_t width, int out_w, int open_shift, const char* tag);
   // Server-weight product X (M x K) W (K x N), W given row-major [K, N] at the right scale.
   V matmul_server(const V& x, size_t M, size_t K, size_t N, const std::vector<int64_t>& w_kn, int w);
   struct WProd {  // one server-weight product on ring w
@@ -259,6 +283,7 @@ class SecureExec {
   ExpLut exp_;
   InvPowLut inv_, rsqrt_;
   std::vector<std::vector<int64_t>> inv_tabs_, rsqrt_tabs_;  // InvPowLut tables per MSB e (64; see split())
+  InvFold inv_fold_;  // stochastic softmax normalization inside the 1/sum lookup (FxSpec::lut_products)
 };
 
 }  // namespace aero::pi

@@ -141,6 +141,16 @@ TEST(MpcKeys, KeyByteFunctionsEqualTheDealersStreams) {
         lut_sel_deal(d, lss, idx2, sel2);
         check(lut_sel_key_bytes(9, w, 2, n, 0), lut_sel_key_bytes(9, w, 2, n, 1), "lut_sel");
       }
+      // Vector-payload selected lookup: the vector on the output's ring, wider, or narrower
+      // (sign extension in the payload), per-term shifts, local share truncation.
+      for (int vec : {w, 64, std::max(3, w - 5)}) {
+        LutVecSpec lv{5, w, vec, 3, 7, {}, {0, std::min(vec - 3, 4), 0}, w > 8 ? 3 : 0};
+        if (lv.term_lift(1) > 16 || lv.term_lift(0) > 16) continue;
+        std::vector<u64> idx3(3 * n), sel3(3 * n);
+        for (size_t i = 0; i < 3 * n; ++i) idx3[i] = mod_w(r[i], 5), sel3[i] = r[i] & 1;
+        lut_vec_deal(d, lv, idx3, sel3, std::vector<u64>(7 * n, 5));
+        check(lut_vec_key_bytes(lv, n, 0), lut_vec_key_bytes(lv, n, 1), "lut_vec");
+      }
       MatShape ms{n, 3, 2};
       matmul_w_deal(d, ms, std::span<const u64>(r.data(), 3 * n), std::span<const u64>(r.data(), 6), w);
       check(matmul_w_key_bytes(ms, w, 0), matmul_w_key_bytes(ms, w, 1), "matmul_w");

@@ -2,7 +2,8 @@
 // a run of input -> matmul with server weights -> faithful truncation -> ReLU -> DReLU ->
 // lookup table, and a truncating leaky ReLU (relu_trunc) on the accumulator, and a split ReLU
 // (relu_split: comparisons opened, then relu's unmasked shares folded into a lookup's opening
-// as relu - T[.], GELU's shape), then check that (1) no plaintext weight, input or intermediate value appears
+// as relu - T[.], GELU's shape), and a vector-payload selected lookup (lut_vec: a bit times a
+// table entry times a masked row, whole and by local share truncation), then check that (1) no plaintext weight, input or intermediate value appears
 // in the traffic at any bit offset, with a positive control showing the search finds a value
 // that is sent in the clear, and (2) with constant (all-zero or all-one) plaintexts the
 // traffic and the opened values are statistically uniform.
@@ -38,6 +39,14 @@ struct Capture {
   std::vector<u64> mid_keys[2];
 };
 
+// The vector-payload selected lookups of the pipeline: whole output, and by local share
+// truncation (8 bits).
+std::vector<LutVecSpec> vec_specs(const LutSpec& lut) {
+  LutVecSpec a{8, kW, kW, 1, size_t(kS.n), {lut.table}, {}, 0}, b = a;
+  b.open_shift = 8;
+  return {a, b};
+}
+
 // Runs the pipeline on x (client) and W (server). When `leak_x` the client also sends x in
 // the clear (positive control for the search).
 Capture run(const std::vector<u64>& x, const std::vector<u64>& W, bool leak_x) {
@@ -69,6 +78,11 @@ Capture run(const std::vector<u64>& x, const std::vector<u64>& W, bool leak_x) {
     relu_trunc_deal(d, kRt, ry);
     relu_split_deal(d, kRs, rt);
     lut_deal(d, lut, r8);
+    // Vector-payload selected lookup: s_i T[x_i] z_i on kS.m rows of kS.n (z = the truncated
+    // values), the output opened whole and by local share truncation.
+    auto rs1 = drelu_deal(d, {kW, 1}, rt);
+    std::vector<u64> rx(r8.begin(), r8.begin() + kS.m), rsel(rs1.begin(), rs1.begin() + kS.m);
+    for (const auto& lv : vec_specs(lut)) lut_vec_deal(d, lv, rx, rsel, rt);
     (void)rb;
   };
   {
@@ -112,9 +126,16 @@ Capture run(const std::vector<u64>& x, const std::vector<u64>& W, bool leak_x) {
     auto dl = lut_shares(p, lut, h8), rs = relu_split_relu_shares(p, sk, th);
     for (size_t i = 0; i < dl.size(); ++i) dl[i] = mod_w(rs[i] - dl[i], kW);
     auto dh = open(p, dl, kW);  // relu - T[.] under the lookup's mask
+    auto sh1 = drelu_eval(p, {kW, 1}, th);
+    std::vector<u64> hx(h8.begin(), h8.begin() + kS.m), hs(sh1.begin(), sh1.begin() + kS.m);
+    std::vector<std::vector<u64>> vh;
+    for (const auto& lv : vec_specs(lut)) {
+      vh.push_back(lut_vec_eval(p, lv, hx, hs, th));
+      for (auto& e : vh.back()) e <<= lv.open_shift;  // top bits at kW for the uniformity check
+    }
     if (p.id == kServer) {
       std::lock_guard<std::mutex> g(mu);
-      cap.opened = {xh, yh, th, rh, bh, lh, qh, ch, dh};
+      cap.opened = {xh, yh, th, rh, bh, lh, qh, ch, dh, vh[0], vh[1]};
     }
   }, o);
   // Plaintext intermediates.
@@ -122,6 +143,11 @@ Capture run(const std::vector<u64>& x, const std::vector<u64>& W, bool leak_x) {
   gemm_acc(kS, x.data(), W.data(), xw.data());
   cap.plain = x;
   cap.plain.insert(cap.plain.end(), W.begin(), W.end());
+  auto trunc8 = [](u64 v) { return mod_w(u64(to_signed(mod_w(v, kW), kW) >> 8), kW); };
+  for (size_t q = 0; q < xw.size(); ++q) {  // the vector lookup's products T[x_i] z_ic (any selector)
+    const u64 ti = trunc8(xw[q / kS.n]), ri = to_signed(ti, kW) >= 0 ? ti : 0;  // row i's index: relu of element i
+    cap.plain.push_back(mod_w(lut.table[ri & 255] * trunc8(xw[q]), kW));
+  }
   for (u64 v : xw) {
     const u64 y0 = mod_w(v, kW);
     const u64 t = mod_w(u64(to_signed(y0, kW) >> 8), kW);

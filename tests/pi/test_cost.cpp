@@ -104,6 +104,32 @@ TEST(PiCost, EqualsMeasuredRunAcrossSoftmaxScopesAndReveal) {
   }
 }
 
+// Products inside the lookups (FxSpec::lut_products: mpc::lut_vec in LayerNorm's rsqrt and the
+// softmax's 1/sum): count == measured run per operator in the combinations the default (auto:
+// on exactly when stochastic, covered above) leaves out, faithful with them and stochastic
+// without: both softmaxes, LN and LN-free, Pythia, full scope with the next token or the
+// logits, the narrow plan.
+TEST(PiCost, EqualsMeasuredRunWithAndWithoutProductsInsideTheLookups) {
+  for (bool st : {false, true}) {
+    const std::string m = st ? " stochastic, lut products off" : " faithful, lut products on";
+    auto lut = [&](BenchOptions o) {
+      o.spec.lut_products = st ? LutProducts::off : LutProducts::on;
+      return o;
+    };
+    expect_exact(small("gpt2-small", "SM+LN+G", 13), lut(opts(st)), "T13 exact max" + m);
+    expect_exact(small("gpt2-small", "SM+LN+G", 13), lut(opts(st, Scope::blocks, SoftmaxVariant::clipped)),
+                 "T13 clipped" + m);
+    expect_exact(small("gpt2-small", "SM+LN+R", 7), lut(opts(st, Scope::full)), "full next token" + m);
+    expect_exact(small("gpt2-small", "EReg(SM(t)+ScFuFFN)-k1", 7), lut(opts(st, Scope::blocks, SoftmaxVariant::clipped)),
+                 "LN-free clipped" + m);
+    expect_exact(small("pythia-70m", "SM+LN+G", 7), lut(opts(st, Scope::full, SoftmaxVariant::exact_max, true)),
+                 "pythia full logits" + m);
+    BenchOptions o = lut(opts(st, Scope::blocks, SoftmaxVariant::clipped));
+    o.spec.qk_bits = 52;
+    expect_exact(small("gpt2-small", "SM+LN+G", 13), o, "narrow" + m);
+  }
+}
+
 // GPT-2 small, T=128, SIGMA's scope, SM+LN+G: the engine measured on all 12 blocks (2026-11,
 // docs/benchmarks.md) gave 480 rounds faithful and 468 stochastic; the count reproduces them.
 // Faithful key bytes: 13.62 GiB per party before the LayerNorm folding (PiModel::fold_norms),
@@ -131,6 +157,13 @@ TEST(PiCost, EqualsMeasuredRunAcrossSoftmaxScopesAndReveal) {
 // of the two bits: faithful 465,284,008 B (narrow 453,469,096), stochastic 382,641,256 B
 // (narrow 373,204,072); rounds and keys unchanged. Each equal to `aero pi bench --measure
 // --layers 12 [--trunc stochastic] [--qk-bits 52]` (all 12 blocks).
+// 2026-11-28, products inside the lookups (FxSpec::lut_products, mpc::lut_vec; the default
+// `auto`: on with stochastic truncation) and the normalized LUT's candidates from the row
+// value's lower bound (LayerNorm's eps, the exact max's exp(0) = 1; both modes): faithful
+// 464,822,440 B (narrow 453,007,528), 408 rounds, keys 16,294,148,368 B (narrow
+// 15,789,848,848); stochastic 345,262,696 B (narrow 335,825,512), 324 rounds, keys
+// 7,827,302,896 B (narrow 7,394,095,600). Each equal to `aero pi bench --measure --layers 12
+// [--trunc stochastic] [--qk-bits 52]` (all 12 blocks; every operator's bytes, rounds and keys).
 TEST(PiCost, Gpt2SmallMatchesTheMeasuredRun) {
   auto cfg = model::build_run_config("", "gpt2-small", "SM+LN+G", {"model.context=128"}).model;
   for (int qk : {FxSpec{}.qk_bits, 52}) {
@@ -139,13 +172,14 @@ TEST(PiCost, Gpt2SmallMatchesTheMeasuredRun) {
     const json f = bench_cost(cfg, of, rates()), s = bench_cost(cfg, os, rates());
     const bool narrow = qk == 52;
     EXPECT_EQ(f["rounds"].get<double>(), 408);
-    EXPECT_EQ(s["rounds"].get<double>(), 372);
-    EXPECT_EQ(f["online_bytes"].get<double>(), narrow ? 453469096.0 : 465284008.0);
-    EXPECT_EQ(s["online_bytes"].get<double>(), narrow ? 373204072.0 : 382641256.0);
-    EXPECT_EQ(f["key_bytes_per_party"].get<double>(), narrow ? 16089528784.0 : 16593828304.0);
-    EXPECT_EQ(s["key_bytes_per_party"].get<double>(), narrow ? 6972790672.0 : 7405997968.0);
+    EXPECT_EQ(s["rounds"].get<double>(), 324);
+    EXPECT_EQ(f["online_bytes"].get<double>(), narrow ? 453007528.0 : 464822440.0);
+    EXPECT_EQ(s["online_bytes"].get<double>(), narrow ? 335825512.0 : 345262696.0);
+    EXPECT_EQ(f["key_bytes_per_party"].get<double>(), narrow ? 15789848848.0 : 16294148368.0);
+    EXPECT_EQ(s["key_bytes_per_party"].get<double>(), narrow ? 7394095600.0 : 7827302896.0);
   }
   EXPECT_EQ(FxSpec{}.qk_bits, 60);
+  EXPECT_EQ(FxSpec{}.lut_products, LutProducts::auto_);
 }
 
 TEST(PiCost, RungsRemoveTheirOperators) {

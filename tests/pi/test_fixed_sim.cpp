@@ -87,10 +87,13 @@ TEST(PiGates, InvPowLutRelativeError) {
 
 // Blocks scope (SIGMA's): embedded input -> L blocks. Bound: max |fixed - float| over the
 // final hidden state <= 2% of its RMS (docs/private_inference.md, "Accuracy").
-// Also with stochastic truncation (carries drawn by hash, as the engine's --trunc stochastic).
+// Also with stochastic truncation (carries drawn by hash, as the engine's --trunc stochastic),
+// and stochastic with the products inside the lookups (FxSpec::lut_products: LayerNorm's and
+// the softmax normalization's rounding by local share truncation, InvFold's 1/sum tables).
 TEST(PiFixedSim, BlocksMatchFloatEveryFamily) {
-  for (bool stoch : {false, true})
+  for (int mode : {0, 1, 2})
   for (auto variant : {SoftmaxVariant::exact_max, SoftmaxVariant::clipped}) {
+    const bool stoch = mode > 0;
     for (const auto& c : kCases) {
       auto cfg = tiny(c.rung, c.sets);
       // The max-free variant is exact only while every logit stays below clip_hi (8): true
@@ -106,10 +109,12 @@ TEST(PiFixedSim, BlocksMatchFloatEveryFamily) {
       FxSpec spec;
       spec.softmax = variant;
       spec.stochastic_trunc = stoch;
+      spec.lut_products = mode == 2 ? LutProducts::on : LutProducts::off;
       FixedExec xe(spec);
       auto yx = xe.output(blocks_forward(xe, m, xe.input(x0, T, d)));
       auto e = compare(yx, yf.v);
       EXPECT_LT(e.rel, 0.02) << c.name << " " << to_string(variant) << (stoch ? " stochastic" : "")
+                             << (mode == 2 ? " lut_products" : "")
                              << ": max abs " << e.max_abs
                              << " rms " << e.rms_ref;
       EXPECT_LE(xe.max_bits(), 50) << c.name;  // every wire fits SIGMA's 50-bit ring
@@ -122,16 +127,21 @@ TEST(PiFixedSim, BlocksMatchFloatEveryFamily) {
         EXPECT_LE(xe.max_bits("attn.logits"), qk - 33) << c.name << " qk_bits " << qk;
         EXPECT_LE(xe.max_bits("attn.scores.acc"), qk - 1) << c.name << " qk_bits " << qk;
       }
-      if (cfg.norm == model::Norm::layernorm)
+      if (cfg.norm == model::Norm::layernorm) {
         for (const char* t : {"attn.qkv.acc", "ffn.fc.acc", "ffn.fused.acc"}) EXPECT_LE(xe.max_bits(t), 33) << c.name << " " << t;
+        // LayerNorm's D: opened on 64 bits, its MSB searched in [lo_msb(eps'), 63).
+        EXPECT_LE(xe.max_bits("ln.D"), 63) << c.name;
+        EXPECT_GE(xe.max_bits("ln.D"), 2 + lo_msb(encode(double(d) * d * spec.ln_eps, 2 * spec.f))) << c.name;
+      }
     }
   }
 }
 
 // Full scope: token ids -> logits of every position; next-token agreement and logit error.
 TEST(PiFixedSim, FullScopeLogitsAndNextToken) {
-  for (bool stoch : {false, true})
+  for (int mode : {0, 1, 2})
   for (const auto& c : kCases) {
+    const bool stoch = mode > 0;
     auto cfg = tiny(c.rung, c.sets);
     auto m = PiModel::random(cfg, 12);
     Rng rng(9);
@@ -141,10 +151,11 @@ TEST(PiFixedSim, FullScopeLogitsAndNextToken) {
     auto lf = full_forward(fe, m, ids, true);
     FxSpec spec;
     spec.stochastic_trunc = stoch;
+    spec.lut_products = mode == 2 ? LutProducts::on : LutProducts::off;
     FixedExec xe(spec);
     auto lx = full_forward(xe, m, ids, true);
     auto e = compare(xe.output(lx), lf.v);
-    EXPECT_LT(e.rel, 0.03) << c.name << (stoch ? " stochastic" : "") << ": max abs " << e.max_abs << " rms "
+    EXPECT_LT(e.rel, 0.03) << c.name << (stoch ? " stochastic" : "") << (mode == 2 ? " lut_products" : "") << ": max abs " << e.max_abs << " rms "
                            << e.rms_ref;
     if (stoch) continue;  // the carries of a last-row run differ from the all-positions run
     // Last position only (what private inference computes) equals the all-positions row.

@@ -9,6 +9,7 @@
 #include "core/rng.h"
 #include "core/safetensors.h"
 #include "mpc/local_run.h"
+#include "pi/cost_model.h"
 #include "pi/executors.h"
 #include "pi/secure_exec.h"
 
@@ -54,6 +55,40 @@ std::pair<double, double> worst_and_rms(const std::vector<double>& got, const st
   double ss = 0, worst = 0;
   for (size_t k = 0; k < want.size(); ++k) ss += want[k] * want[k], worst = std::max(worst, std::abs(got[k] - want[k]));
   return {worst, std::sqrt(ss / double(want.size()))};
+}
+
+// Every path of the width plan and the lookups' products (T = 11, H = 3, d_k = 7): LN and
+// LN-free, GELU / ReLU, Pythia (rotary, parallel residual) with and without LayerNorm.
+struct PathCase {
+  const char* rung;
+  std::vector<std::string> sets;
+  int lns;  // LayerNorms per block
+};
+const std::vector<PathCase> kPaths = {
+    {"SM+LN+G", {}, 2},
+    {"SM+LN+R", {}, 2},
+    {"SM(t)+ScFuFFN", {}, 0},
+    {"SM+LN+G", {"model.family=pythia", "model.rotary_pct=0.5"}, 2},
+    {"SM+G", {"model.family=pythia", "model.rotary_pct=0.5"}, 0},
+};
+struct PathRun {
+  model::ModelConfig cfg;
+  PiModel m;
+  std::vector<double> x0;  // the client's T x d input
+  std::string what;
+  static constexpr int T = 11;
+};
+PathRun path_run(const PathCase& c, SoftmaxVariant sm) {
+  std::vector<std::string> sets = {"model.n_layer=2", "model.n_head=3", "model.d_model=21", "model.context=12",
+                                   "model.vocab_size=13", "model.d_ff=30"};
+  sets.insert(sets.end(), c.sets.begin(), c.sets.end());
+  PathRun r{model::build_run_config("", "tiny", c.rung, sets).model, {}, {}, {}};
+  r.m = PiModel::random(r.cfg, 57);
+  Rng rng(19);
+  r.x0.resize(size_t(PathRun::T) * r.cfg.d_model);
+  for (auto& v : r.x0) v = rng.normal();
+  r.what = std::string(c.rung) + (c.sets.empty() ? "" : " pythia") + " " + to_string(sm);
+  return r;
 }
 }  // namespace
 
@@ -244,41 +279,22 @@ TEST(PiSecure, ActivationOnAPendingAccumulator) {
 // bit; stochastic within 2% of the RMS of the faithful simulation (its error against the
 // float model is bounded the same way: PiFixedSim).
 TEST(PiSecure, WidthPlanEveryPathBothTruncationsBothSoftmaxes) {
-  struct C {
-    const char* rung;
-    std::vector<std::string> sets;
-  };
-  const std::vector<C> cases = {
-      {"SM+LN+G", {}},
-      {"SM+LN+R", {}},
-      {"SM(t)+ScFuFFN", {}},
-      {"SM+LN+G", {"model.family=pythia", "model.rotary_pct=0.5"}},
-      {"SM+G", {"model.family=pythia", "model.rotary_pct=0.5"}},
-  };
   for (int qk : {FxSpec{}.qk_bits, 52})
-  for (const auto& c : cases)
+  for (const auto& c : kPaths)
     for (auto sm : {SoftmaxVariant::exact_max, SoftmaxVariant::clipped}) {
       if (qk != 52 && sm == SoftmaxVariant::clipped) continue;  // test time: default qk_bits on exact max only
-      std::vector<std::string> sets = {"model.n_layer=2", "model.n_head=3", "model.d_model=21", "model.context=12",
-                                       "model.vocab_size=13", "model.d_ff=30"};
-      sets.insert(sets.end(), c.sets.begin(), c.sets.end());
-      auto cfg = model::build_run_config("", "tiny", c.rung, sets).model;
-      auto m = PiModel::random(cfg, 57);
-      const int T = 11, d = cfg.d_model;
-      Rng rng(19);
-      std::vector<double> x0(size_t(T) * d);
-      for (auto& v : x0) v = rng.normal();
+      const PathRun pr = path_run(c, sm);
+      const int T = PathRun::T, d = pr.cfg.d_model;
       FxSpec spec;
       spec.softmax = sm;
       spec.qk_bits = qk;
       FixedExec xe(spec);
-      auto want = xe.output(blocks_forward(xe, m, xe.input(x0, T, d)));
-      const std::string what = std::string(c.rung) + (c.sets.empty() ? "" : " pythia") + " " + to_string(sm) +
-                               " qk_bits " + std::to_string(qk);
+      auto want = xe.output(blocks_forward(xe, pr.m, xe.input(pr.x0, T, d)));
+      const std::string what = pr.what + " qk_bits " + std::to_string(qk);
       for (bool stoch : {false, true}) {
         spec.stochastic_trunc = stoch;
-        auto got = client_output(spec, {0x21, 0x43}, x0, [&](SecureExec& ex, const std::vector<double>& x) {
-          return blocks_forward(ex, m, ex.input_client(x, T, d));
+        auto got = client_output(spec, {0x21, 0x43}, pr.x0, [&](SecureExec& ex, const std::vector<double>& x) {
+          return blocks_forward(ex, pr.m, ex.input_client(x, T, d));
         });
         ASSERT_EQ(got.size(), want.size()) << what;
         const auto [worst, rms] = worst_and_rms(got, want);
@@ -293,7 +309,9 @@ TEST(PiSecure, WidthPlanEveryPathBothTruncationsBothSoftmaxes) {
 // on 64 bits with the free truncation to a 34-bit output. Worst-case rows (one outlier of
 // either sign and any magnitude, constant rows where only eps is left, tiny and large
 // spreads), d = 768 and an odd small d: faithful == FixedExec bit for bit; stochastic ==
-// FixedExec's floor plus a carry of 0 or 1 ulp per element.
+// FixedExec's floor plus a carry of 0 or 1 ulp per element. The same with the product inside
+// the rsqrt lookup (FxSpec::lut_products; the MSB candidates from eps up): faithful bit for
+// bit, stochastic within the local share truncation's -1..+2 ulp of the floor.
 TEST(PiSecure, LayerNormWorstCaseRowsFitTheProductRing) {
   for (int d : {768, 5}) {
     std::vector<double> x0;
@@ -308,9 +326,11 @@ TEST(PiSecure, LayerNormWorstCaseRowsFitTheProductRing) {
     row([&](int) { return 4.0 * rng.normal(); });
     const int R = int(x0.size()) / d;
     const PiNorm nrm;  // folded: no gain, no bias
+    for (bool lut : {false, true})
     for (bool stoch : {false, true}) {
       FxSpec spec;
       spec.stochastic_trunc = stoch;
+      spec.lut_products = lut ? LutProducts::on : LutProducts::off;
       FixedExec xe;  // the faithful function (floors)
       const auto want = xe.output(xe.layernorm(xe.input(x0, R, d), nrm, "ln1"));
       auto got = client_output(spec, {0x31, 0x41}, x0, [&](SecureExec& ex, const std::vector<double>& x) {
@@ -320,9 +340,107 @@ TEST(PiSecure, LayerNormWorstCaseRowsFitTheProductRing) {
       const double ulp = 1.0 / (1 << spec.f);
       for (size_t k = 0; k < want.size(); ++k) {
         const double diff = (got[k] - want[k]) / ulp;
-        if (!stoch) ASSERT_EQ(diff, 0.0) << "d=" << d << " element " << k;
-        else ASSERT_TRUE(diff == 0.0 || diff == 1.0) << "d=" << d << " element " << k << ": " << diff << " ulp";
+        if (!stoch) ASSERT_EQ(diff, 0.0) << "d=" << d << " element " << k << (lut ? " lut_products" : "");
+        else if (!lut) ASSERT_TRUE(diff == 0.0 || diff == 1.0) << "d=" << d << " element " << k << ": " << diff << " ulp";
+        else  // the lookup's local share truncation: floor((P + 2^29) / 2^30) + {-1, 0, 1}
+          ASSERT_TRUE(diff >= -1.0 && diff <= 2.0) << "d=" << d << " element " << k << ": " << diff << " ulp";
       }
+    }
+  }
+}
+
+// Products inside the lookups (FxSpec::lut_products, mpc::lut_vec): LayerNorm's product in
+// the rsqrt lookup, the softmax normalization in the 1/sum lookup. Every path of the width-plan
+// test (T = 11, H = 3, d_k = 7; LN and LN-free, GELU / ReLU, Pythia with and without LayerNorm,
+// both softmaxes): faithful == FixedExec bit for bit (the integer function is unchanged);
+// stochastic within 2% of the RMS of the faithful simulation, and so is the simulation of the
+// stochastic variant (FixedExec::lsr, InvFold). Rounds: one less per LayerNorm, and per block
+// one less (faithful) or two less (stochastic) in the softmax.
+TEST(PiSecure, ProductsInsideTheLookupsEveryPath) {
+  for (const auto& c : kPaths)
+    for (auto sm : {SoftmaxVariant::exact_max, SoftmaxVariant::clipped}) {
+      const PathRun pr = path_run(c, sm);
+      const int T = PathRun::T, d = pr.cfg.d_model;
+      FxSpec spec;
+      spec.softmax = sm;
+      spec.qk_bits = 52;
+      FixedExec xe(spec);
+      auto want = xe.output(blocks_forward(xe, pr.m, xe.input(pr.x0, T, d)));
+      for (bool stoch : {false, true}) {
+        spec.stochastic_trunc = stoch;
+        spec.lut_products = LutProducts::on;
+        mpc::LocalRunResult res;
+        auto got = client_output(spec, {0x21, 0x43}, pr.x0, [&](SecureExec& ex, const std::vector<double>& x) {
+          return blocks_forward(ex, pr.m, ex.input_client(x, T, d));
+        }, &res);
+        ASSERT_EQ(got.size(), want.size()) << pr.what;
+        const auto [worst, rms] = worst_and_rms(got, want);
+        if (!stoch) EXPECT_EQ(worst, 0.0) << pr.what << ": faithful must be bit for bit";
+        else EXPECT_LT(worst, 0.02 * rms) << pr.what << " stochastic: max abs " << worst << " rms " << rms;
+        // Rounds against the engine without them (its count, = its run: PiCost; its run: the
+        // width-plan test above).
+        model::ModelConfig cT = pr.cfg;
+        cT.context = T;
+        FxSpec off = spec;
+        off.lut_products = LutProducts::off;
+        const int saved = c.lns + (stoch ? 2 : 1);
+        EXPECT_EQ(count_cost(cT, Scope::blocks, off).rounds - double(res.rounds()), double(pr.cfg.n_layer * saved))
+            << pr.what << (stoch ? " stochastic" : " faithful");
+        FixedExec xs(spec);  // the stochastic variant's own simulation, same bound
+        const auto [sworst, srms] = worst_and_rms(xs.output(blocks_forward(xs, pr.m, xs.input(pr.x0, T, d))), want);
+        if (stoch) EXPECT_LT(sworst, 0.02 * srms) << pr.what << " simulation of the stochastic variant";
+      }
+    }
+}
+
+// The softmax normalization inside the 1/sum lookup, alone (logits and Q/K/V as client inputs,
+// so the exp path is deterministic): rows of every kind (ordinary, all logits equal: the
+// largest sum, all far below clip_hi: tiny sums and the clipped variant's small-MSB terms).
+// Faithful: FixedExec bit for bit, 2 rounds for the reciprocal and 1 for the truncation.
+// Stochastic: no round after the lookup (the 40-bit output comes out of its local share
+// truncation), within 2 ulp plus the faithful 1/sum table's own rounding (|out| 2^-9 of the
+// clipped variant's 9-bit entries at its largest sums) of the faithful output.
+TEST(PiSecure, SoftmaxNormalizationInsideTheLookup) {
+  const int T = 11, H = 3, dk = 7, d = H * dk;
+  Rng rng(29);
+  for (auto sm : {SoftmaxVariant::exact_max, SoftmaxVariant::clipped}) {
+    std::vector<double> zr(size_t(H) * T * T), qkv(size_t(T) * 3 * d);
+    for (size_t r = 0; r < size_t(H) * T; ++r)
+      for (int j = 0; j < T; ++j) {
+        const int kind = int(r % 4);
+        double z = kind == 0 ? 3 * rng.normal() : kind == 1 ? 1.5 : kind == 2 ? -20 + rng.normal() : 6 + 2 * rng.normal();
+        if (sm == SoftmaxVariant::exact_max && kind == 2) z += 20;
+        zr[r * T + j] = std::round(z * 4096) / 4096;
+      }
+    for (auto& v : qkv) v = 2 * rng.normal();
+    std::vector<double> in = zr;
+    in.insert(in.end(), qkv.begin(), qkv.end());
+    for (bool stoch : {false, true}) {
+      FxSpec spec;
+      spec.softmax = sm;
+      spec.stochastic_trunc = stoch;
+      spec.lut_products = LutProducts::on;
+      FixedExec xe(FxSpec{.softmax = sm});
+      FixedExec::T z(H * T, T);
+      for (size_t k = 0; k < zr.size(); ++k) z.v[k] = encode(zr[k], spec.f);
+      const auto want = xe.output(xe.attn_softmax_v(z, xe.input(qkv, T, 3 * d), H));
+      mpc::LocalRunResult res;
+      auto got = client_output(spec, {0x5, 0x7}, in, [&](SecureExec& ex, const std::vector<double>& x) {
+        SWire all = ex.input_client(x, 1, int(in.size()));
+        SecureExec::T zw{H * T, T, {all.v.begin(), all.v.begin() + ptrdiff_t(zr.size())}, 60 - 32};
+        for (auto& e : zw.v) e = mpc::mod_w(e, zw.w);
+        SecureExec::T q{T, 3 * d, {all.v.begin() + ptrdiff_t(zr.size()), all.v.end()}, 64};
+        return ex.attn_softmax_v(zw, q, H);
+      }, &res);
+      ASSERT_EQ(got.size(), want.size());
+      const double ulp = 1.0 / (1 << spec.f);
+      for (size_t k = 0; k < want.size(); ++k) {
+        if (!stoch) ASSERT_EQ(got[k], want[k]) << to_string(sm) << " element " << k;
+        else ASSERT_LE(std::abs(got[k] - want[k]), 2 * ulp + std::abs(want[k]) / 512) << to_string(sm) << " element " << k;
+      }
+      const auto& ops = res.meter[0].per_op();
+      EXPECT_EQ(ops.at("softmax.recip").rounds, 2u);
+      EXPECT_EQ(ops.count("softmax.normalize") ? ops.at("softmax.normalize").rounds : 0u, stoch ? 0u : 1u);
     }
   }
 }
