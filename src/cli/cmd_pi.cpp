@@ -21,7 +21,7 @@ aero::cli::Registrar reg_pi("pi", [](CLI::App& app) {
   auto* sub = pi->add_subcommand("bench", "Per-operator cost of one private inference (cost model)");
   struct Args {
     std::string scope = "blocks", softmax = "exact_max", reveal = "token", trunc = "faithful";
-    int context = 0, layers = 1, qk_bits = aero::pi::FxSpec{}.qk_bits;
+    int context = 0, layers = 1, qk_bits = aero::pi::FxSpec{}.qk_bits, exp_rounds = 0;
     bool json = false, all_rungs = false, measure = false;
   };
   auto a = std::make_shared<Args>();
@@ -35,6 +35,7 @@ aero::cli::Registrar reg_pi("pi", [](CLI::App& app) {
                   "Ring of Q, K and the attention scores (52..64; logits get qk_bits - 32 bits: 60 holds |logit| < 16384, "
                   "52 the narrow plan, |logit| < 64; `aero pi eval` prints what a checkpoint needs)")
       ->capture_default_str();
+  sub->add_option("--exp-rounds", a->exp_rounds, "exp rounds: 1 (--trunc stochastic, --qk-bits <= 60: the free truncate-reduce of the logit difference indexes one lookup), 2, or 0 = auto (1 where valid)")->capture_default_str();
   sub->add_flag("--all-rungs", a->all_rungs, "One line per AERO rung with savings over SM+LN+G");
   sub->add_flag("--measure", a->measure, "Run the secure executor for real (loopback TCP) instead of the cost model");
   sub->add_option("--layers", a->layers, "--measure, blocks scope: blocks actually run (extrapolated to n_layer)")->capture_default_str();
@@ -44,7 +45,7 @@ aero::cli::Registrar reg_pi("pi", [](CLI::App& app) {
     o.scope = aero::pi::scope_from_string(a->scope);
     AERO_CHECK(a->reveal == "logits" || a->reveal == "token", "--reveal '", a->reveal, "': expected logits or token");
     o.reveal_logits = a->reveal == "logits";
-    o.spec = aero::pi::engine_spec(a->softmax, a->trunc, a->qk_bits);  // --measure truncates the same way
+    o.spec = aero::pi::engine_spec(a->softmax, a->trunc, a->qk_bits, a->exp_rounds);  // --measure truncates the same way
     auto rates = aero::pi::measure_machine_rates();
     auto build = [&](const std::string& rung) {
       aero::cli::ConfigOptions c = *opts;

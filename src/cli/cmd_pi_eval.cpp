@@ -19,7 +19,7 @@ aero::cli::Registrar reg_pi_eval("pi_eval", [](CLI::App& app) {
   struct Args {
     std::string ckpt, split = "valid", data, softmax = "exact_max", trunc = "faithful";
     long long max_chunks = 200;
-    int seq_len = 0;
+    int seq_len = 0, qk_bits = aero::pi::FxSpec{}.qk_bits, exp_rounds = 0;
     bool json = false, no_float = false;
   };
   auto a = std::make_shared<Args>();
@@ -30,6 +30,8 @@ aero::cli::Registrar reg_pi_eval("pi_eval", [](CLI::App& app) {
   sub->add_option("--seq-len", a->seq_len, "Chunk length (default: train.seq_len)");
   sub->add_option("--softmax", a->softmax, "exact_max or clipped")->capture_default_str();
   sub->add_option("--trunc", a->trunc, "faithful or stochastic (the engine's stochastic truncation, carries drawn by hash)")->capture_default_str();
+  sub->add_option("--qk-bits", a->qk_bits, "the engine's Q/K ring (the one-round exp needs <= 60)")->capture_default_str();
+  sub->add_option("--exp-rounds", a->exp_rounds, "exp rounds: 1 (--trunc stochastic, --qk-bits <= 60: the free truncate-reduce of the logit difference indexes one lookup), 2, or 0 = auto (1 where valid)")->capture_default_str();
   sub->add_flag("--no-float", a->no_float, "Skip the float reference");
   sub->add_flag("--json", a->json, "Print one JSON object");
   sub->callback([a] {
@@ -39,11 +41,12 @@ aero::cli::Registrar reg_pi_eval("pi_eval", [](CLI::App& app) {
     auto m = aero::pi::PiModel::from_tensors(cfg.model, aero::SafeTensors::load(path));
     std::string split = a->split == "valid" ? cfg.data.valid_split : a->split == "train" ? cfg.data.train_split : a->split;
     auto ds = aero::train::open_split(cfg, split);
-    const aero::pi::FxSpec spec = aero::pi::engine_spec(a->softmax, a->trunc, aero::pi::FxSpec{}.qk_bits);
+    const aero::pi::FxSpec spec = aero::pi::engine_spec(a->softmax, a->trunc, a->qk_bits, a->exp_rounds);
     int T = a->seq_len > 0 ? a->seq_len : cfg.train.seq_len;
     auto r = aero::pi::pi_evaluate(m, ds, T, a->max_chunks, spec, !a->no_float);
     if (a->json) {
       nlohmann::json j = {{"checkpoint", path}, {"split", split}, {"softmax", a->softmax}, {"truncation", a->trunc},
+                          {"exp_rounds", spec.exp_one_round() ? 1 : 2},
                           {"pi_sim_val_loss", r.ce_fixed}, {"pi_sim_val_ppl", r.ppl_fixed},
                           {"float_val_loss", r.ce_float}, {"float_val_ppl", r.ppl_float},
                           {"next_token_agreement", r.agree_all}, {"last_position_agreement", r.agree_last},
@@ -53,8 +56,9 @@ aero::cli::Registrar reg_pi_eval("pi_eval", [](CLI::App& app) {
       std::printf("%s\n", j.dump().c_str());
       return;
     }
-    std::printf("%s on %s (%llu chunks, %llu tokens, softmax %s):\n", path.c_str(), split.c_str(),
-                (unsigned long long)r.chunks, (unsigned long long)r.tokens, a->softmax.c_str());
+    std::printf("%s on %s (%llu chunks, %llu tokens, softmax %s, truncation %s, exp in %d round%s):\n", path.c_str(),
+                split.c_str(), (unsigned long long)r.chunks, (unsigned long long)r.tokens, a->softmax.c_str(),
+                a->trunc.c_str(), spec.exp_one_round() ? 1 : 2, spec.exp_one_round() ? "" : "s");
     std::printf("  pi-sim perplexity %.4f (loss %.5f)\n", r.ppl_fixed, r.ce_fixed);
     if (!a->no_float)
       std::printf("  float  perplexity %.4f (loss %.5f); relative gap %+.3f%%; next-token agreement %.2f%% "

@@ -7,8 +7,8 @@
 namespace aero::mpc {
 
 void LutSpec::check() const {
-  AERO_CHECK(in_bits >= 1 && in_bits <= 20, "lookup table input width ", in_bits,
-             " is outside 1..20 (truncate-reduce first)");
+  AERO_CHECK(in_bits >= 1 && in_bits <= 24, "lookup table input width ", in_bits,
+             " is outside 1..24 (truncate-reduce first)");
   check_width(out_bits, "lookup table output");
   AERO_CHECK(table.size() == (size_t(1) << in_bits), "lookup table has ", table.size(),
              " entries, expected 2^", in_bits);

@@ -1,4 +1,4 @@
-// Lookup-table evaluation on small-width masked inputs: y = T[x] for x in Z_2^n (n <= 20),
+// Lookup-table evaluation on small-width masked inputs: y = T[x] for x in Z_2^n (n <= 24),
 // T a public table of 2^n entries of Z_2^out_bits (entry j is the output for the input bit
 // pattern j, so signed inputs index two's-complement patterns).
 // With x^ = x + r: T[x] = sum_j T[x^ - j] [j == r], and [j == r] is a DPF with alpha = r

@@ -63,10 +63,14 @@
 //   scores      ONE batched matmul_ss for all heads, causal entries only (qk_bits), public
 //               per-row constant (local), trunc to qk_bits - 32 bits (free when st.). 2 (1 st.)
 //   softmax     exact max: tournament max(a, b) = b + relu(a - b), 1 round per level;
-//               clipped: none. Exp index {trunc, clamp comparison bits} | selected DPF
-//               table (lut_sel, 64-bit out). 1/sum: normalized LUT whose first round also
+//               clipped: none (the head's public clip constant, PiBlock::clip_hi). Exp index
+//               {trunc, clamp comparison bits} | selected DPF table (lut_sel, 64-bit out);
+//               one-round exp (FxSpec::exp_one_round: stochastic, qk_bits <= 60): the free
+//               truncate-reduce of ref - z indexes ONE lookup over the whole 14 (22)-bit
+//               domain, evaluated where the table is nonzero; clipped: + E[0] [index < 0] by
+//               a DReLU whose shares join the lookup's opening. 1/sum: normalized LUT whose first round also
 //               opens the batched E V product (all heads, E lower triangular); (E V)(1/sum)
-//               by mul; faithful trunc.                             ceil(log2 T) + 2 + 2 + 2
+//               by mul; faithful trunc.                   ceil(log2 T) + 2 (1) + 2 + 2
 //   normalized LUT (1/x, 1/sqrt x): {DReLU bits [v >= 2^e] (softmax sums: only e below
 //               the sum's bound, on a reduced width), the 8 mantissa bits below every
 //               candidate MSB e (truncate-reduce)} | one selected lookup summing
@@ -193,7 +197,7 @@ class SecureExec {
   T residual(const T& xh, const T& f, double beta, double inv_alpha);
   T rotary(const T& qkv, const PiModel& m);
   T attn_logits(const T& qkv, const PiBlock& b, int H);
-  T attn_softmax_v(const T& z, const T& qkv, int H);
+  T attn_softmax_v(const T& z, const T& qkv, const PiBlock& b, int H);
   T layernorm(const T& x, const PiNorm& n, const char* tag);
   T embed(const std::vector<int32_t>& ids, const PiModel& m);
   T last_row(const T& x);
@@ -231,6 +235,12 @@ class SecureExec {
   // is truncated to w by one gate (free when stochastic and narrowing enough).
   V at_width(const SWire& x, int w);
   int ln_product_width(int d) const;  // faithful LayerNorm product's ring (see layernorm)
+  // exp of the masked logit differences ref - z (score_width() bits), 64-bit outputs at scale
+  // exp_frac: one round (FxSpec::exp_one_round) or two (see secure_exec.cpp).
+  V exp_lookup(const V& dd);
+  // The one-round exp's DPF early termination (DpfParams::leaf_bits): 3 levels, 8 outputs
+  // per leaf conversion (4 AES calls) for 3 levels of 16.25 key bytes.
+  static constexpr int kExpLeafBits = 3;
   // Normalized LUT on a positive wire of width vw (mod 2^vw; the MSB is searched below
   // max_e); `with_first` adds independent gates to the first round (see attn_softmax_v).
   V invpow(const V& v, int vw, int max_e, const InvPowLut& lut, int out_w, const char* tag,

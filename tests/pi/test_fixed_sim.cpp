@@ -87,10 +87,13 @@ TEST(PiGates, InvPowLutRelativeError) {
 
 // Blocks scope (SIGMA's): embedded input -> L blocks. Bound: max |fixed - float| over the
 // final hidden state <= 2% of its RMS (docs/private_inference.md, "Accuracy").
-// Also with stochastic truncation (carries drawn by hash, as the engine's --trunc stochastic).
+// Also with stochastic truncation (carries drawn by hash, as the engine's --trunc stochastic),
+// with the two-round exp (--exp-rounds 2) and the one-round exp (the default: its index carries
+// a stochastic carry too).
 TEST(PiFixedSim, BlocksMatchFloatEveryFamily) {
-  for (bool stoch : {false, true})
+  for (int mode : {0, 1, 2})  // faithful; stochastic, two-round exp; stochastic, one-round exp
   for (auto variant : {SoftmaxVariant::exact_max, SoftmaxVariant::clipped}) {
+    const bool stoch = mode > 0;
     for (const auto& c : kCases) {
       auto cfg = tiny(c.rung, c.sets);
       // The max-free variant is exact only while every logit stays below clip_hi (8): true
@@ -106,10 +109,12 @@ TEST(PiFixedSim, BlocksMatchFloatEveryFamily) {
       FxSpec spec;
       spec.softmax = variant;
       spec.stochastic_trunc = stoch;
+      if (mode == 1) spec.exp_rounds = 2;
+      EXPECT_EQ(spec.exp_one_round(), mode == 2);
       FixedExec xe(spec);
       auto yx = xe.output(blocks_forward(xe, m, xe.input(x0, T, d)));
       auto e = compare(yx, yf.v);
-      EXPECT_LT(e.rel, 0.02) << c.name << " " << to_string(variant) << (stoch ? " stochastic" : "")
+      EXPECT_LT(e.rel, 0.02) << c.name << " " << to_string(variant) << (stoch ? " stochastic" : "") << (mode == 2 ? " one-round exp" : "")
                              << ": max abs " << e.max_abs
                              << " rms " << e.rms_ref;
       EXPECT_LE(xe.max_bits(), 50) << c.name;  // every wire fits SIGMA's 50-bit ring

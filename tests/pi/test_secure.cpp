@@ -49,6 +49,34 @@ std::vector<double> client_output(const FxSpec& spec, mpc::Block seed, const std
   return got;
 }
 
+// The awkward sizes of the width-plan tests (L = 2, H = 3, d = 21: d_k = 7; T = 11) on every
+// attention path: GPT-2 with and without LayerNorm, Pythia (rotary, parallel) with and without.
+struct Awkward {
+  const char* rung;
+  std::vector<std::string> sets;
+  std::string name() const { return std::string(rung) + (sets.empty() ? "" : " pythia"); }
+  PiModel model() const {
+    std::vector<std::string> s = {"model.n_layer=2", "model.n_head=3", "model.d_model=21", "model.context=12",
+                                  "model.vocab_size=13", "model.d_ff=30"};
+    s.insert(s.end(), sets.begin(), sets.end());
+    return PiModel::random(model::build_run_config("", "tiny", rung, s).model, 57);
+  }
+  static constexpr int T = 11;
+  static std::vector<double> input(int d) {
+    Rng rng(19);
+    std::vector<double> x0(size_t(T) * d);
+    for (auto& v : x0) v = rng.normal();
+    return x0;
+  }
+};
+const std::vector<Awkward> kAwkward = {
+    {"SM+LN+G", {}},
+    {"SM+LN+R", {}},
+    {"SM(t)+ScFuFFN", {}},
+    {"SM+LN+G", {"model.family=pythia", "model.rotary_pct=0.5"}},
+    {"SM+G", {"model.family=pythia", "model.rotary_pct=0.5"}},
+};
+
 // max |got - want| and the RMS of want (the stochastic engine's bound is relative to it).
 std::pair<double, double> worst_and_rms(const std::vector<double>& got, const std::vector<double>& want) {
   double ss = 0, worst = 0;
@@ -244,37 +272,19 @@ TEST(PiSecure, ActivationOnAPendingAccumulator) {
 // bit; stochastic within 2% of the RMS of the faithful simulation (its error against the
 // float model is bounded the same way: PiFixedSim).
 TEST(PiSecure, WidthPlanEveryPathBothTruncationsBothSoftmaxes) {
-  struct C {
-    const char* rung;
-    std::vector<std::string> sets;
-  };
-  const std::vector<C> cases = {
-      {"SM+LN+G", {}},
-      {"SM+LN+R", {}},
-      {"SM(t)+ScFuFFN", {}},
-      {"SM+LN+G", {"model.family=pythia", "model.rotary_pct=0.5"}},
-      {"SM+G", {"model.family=pythia", "model.rotary_pct=0.5"}},
-  };
   for (int qk : {FxSpec{}.qk_bits, 52})
-  for (const auto& c : cases)
+  for (const auto& c : kAwkward)
     for (auto sm : {SoftmaxVariant::exact_max, SoftmaxVariant::clipped}) {
       if (qk != 52 && sm == SoftmaxVariant::clipped) continue;  // test time: default qk_bits on exact max only
-      std::vector<std::string> sets = {"model.n_layer=2", "model.n_head=3", "model.d_model=21", "model.context=12",
-                                       "model.vocab_size=13", "model.d_ff=30"};
-      sets.insert(sets.end(), c.sets.begin(), c.sets.end());
-      auto cfg = model::build_run_config("", "tiny", c.rung, sets).model;
-      auto m = PiModel::random(cfg, 57);
-      const int T = 11, d = cfg.d_model;
-      Rng rng(19);
-      std::vector<double> x0(size_t(T) * d);
-      for (auto& v : x0) v = rng.normal();
+      const PiModel m = c.model();
+      const int T = Awkward::T, d = m.cfg.d_model;
+      const auto x0 = Awkward::input(d);
       FxSpec spec;
       spec.softmax = sm;
       spec.qk_bits = qk;
       FixedExec xe(spec);
       auto want = xe.output(blocks_forward(xe, m, xe.input(x0, T, d)));
-      const std::string what = std::string(c.rung) + (c.sets.empty() ? "" : " pythia") + " " + to_string(sm) +
-                               " qk_bits " + std::to_string(qk);
+      const std::string what = c.name() + " " + to_string(sm) + " qk_bits " + std::to_string(qk);
       for (bool stoch : {false, true}) {
         spec.stochastic_trunc = stoch;
         auto got = client_output(spec, {0x21, 0x43}, x0, [&](SecureExec& ex, const std::vector<double>& x) {
@@ -285,6 +295,61 @@ TEST(PiSecure, WidthPlanEveryPathBothTruncationsBothSoftmaxes) {
         if (!stoch) EXPECT_EQ(worst, 0.0) << what << ": faithful must be bit for bit";
         else EXPECT_LT(worst, 0.02 * rms) << what << " stochastic: max abs " << worst << " rms " << rms;
       }
+    }
+}
+
+// One-round exp (FxSpec::exp_one_round: stochastic truncation; the free truncate-reduce of
+// ref - z indexes ONE lookup over the index's whole domain, 14 bits at qk_bits 52, 22 at 60;
+// clipped: plus E[0] [index < 0] from a DReLU in the same opening) on awkward sizes (T = 11, H = 3, d_k = 7), both softmax variants (clipped also with per-head
+// clip constants, PiBlock::softmax_clip), GPT-2 and Pythia (rotary, parallel; with and without
+// LayerNorm). The secure run draws the index's carries from the dealer's masks and FixedExec
+// from its hash: the same distribution, so the check is statistical: the secure output within
+// 2% of the RMS of FixedExec's one-round simulation (two independent draws) and of the
+// faithful two-round simulation, its mean signed error against the one-round simulation
+// within 0.5% of the RMS (no bias), and exactly one round per block less than --exp-rounds 2.
+TEST(PiSecure, OneRoundExpMatchesTheSimulationStatistically) {
+  for (int qk : {FxSpec{}.qk_bits, 52})
+  for (const auto& c : kAwkward)
+    for (auto sm : {SoftmaxVariant::exact_max, SoftmaxVariant::clipped}) {
+      if (qk != 52 && std::string(c.rung) == "SM+LN+R") continue;  // test time
+      PiModel m = c.model();
+      if (sm == SoftmaxVariant::clipped && c.name() == "SM+LN+G")
+        for (auto& b : m.blocks) b.softmax_clip = {2.5, 7.0, -1.25};  // per head
+      const auto& cfg = m.cfg;
+      const int T = Awkward::T, d = cfg.d_model;
+      const auto x0 = Awkward::input(d);
+      FxSpec spec;
+      spec.softmax = sm;
+      spec.qk_bits = qk;
+      const auto want_faithful = [&] {
+        FixedExec xe(spec);
+        return xe.output(blocks_forward(xe, m, xe.input(x0, T, d)));
+      }();
+      spec.stochastic_trunc = true;
+      ASSERT_TRUE(spec.exp_one_round());
+      FixedExec xe(spec);
+      auto want = xe.output(blocks_forward(xe, m, xe.input(x0, T, d)));
+      const std::string what = c.name() + " " + to_string(sm) + " qk_bits " + std::to_string(qk);
+      double rounds[2] = {0, 0};
+      for (int er : {0, 2}) {
+        spec.exp_rounds = er;
+        mpc::LocalRunResult res;
+        auto got = client_output(spec, {0x21, 0x43}, x0, [&](SecureExec& ex, const std::vector<double>& x) {
+          return blocks_forward(ex, m, ex.input_client(x, T, d));
+        }, &res);
+        rounds[er ? 1 : 0] = double(res.rounds());
+        ASSERT_EQ(got.size(), want.size()) << what;
+        const auto [worst_f, rms_f] = worst_and_rms(got, want_faithful);
+        EXPECT_LT(worst_f, 0.02 * rms_f) << what << " exp_rounds " << er << " vs faithful: max abs " << worst_f;
+        if (er) continue;
+        const auto [worst, rms] = worst_and_rms(got, want);
+        EXPECT_LT(worst, 0.02 * rms) << what << " vs one-round simulation: max abs " << worst << " rms " << rms;
+        double mean = 0;
+        for (size_t k = 0; k < got.size(); ++k) mean += got[k] - want[k];
+        mean /= double(got.size());
+        EXPECT_LT(std::abs(mean), 0.005 * rms) << what << ": mean signed error " << mean << " rms " << rms;
+      }
+      EXPECT_EQ(rounds[1] - rounds[0], cfg.n_layer) << what << ": one exp round less per block";
     }
 }
 
