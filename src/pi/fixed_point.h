@@ -50,7 +50,8 @@ struct FxSpec {
   // Stochastic truncation (Orca; SIGMA's truncate-reduce): floor(x / 2^s) + c, c = 1 with
   // probability (x mod 2^s) / 2^s, no carry DCF. The secure run draws c from the dealer's mask,
   // the simulation from a hash of (operator call, element): the same distribution, not the same
-  // bits. Table indices (GELU, exp, the normalized LUT's mantissa) stay floors. Off: every
+  // bits. Table indices (GELU, the normalized LUT's mantissa; exp's with exp_rounds 2) stay
+  // floors; the one-round exp's index carries (exp_rounds, below). Off: every
   // truncation is a floor.
   bool stochastic_trunc = false;
   // Exp in one round (2026-11-29): with stochastic truncation, the table index is the free

@@ -8,7 +8,7 @@
 // the secure output equals the fixed-point simulation bit for bit. With
 // FxSpec::stochastic_trunc the truncations of values drop their carry DCF (floor + a carry
 // drawn from the mask, +-1 ulp; free when they narrow the wire) and the output stays within
-// the simulation's stated bounds instead (table indices stay floors).
+// the simulation's stated bounds instead (table indices stay floors, but for the one-round exp's).
 //
 // Wire widths (SWire::w), the width plan (docs/private_inference.md): the residual stream, V and
 // the E V / normalization products run at 64 bits (the truncation that ends the preceding
@@ -81,8 +81,8 @@
 //               truncate-reduce to 34 bits). The gain and bias are folded into the next
 //               linear's secret weights (PiModel::fold_norms); an unfolded model's gain/bias
 //               would be public constants (local, 64-bit product, trunc).        5 (4 stoch.)
-// Per GPT-2 block (T = 128): 35 rounds faithful, 32 stochastic; 28 / 25 clipped; an LN-free
-// stochastic block with qk_bits <= 52 saves attn.qkv's truncation round too.
+// Per GPT-2 block (T = 128): 34 rounds faithful, 30 stochastic (one-round exp); 27 / 23
+// clipped; an LN-free stochastic block with qk_bits <= 52 saves attn.qkv's truncation round too.
 //   embedding   the client inputs its one-hot rows; matmul_w with the masked table; the server
 //               inputs its positions table; widened to 64. lm_head: matmul_w (with the folded final
 //               norm: its own secret matrix and bias row), trunc, revealed.
