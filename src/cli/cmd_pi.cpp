@@ -22,7 +22,7 @@ aero::cli::Registrar reg_pi("pi", [](CLI::App& app) {
   struct Args {
     std::string scope = "blocks", softmax = "exact_max", reveal = "token", trunc = "faithful";
     std::string lut_products = aero::pi::to_string(aero::pi::FxSpec{}.lut_products);
-    int context = 0, layers = 1, qk_bits = aero::pi::FxSpec{}.qk_bits;
+    int context = 0, layers = 1, qk_bits = aero::pi::FxSpec{}.qk_bits, exp_rounds = 0;
     bool json = false, all_rungs = false, measure = false;
   };
   auto a = std::make_shared<Args>();
@@ -41,6 +41,7 @@ aero::cli::Registrar reg_pi("pi", [](CLI::App& app) {
                   "more key bytes and FSS evaluation); off: a multiplication round after the lookup; auto: on with "
                   "--trunc stochastic")
       ->capture_default_str();
+  sub->add_option("--exp-rounds", a->exp_rounds, "exp rounds: 1 (--trunc stochastic, --qk-bits <= 60: the free truncate-reduce of the logit difference indexes one lookup), 2, or 0 = auto (1 where valid)")->capture_default_str();
   sub->add_flag("--all-rungs", a->all_rungs, "One line per AERO rung with savings over SM+LN+G");
   sub->add_flag("--measure", a->measure, "Run the secure executor for real (loopback TCP) instead of the cost model");
   sub->add_option("--layers", a->layers, "--measure, blocks scope: blocks actually run (extrapolated to n_layer)")->capture_default_str();
@@ -50,7 +51,7 @@ aero::cli::Registrar reg_pi("pi", [](CLI::App& app) {
     o.scope = aero::pi::scope_from_string(a->scope);
     AERO_CHECK(a->reveal == "logits" || a->reveal == "token", "--reveal '", a->reveal, "': expected logits or token");
     o.reveal_logits = a->reveal == "logits";
-    o.spec = aero::pi::engine_spec(a->softmax, a->trunc, a->qk_bits, a->lut_products);  // --measure: the same engine
+    o.spec = aero::pi::engine_spec(a->softmax, a->trunc, a->qk_bits, a->lut_products, a->exp_rounds);  // --measure: the same engine
     auto rates = aero::pi::measure_machine_rates();
     auto build = [&](const std::string& rung) {
       aero::cli::ConfigOptions c = *opts;

@@ -31,7 +31,7 @@ struct NetArgs {
   std::string host = "127.0.0.1", dealer = "127.0.0.1:7000", server = "127.0.0.1:7001";
   int port = 0, tokens = 0;
   std::string checkpoint, pub, ids, softmax = "exact_max", net = "none", reveal = "logits", trunc = "faithful";
-  int qk_bits = pi::FxSpec{}.qk_bits;
+  int qk_bits = pi::FxSpec{}.qk_bits, exp_rounds = 0;
   std::string lut_products = pi::to_string(pi::FxSpec{}.lut_products);
   long long random_seed = -1;
   double timeout = 600;
@@ -56,6 +56,7 @@ void add_common(CLI::App* sub, NetArgs& a, bool with_public) {
                   "on|off|auto (on with --trunc stochastic): LayerNorm's and the softmax normalization's products inside "
                   "their lookups (all three must agree)")
       ->capture_default_str();
+  sub->add_option("--exp-rounds", a.exp_rounds, "exp rounds: 1 (--trunc stochastic, --qk-bits <= 60: the free truncate-reduce of the logit difference indexes one lookup), 2, or 0 = auto (1 where valid); all three must agree")->capture_default_str();
   sub->add_option("--net", a.net, "network emulation profile of src/mpc (none, lan, 1g, wan400, wan100)")->capture_default_str();
   sub->add_option("--timeout", a.timeout, "seconds to wait for a peer")->capture_default_str();
   sub->add_option("--reveal", a.reveal, "logits (last position) or token (secure argmax: only the next token); all three must agree")->capture_default_str();
@@ -78,7 +79,7 @@ mpc::ChannelOptions chan(const NetArgs& a, const char* peer) {
 }
 
 pi::FxSpec spec_of(const NetArgs& a) {
-  return pi::engine_spec(a.softmax, a.trunc, a.qk_bits, a.lut_products);
+  return pi::engine_spec(a.softmax, a.trunc, a.qk_bits, a.lut_products, a.exp_rounds);
 }
 
 const mpc::Block kModelSeedDomain{0x6165726f, 0x7069};  // R_W seed shared by server and dealer

@@ -5,8 +5,14 @@
 // level). Full-domain evaluation (dpf_eval_all) expands the whole tree level by level:
 // 2^(n+1) fixed-key AES calls per key instead of n x 2^n for point-wise evaluation; this is
 // what lookup tables use.
-// Key size (per party): n x (128 + 2) bits + out_bits (2 x out_bits when dual); party 1 adds
-// its 16-byte root seed.
+// Early termination (DpfParams::leaf_bits = L > 0; the optimization of BGI CCS 2016 for small
+// output groups): the tree stops L levels above the leaves and each of its 2^(n-L) leaf seeds
+// converts into 2^L output elements (two 64-bit elements per AES block of the conversion),
+// the last correction word becoming a vector of 2^L elements (beta at alpha's low L bits).
+// Full-domain evaluation then costs 2 (2^(n-L) - 1) + 2^(n-L) ceil(2^L / 2) AES calls instead
+// of 3 x 2^n - 2 (dpf_eval_all_aes).
+// Key size (per party): (n - L) x (128 + 2) bits + 2^L out_bits (2 x out_bits when dual, L = 0
+// only); party 1 adds its 16-byte root seed.
 #pragma once
 #include <span>
 #include <vector>
@@ -22,6 +28,9 @@ struct DpfParams {
   // convert output gives both (low and high 64 bits), so the second costs one more output
   // correction word instead of a second key (used by mpc::lut_sel).
   bool dual = false;
+  // Early termination: the last leaf_bits (0..3) levels of the tree are resolved by the leaf
+  // conversion (see above); not with dual.
+  int leaf_bits = 0;
   void check() const;
 };
 
@@ -31,7 +40,7 @@ struct DpfKeys {
   std::vector<Block> seed;  // n
   std::vector<Block> scw;   // n x in_bits
   std::vector<u64> tcw;     // n x in_bits (bit 0 = t_L, bit 1 = t_R)
-  std::vector<u64> fcw;     // n
+  std::vector<u64> fcw;     // n x 2^leaf_bits
   std::vector<u64> fcw2;    // n when p.dual (second payload)
 };
 
@@ -43,11 +52,21 @@ void dpf_eval(int party, const DpfKeys& k, std::span<const u64> x, std::span<u64
 // Full-domain evaluation of key i: out has 2^in_bits entries (in_bits <= 24).
 // With p.dual, out2 (same size) receives the second payload's evaluation.
 void dpf_eval_all(int party, const DpfKeys& k, size_t i, std::span<u64> out, std::span<u64> out2 = {});
+// Evaluation of key i (one payload) on the cyclic interval lo, lo + 1, ..., lo + len - 1
+// (mod 2^in_bits), len = out.size(): only the tree nodes above the interval are expanded, so
+// it costs about 2 (2 len / 2^L + 2 (n - L)) + (len / 2^L + 2) ceil(2^L / 2) AES calls
+// (dpf_eval_range_aes) instead of the full domain's. For tables that are zero outside an
+// interval (mpc::lut). Same values as dpf_eval_all there.
+void dpf_eval_range(int party, const DpfKeys& k, size_t i, u64 lo, std::span<u64> out);
 
 void dpf_deal(Dealer& d, const DpfParams& p, std::span<const u64> alpha,
               std::span<const u64> beta, std::span<const u64> beta2 = {});
 DpfKeys dpf_read(KeyReader& r, const DpfParams& p, size_t n);
 size_t dpf_key_bytes(const DpfParams& p, size_t n, int party);
+// AES calls of one full-domain evaluation (dpf_eval_all), for cost estimates.
+double dpf_eval_all_aes(const DpfParams& p);
+// AES calls of dpf_eval_range on an interval of len points (not wrapping, average alignment).
+double dpf_eval_range_aes(const DpfParams& p, size_t len);
 
 // Vector-payload DPF: f(x) = beta if x == alpha else 0 with beta a VECTOR of `wide` words of
 // Z_2^out_bits followed by `narrow` words of Z_2^narrow_bits (narrow_bits <= 16). The tree is

@@ -7,8 +7,8 @@
 namespace aero::mpc {
 
 void LutSpec::check() const {
-  AERO_CHECK(in_bits >= 1 && in_bits <= 20, "lookup table input width ", in_bits,
-             " is outside 1..20 (truncate-reduce first)");
+  AERO_CHECK(in_bits >= 1 && in_bits <= 24, "lookup table input width ", in_bits,
+             " is outside 1..24 (truncate-reduce first)");
   check_width(out_bits, "lookup table output");
   AERO_CHECK(table.size() == (size_t(1) << in_bits), "lookup table has ", table.size(),
              " entries, expected 2^", in_bits);
@@ -21,7 +21,7 @@ std::vector<u64> lut_deal(Dealer& d, const LutSpec& s, std::span<const u64> r_in
   std::vector<u64> r_out = d.random(n, s.out_bits), alpha(n), beta(n, 1);
   for (size_t i = 0; i < n; ++i) alpha[i] = mod_w(r_in[i], s.in_bits);
   d.share(r_out, s.out_bits);
-  dpf_deal(d, {s.in_bits, s.out_bits}, alpha, beta);
+  dpf_deal(d, {s.in_bits, s.out_bits, false, s.leaf_bits}, alpha, beta);
   return r_out;
 }
 
@@ -36,9 +36,27 @@ std::vector<u64> lut_shares(Party& p, const LutSpec& s, std::span<const u64> x_h
   p.keys.begin("lut", n);
   std::vector<u64> y(n);
   p.keys.share(y, s.out_bits);
-  DpfKeys k = dpf_read(p.keys, {s.in_bits, s.out_bits}, n);
+  DpfKeys k = dpf_read(p.keys, {s.in_bits, s.out_bits, false, s.leaf_bits}, n);
   const size_t dom = size_t(1) << s.in_bits;
   const u64 dm = dom - 1;
+  const LutSupport sup = lut_support(s.table);
+  if (sup.len == 0) return y;  // T = 0
+  if (sup.len < dom) {  // window: j = x^ - i for i = start + len - 1 - t, t < len
+    std::vector<u64> trev(sup.len);
+    for (size_t t = 0; t < sup.len; ++t) trev[t] = s.table[(sup.start + sup.len - 1 - t) & dm];
+#pragma omp parallel
+    {
+      std::vector<u64> e(sup.len);
+#pragma omp for schedule(static)
+      for (size_t i = 0; i < n; ++i) {
+        dpf_eval_range(p.id, k, i, x_hat[i] - sup.start - sup.len + 1, e);
+        u64 acc = 0;
+        for (size_t t = 0; t < sup.len; ++t) acc += trev[t] * e[t];
+        y[i] = mod_w(y[i] + acc, s.out_bits);
+      }
+    }
+    return y;
+  }
 #pragma omp parallel
   {
     std::vector<u64> e(dom);
@@ -56,13 +74,30 @@ std::vector<u64> lut_shares(Party& p, const LutSpec& s, std::span<const u64> x_h
   return y;
 }
 
-size_t lut_key_bytes(int in_bits, int out_bits, size_t n, int party) {
-  return 8 + (party ? packed_bytes(n, out_bits) : 0) + dpf_key_bytes({in_bits, out_bits}, n, party);
+size_t lut_key_bytes(int in_bits, int out_bits, size_t n, int party, int leaf_bits) {
+  return 8 + (party ? packed_bytes(n, out_bits) : 0) + dpf_key_bytes({in_bits, out_bits, false, leaf_bits}, n, party);
+}
+
+LutSupport lut_support(std::span<const u64> table) {
+  const size_t dom = table.size();
+  size_t best = 0, best_end = 0, run = 0;
+  for (size_t q = 0; q < 2 * dom; ++q) {  // twice around: runs that wrap
+    run = table[q % dom] == 0 ? std::min(run + 1, dom) : 0;
+    if (run > best) best = run, best_end = q + 1;
+  }
+  if (best == dom) return {0, 0};
+  return {best_end % dom, dom - best};
+}
+
+double lut_aes_per_element(const LutSpec& s) {
+  const DpfParams p{s.in_bits, s.out_bits, false, s.leaf_bits};
+  const size_t len = lut_support(s.table).len;
+  return len < (size_t(1) << s.in_bits) ? (len ? dpf_eval_range_aes(p, len) : 0.0) : dpf_eval_all_aes(p);
 }
 
 double lut_key_bytes_per_element(const LutSpec& s, int party) {
   const size_t n = 1 << 12;
-  double b = 16 + double(dpf_key_bytes({s.in_bits, s.out_bits}, n, party)) +
+  double b = 16 + double(dpf_key_bytes({s.in_bits, s.out_bits, false, s.leaf_bits}, n, party)) +
              (party ? double(packed_bytes(n, s.out_bits)) : 0);
   return b / double(n);
 }

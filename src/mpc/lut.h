@@ -1,11 +1,14 @@
-// Lookup-table evaluation on small-width masked inputs: y = T[x] for x in Z_2^n (n <= 20),
+// Lookup-table evaluation on small-width masked inputs: y = T[x] for x in Z_2^n (n <= 24),
 // T a public table of 2^n entries of Z_2^out_bits (entry j is the output for the input bit
 // pattern j, so signed inputs index two's-complement patterns).
 // With x^ = x + r: T[x] = sum_j T[x^ - j] [j == r], and [j == r] is a DPF with alpha = r
 // evaluated on the full domain, so each party's share is an inner product of its full-domain
 // DPF evaluation with the table rotated by x^.
 //   Rounds 1; online out_bits/8 bytes per element each way; keys per element:
-//   n x 16.25 + out_bits/8 bytes (+ out_bits/8 + 16 for party 1); work 2^(n+1) AES + 2^n MACs.
+//   n x 16.25 + out_bits/8 bytes (+ out_bits/8 + 16 for party 1); work 3 x 2^n AES + 2^n MACs.
+//   With LutSpec::leaf_bits = L (the DPF's early termination, dpf.h): (n - L) x 16.25 +
+//   2^L out_bits/8 key bytes, 2^(n-L+1) + 2^(n-L) ceil(2^L/2) AES (L = 2: 2^(n+1), a third
+//   of the plain tree's), same result.
 // Source: Boyle-Gilboa-Ishai CCS 2016 (DPF, full-domain evaluation); the table-rotation
 // construction as used by Grotto (Storrier, Vadapalli, Lyons, Henry, CCS 2023) and SIGMA
 // (PoPETs 2024: LUTs after truncate-reduce).
@@ -22,6 +25,7 @@ struct LutSpec {
   int in_bits = 8;
   int out_bits = 64;
   std::vector<u64> table;  // 2^in_bits entries
+  int leaf_bits = 0;       // DPF early termination (DpfParams::leaf_bits)
   void check() const;
 };
 
@@ -30,7 +34,18 @@ std::vector<u64> lut_eval(Party& p, const LutSpec& s, std::span<const u64> x_hat
 std::vector<u64> lut_shares(Party& p, const LutSpec& s, std::span<const u64> x_hat);  // no opening
 // Exact key bytes of a batch of n lookups for `party` (markers included; the table is public
 // and not needed).
-size_t lut_key_bytes(int in_bits, int out_bits, size_t n, int party);
+size_t lut_key_bytes(int in_bits, int out_bits, size_t n, int party, int leaf_bits = 0);
+// The table's nonzero entries lie in the cyclic interval [start, start + len) of indices (the
+// complement of its longest cyclic run of zeros). With len < 2^in_bits, lut_shares needs
+// [j == r] only for j = x^ - i, i in that interval: a window of len consecutive DPF points
+// (dpf_eval_range) instead of the full domain, and a dot product of len terms (e.g. exp
+// tables that round to 0 beyond a dozen units).
+struct LutSupport {
+  size_t start = 0, len = 0;
+};
+LutSupport lut_support(std::span<const u64> table);
+// AES calls per looked-up element (full domain, or the window above), for cost estimates.
+double lut_aes_per_element(const LutSpec& s);
 double lut_key_bytes_per_element(const LutSpec& s, int party);
 
 // Selected lookup: y_i = sum_k s_(k,i) T_k[x_(k,i)] (mod 2^out_bits) in ONE round, where the

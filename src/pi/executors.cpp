@@ -118,7 +118,7 @@ FloatExec::T FloatExec::attn_logits(const T& qkv, const PiBlock& b, int H) {
   return z;
 }
 
-FloatExec::T FloatExec::attn_softmax_v(const T& z, const T& qkv, int H) {
+FloatExec::T FloatExec::attn_softmax_v(const T& z, const T& qkv, const PiBlock&, int H) {
   const int Tn = qkv.rows, d = qkv.cols / 3, dk = d / H;
   T o(Tn, d);
   std::vector<double> p(Tn);
@@ -404,25 +404,34 @@ FixedExec::T FixedExec::attn_logits(const T& qkv, const PiBlock& b, int H) {
 
 // Softmax fused with the value product, normalized after (out = (E V) / sum E):
 //  exact_max: e = ExpLUT[min((max_j z - z) >> (f-6), 1023)], exp(0) = 1 exactly;
-//  clipped:   e = ExpLUT[min(max(H - z, 0) >> (f-6), 4095)], H = clip_hi (no max);
+//  clipped:   e = ExpLUT[min(max(H - z, 0) >> (f-6), 4095)], H = the head's clip constant
+//             (PiBlock::clip_hi; no max);
+//  one-round exp (FxSpec::exp_one_round(), stochastic): i = (ref - z) >> (f-6) + carry mod
+//             2^exp_index_bits() (the free truncate-reduce of the secure run), e =
+//             ExpLUT.one_round[i], and (clipped) E[0] = 2^exp_frac where i is negative;
 //  out = floor((sum_j e_j v_j) * InvLUT(sum_j e_j) / 2^(exp_frac + inv_frac));
 //  stochastic with the product inside the 1/sum lookup (FxSpec::lut_products): with e, j the
 //  sum's InvPowLut bucket, out = lsr((floor(sum_j e_j v_j / 2^shift[e]) + carry) InvFold[e][j],
 //  kGuard) (InvFold, fixed_point.h).
-FixedExec::T FixedExec::attn_softmax_v(const T& z, const T& qkv, int H) {
+FixedExec::T FixedExec::attn_softmax_v(const T& z, const T& qkv, const PiBlock& b, int H) {
   ++call_;
   const int Tn = qkv.rows, d = qkv.cols / 3, dk = d / H;
   const int shift = s_.f - s_.exp_lut_frac;
   const int64_t last = int64_t(exp_.table.size()) - 1;
-  const int64_t hi = encode(s_.clip_hi, s_.f);
+  const bool one = s_.exp_one_round();
+  const int64_t imask = one ? int64_t(exp_.one_round.size()) - 1 : 0;
+  const bool clip = s_.softmax == SoftmaxVariant::clipped;
   const int out_shift = s_.exp_frac() + s_.inv_frac();
+  for (int h = 0; h < H && one && clip; ++h)
+    AERO_CHECK(s_.clip_in_range(b.clip_hi(h, s_.clip_hi)), "one-round exp: clip constant ", b.clip_hi(h, s_.clip_hi),
+               " outside the logits' range");
   T o(Tn, d);
 #pragma omp parallel for schedule(dynamic)
   for (int hi_ = 0; hi_ < H * Tn; ++hi_) {
     int h = hi_ / Tn, i = hi_ % Tn;
     std::vector<int64_t> e(i + 1);
     const int64_t* zr = z.row(h * Tn + i);
-    int64_t ref = hi;
+    int64_t ref = encode(b.clip_hi(h, s_.clip_hi), s_.f);
     if (s_.softmax == SoftmaxVariant::exact_max) {
       ref = zr[0];
       for (int j = 1; j <= i; ++j) ref = std::max(ref, zr[j]);
@@ -430,6 +439,11 @@ FixedExec::T FixedExec::attn_softmax_v(const T& z, const T& qkv, int H) {
     int64_t sum = 0;
     for (int j = 0; j <= i; ++j) {
       int64_t dd = ref - zr[j];
+      if (one) {  // site 2: the index's carry, independent of the output's (site 1)
+        const int64_t u = tr(dd, shift, uint64_t(hi_) * Tn + j, 2) & imask;
+        sum += (e[j] = clip && u > imask / 2 ? exp_.one_round[0] : exp_.one_round[size_t(u)]);
+        continue;
+      }
       if (dd < 0) dd = 0;
       const int64_t idx = std::min(dd >> shift, last);
       sum += (e[j] = exp_.table[idx]);

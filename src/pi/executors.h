@@ -23,7 +23,7 @@ class FloatExec {
   T activation(const T& x, model::Activation act, double slope);
   T rotary(const T& qkv, const PiModel& m);
   T attn_logits(const T& qkv, const PiBlock& b, int H);   // [H*T, T], causal (j <= i)
-  T attn_softmax_v(const T& z, const T& qkv, int H);      // [T, d]
+  T attn_softmax_v(const T& z, const T& qkv, const PiBlock& b, int H);  // [T, d]
   T add(const T& a, const T& b, const char* tag);
   T residual(const T& xh, const T& f, double beta, double inv_alpha);
   T last_row(const T& x);
@@ -43,7 +43,7 @@ class FixedExec {
   T activation(const T& x, model::Activation act, double slope);
   T rotary(const T& qkv, const PiModel& m);
   T attn_logits(const T& qkv, const PiBlock& b, int H);
-  T attn_softmax_v(const T& z, const T& qkv, int H);
+  T attn_softmax_v(const T& z, const T& qkv, const PiBlock& b, int H);
   T add(const T& a, const T& b, const char* tag);
   T residual(const T& xh, const T& f, double beta, double inv_alpha);
   T last_row(const T& x);

@@ -19,7 +19,8 @@ const char* to_string(LutProducts v) {
   return v == LutProducts::on ? "on" : v == LutProducts::off ? "off" : "auto";
 }
 
-FxSpec engine_spec(const std::string& softmax, const std::string& trunc, int qk_bits, const std::string& lut_products) {
+FxSpec engine_spec(const std::string& softmax, const std::string& trunc, int qk_bits, const std::string& lut_products,
+                   int exp_rounds) {
   FxSpec s;
   s.softmax = softmax_variant_from_string(softmax);
   AERO_CHECK(trunc == "faithful" || trunc == "stochastic", "--trunc '", trunc, "': expected faithful or stochastic");
@@ -29,6 +30,11 @@ FxSpec engine_spec(const std::string& softmax, const std::string& trunc, int qk_
   AERO_CHECK(lut_products == "on" || lut_products == "off" || lut_products == "auto", "--lut-products '", lut_products,
              "': expected on, off or auto");
   s.lut_products = lut_products == "on" ? LutProducts::on : lut_products == "off" ? LutProducts::off : LutProducts::auto_;
+  AERO_CHECK(exp_rounds >= 0 && exp_rounds <= 2, "--exp-rounds ", exp_rounds, ": expected 1, 2 or 0 (auto)");
+  s.exp_rounds = exp_rounds;
+  AERO_CHECK(exp_rounds != 1 || s.exp_one_round_valid(), "--exp-rounds 1 needs --trunc stochastic and an exp index of <= ",
+             FxSpec::kOneRoundExpMaxBits, " bits (--qk-bits <= ", FxSpec::kOneRoundExpMaxBits + qk_bits - s.exp_index_bits(), "); qk_bits ", qk_bits,
+             " gives ", s.exp_index_bits());
   return s;
 }
 
@@ -67,6 +73,15 @@ ExpLut::ExpLut(const FxSpec& s) {
   // d in the first bucket is in [0, 2^-6): exp(0) must stay exactly 1 so that the row's
   // maximum contributes 1 (the sum is then >= 1 and 1/sum is in range).
   if (s.softmax == SoftmaxVariant::exact_max) table[0] = encode(1.0, s.exp_frac());
+  if (!s.exp_one_round()) return;
+  const int nb = s.exp_index_bits();
+  AERO_CHECK(nb >= 2 && nb <= FxSpec::kOneRoundExpMaxBits, "one-round exp: index of ", nb, " bits");
+  one_round.assign(size_t(1) << (nb - 1), 0);
+  for (size_t i = 0; i < one_round.size(); ++i) {
+    one_round[i] = encode(std::exp(-std::ldexp(double(i), -s.exp_lut_frac)), s.exp_frac());
+    if (one_round[i] == 0) break;  // exp underflows the output scale: 0 from here on
+  }
+  one_round.resize(size_t(1) << nb, 0);
 }
 
 InvPowLut::InvPowLut(double p_, int in_frac_, int out_frac_, int mantissa_)

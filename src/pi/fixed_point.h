@@ -10,6 +10,7 @@
 // Grotto CCS 2023) reproduces it exactly. Accuracy of each gate against the real function is
 // stated next to it and in docs/private_inference.md.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -36,7 +37,8 @@ struct FxSpec {
   int exp_out_frac = 16;   // exact_max: scale of exp values (<= 1)
   int clip_lut_bits = 12;  // clipped: H - z clipped to [0, 64)
   int clip_out_frac = 24;  // clipped: scale of exp values
-  double clip_hi = 8.0;    // clipped: logits above this are clipped (max-free softmax)
+  double clip_hi = 8.0;    // clipped: logits above this are clipped (max-free softmax), unless the
+                           // model carries per-head constants (PiBlock::softmax_clip, pi_calib.h)
   int inv_mantissa = 8;    // normalized LUT for 1/x and 1/sqrt(x): 8 mantissa bits
   int inv_out_frac = 20;   // exact_max: scale of 1/sum (clipped uses 16)
   int rsqrt_out_frac = 30; // LayerNorm: scale of 1/(d sqrt(var + eps))
@@ -52,7 +54,8 @@ struct FxSpec {
   // Stochastic truncation (Orca; SIGMA's truncate-reduce): floor(x / 2^s) + c, c = 1 with
   // probability (x mod 2^s) / 2^s, no carry DCF. The secure run draws c from the dealer's mask,
   // the simulation from a hash of (operator call, element): the same distribution, not the same
-  // bits. Table indices (GELU, exp, the normalized LUT's mantissa) stay floors. Off: every
+  // bits. Table indices (GELU, the normalized LUT's mantissa; exp's with exp_rounds 2) stay
+  // floors; the one-round exp's index carries (exp_rounds, below). Off: every
   // truncation is a floor.
   bool stochastic_trunc = false;
   // Secure engine: products inside the lookups (mpc::lut_vec, docs/private_inference.md
@@ -68,10 +71,32 @@ struct FxSpec {
   bool products_in_lookups() const {
     return lut_products == LutProducts::on || (lut_products == LutProducts::auto_ && stochastic_trunc);
   }
+  // Exp in one round (2026-11-28): with stochastic truncation, the table index is the free
+  // truncate-reduce of the logit difference (ref - z) >> (f - exp_lut_frac) on its whole wire,
+  // exp_index_bits() = qk_bits - f - c_frac - (f - exp_lut_frac) bits (14 at qk_bits 52, 22 at
+  // 60), and ONE lookup of a table over that whole domain (ExpLut::one_round; the upper clamp
+  // is in the table, which is 0 from exp's underflow on) replaces {index truncation, clamp
+  // comparisons} | selected lookup. The clipped variant's lower clamp (logits above the clip:
+  // a negative index) is E[0] [i < 0], a comparison whose shares join the lookup's before its
+  // one opening. The index is floor + a stochastic carry, so the table holds exp at bucket
+  // LEFT edges (E[0] = 1; in expectation a linear interpolation, per value within one step,
+  // 2^-6 relative). The table is nonzero on its first ~750 (exact max) or ~1100 (clipped)
+  // entries only, so the DPF is evaluated on that window whatever the index width.
+  // 0 = auto: one round where valid (stochastic and exp_index_bits() <= kOneRoundExpMaxBits,
+  // i.e. qk_bits <= 60), two elsewhere; 1 = one round (engine_spec refuses it where invalid);
+  // 2 = two rounds.
+  int exp_rounds = 0;
+  static constexpr int kOneRoundExpMaxBits = 22;
 
   int exp_bits() const { return softmax == SoftmaxVariant::exact_max ? exp_lut_bits : clip_lut_bits; }
   int exp_frac() const { return softmax == SoftmaxVariant::exact_max ? exp_out_frac : clip_out_frac; }
   int inv_frac() const { return softmax == SoftmaxVariant::exact_max ? inv_out_frac : 16; }
+  int exp_index_bits() const { return qk_bits - f - c_frac - (f - exp_lut_frac); }
+  bool exp_one_round_valid() const { return stochastic_trunc && exp_index_bits() <= kOneRoundExpMaxBits; }
+  bool exp_one_round() const { return exp_rounds != 2 && exp_one_round_valid(); }
+  // A clip constant within the logits' range |z| < 2^(qk_bits - 46), so that clip - z fits the
+  // logits' wire with its spare bit (the one-round exp's index must not wrap).
+  bool clip_in_range(double clip) const { return std::abs(clip) < std::ldexp(1.0, qk_bits - 2 * f - c_frac - 2); }
 };
 
 // The LayerNorm's r = Rsqrt(D) and the softmax's 1/sum are searched among the MSB candidates
@@ -81,10 +106,10 @@ struct FxSpec {
 inline int lo_msb(int64_t vmin) { return vmin >= 1 ? 63 - __builtin_clzll(uint64_t(vmin)) : 0; }
 
 // The engine configuration of the `aero pi` commands (--softmax exact_max|clipped, --trunc
-// faithful|stochastic, --qk-bits 48..64, --lut-products on|off|auto) as an FxSpec, each value
-// checked.
+// faithful|stochastic, --qk-bits 48..64, --lut-products on|off|auto, --exp-rounds 0 (auto) | 1 |
+// 2) as an FxSpec, each value checked.
 FxSpec engine_spec(const std::string& softmax, const std::string& trunc, int qk_bits,
-                   const std::string& lut_products = "auto");
+                   const std::string& lut_products = "auto", int exp_rounds = 0);
 
 // Encoding: round(x * 2^s). Decoding: x / 2^s.
 int64_t encode(double x, int s);
@@ -109,6 +134,11 @@ struct GeluLut {
 // clipped). Relative error <= 2^-7 (half a step, midpoint) + one output LSB.
 struct ExpLut {
   std::vector<int64_t> table;  // at scale exp_frac
+  // FxSpec::exp_one_round(): 2^exp_index_bits() entries over the index's whole wire: exp at
+  // the bucket's left edge i 2^-exp_lut_frac for i in [0, 2^(bits-1)) (0 once it rounds to 0),
+  // 0 on the upper half (negative indices: the clipped variant's clamp to E[0] = 2^exp_frac is
+  // a separate comparison term). Empty otherwise.
+  std::vector<int64_t> one_round;
   explicit ExpLut(const FxSpec& s);
 };
 

@@ -47,7 +47,7 @@ typename E::T block_forward(E& ex, const PiModel& m, int l, const typename E::T&
     auto qkv = ex.linear(h, b.qkv, "attn.qkv");
     if (c.rotary_dims() > 0) qkv = ex.rotary(qkv, m);
     auto z = ex.attn_logits(qkv, b, c.n_head);
-    auto o = ex.attn_softmax_v(z, qkv, c.n_head);
+    auto o = ex.attn_softmax_v(z, qkv, b, c.n_head);
     return ex.linear(o, b.proj, "attn.proj");
   };
   auto ffn = [&](const typename E::T& h) {

@@ -147,6 +147,14 @@ PiModel PiModel::from_tensors(const ModelConfig& c, const SafeTensors& st, bool 
     m.blocks.push_back(std::move(b));
   }
   rotary_tables(m);
+  if (auto it = st.metadata.find(kSoftmaxClipKey); it != st.metadata.end()) {
+    const auto clip = nlohmann::json::parse(it->second).at("clip");
+    AERO_CHECK(clip.is_array() && clip.size() == size_t(c.n_layer), kSoftmaxClipKey, ": expected ", c.n_layer, " layers");
+    for (int l = 0; l < c.n_layer; ++l) {
+      m.blocks[l].softmax_clip = clip[size_t(l)].get<std::vector<double>>();
+      AERO_CHECK(m.blocks[l].softmax_clip.size() == size_t(H), kSoftmaxClipKey, ": layer ", l, " needs ", H, " heads");
+    }
+  }
   if (fold) m.fold_norms();
   return m;
 }
@@ -205,6 +213,7 @@ std::vector<std::pair<std::string, std::vector<double>>> PiModel::public_constan
     norm(p + "ln1", b.ln1);
     norm(p + "ln2", b.ln2);
     r.emplace_back(p + "score_const", b.score_const);
+    if (!b.softmax_clip.empty()) r.emplace_back(p + "softmax_clip", b.softmax_clip);
     r.emplace_back(p + "ffn_scale", std::vector<double>{b.beta, b.inv_alpha});
     r.emplace_back(p + "slope", std::vector<double>{b.slope});
   }
@@ -261,6 +270,7 @@ bool PiModel::is_public_tensor(const std::string& n) {
 SafeTensors PiModel::public_tensors(const SafeTensors& st) {
   SafeTensors pub;
   if (st.metadata.count("aero_config")) pub.metadata["aero_config"] = st.metadata.at("aero_config");
+  if (st.metadata.count(kSoftmaxClipKey)) pub.metadata[kSoftmaxClipKey] = st.metadata.at(kSoftmaxClipKey);
   pub.metadata["format"] = "aero-pi-public-2";  // 2: without LayerNorm parameters (folded)
   for (auto& [n, t] : st.tensors)
     if (is_public_tensor(n)) pub.tensors[n] = t;
@@ -284,6 +294,7 @@ PiModel PiModel::public_model(const std::string& path) {
 PiModel PiModel::public_model(const ModelConfig& cfg, const SafeTensors& pub) {
   const std::string path = "public model";
   auto st = random_tensors(cfg, 0);
+  if (pub.metadata.count(kSoftmaxClipKey)) st.metadata[kSoftmaxClipKey] = pub.metadata.at(kSoftmaxClipKey);
   for (auto& [n, t] : st.tensors) {
     if (is_public_tensor(n)) {
       AERO_CHECK(pub.has(n), path, ": public tensor '", n, "' missing");

@@ -49,6 +49,11 @@ struct PiBlock {
   double slope = 0;      // leaky slope (leaky_relu / learnable_leaky_relu)
   double beta = 1, inv_alpha = 1;  // FFN scaling: x_out = beta x_hat + (1/alpha) FFN
   std::vector<double> score_const;  // [H, T]: 1/(t[h,i] sqrt(d_k))
+  // Clipped (max-free) softmax: the public per-head clip constant (logits above it are
+  // clipped), calibrated on training data by `aero pi calibrate` and stored in the
+  // checkpoint's metadata (kSoftmaxClipKey); empty: FxSpec::clip_hi for every head.
+  std::vector<double> softmax_clip;  // [H]
+  double clip_hi(int h, double fallback) const { return softmax_clip.empty() ? fallback : softmax_clip[size_t(h)]; }
 };
 
 struct PiModel {
@@ -75,7 +80,10 @@ struct PiModel {
 
   // fold = false keeps the LayerNorm affine parameters in the PiNorms (reference for tests;
   // the secure run then treats them as public constants).
+  // Also reads the clipped softmax's per-head clip constants from st's metadata
+  // (kSoftmaxClipKey, written by `aero pi calibrate`; pi_calib.h) when present.
   static PiModel from_tensors(const model::ModelConfig& cfg, const SafeTensors& st, bool fold = true);
+  static constexpr const char* kSoftmaxClipKey = "aero_pi_softmax_clip";
   // Checkpoint with `__metadata__.aero_config` (docs/config.md).
   static PiModel load(const std::string& path);
   // Random model for tests / cost: weights ~ N(0, 1/in) so activations stay O(1) and every

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "mpc/compare.h"
+#include "mpc/dpf.h"
 #include "mpc/linear.h"
 #include "mpc/lut.h"
 #include "mpc/truncation.h"
@@ -92,7 +93,8 @@ std::map<std::string, double> SecureExec::key_bytes_by_op() {
 namespace {
 // FSS evaluation work (AES blocks, one party) for the compute estimate of the cost model.
 double dcf_aes(size_t n, int bits, int points = 1) { return 2.0 * double(n) * bits * points; }
-double lut_aes(size_t n, int bits) { return 2.0 * double(n) * double(size_t(1) << bits); }
+// Full-domain DPF evaluations (one per looked-up element and term): the exact AES count.
+double lut_aes(size_t n, const mpc::DpfParams& p) { return double(n) * mpc::dpf_eval_all_aes(p); }
 }  // namespace
 
 // One round of independent gates: in dealer mode each gate deals at once (same order as the
@@ -194,15 +196,18 @@ class SRound {
     if (c_) return count(a.size(), w, mpc::mul_key_bytes(a.size(), w, 0), mpc::mul_key_bytes(a.size(), w, 1));
     return add([&] { return mpc::mul_deal(*d_, a, b, w); }, [&] { return mpc::mul_shares(*p_, a, b, w); }, w);
   }
-  V& lut(const V& idx, int in_bits, int out_bits, const std::vector<int64_t>& table) {
-    if (c_)
-      return count(idx.size(), out_bits, mpc::lut_key_bytes(in_bits, out_bits, idx.size(), 0),
-                   mpc::lut_key_bytes(in_bits, out_bits, idx.size(), 1), lut_aes(idx.size(), in_bits));
+  // Lookup (mpc::lut) of a 2^in_bits table; leaf_bits: the DPF's early termination.
+  V& lut(const V& idx, int in_bits, int out_bits, const std::vector<int64_t>& table, int leaf_bits = 0) {
     mpc::LutSpec ls;
     ls.in_bits = in_bits;
     ls.out_bits = out_bits;
+    ls.leaf_bits = leaf_bits;
     ls.table.resize(table.size());
     for (size_t k = 0; k < table.size(); ++k) ls.table[k] = mpc::mod_w(u64(table[k]), out_bits);
+    if (c_)
+      return count(idx.size(), out_bits, mpc::lut_key_bytes(in_bits, out_bits, idx.size(), 0, leaf_bits),
+                   mpc::lut_key_bytes(in_bits, out_bits, idx.size(), 1, leaf_bits),
+                   double(idx.size()) * mpc::lut_aes_per_element(ls));
     V i(idx.size());
     for (size_t k = 0; k < i.size(); ++k) i[k] = mpc::mod_w(idx[k], in_bits);
     return add([&] { return mpc::lut_deal(*d_, ls, i); }, [&] { return mpc::lut_shares(*p_, ls, i); }, out_bits);
@@ -213,7 +218,7 @@ class SRound {
     const size_t K = tabs.size(), n = idx.size() / K;
     if (c_)
       return count(n, out_bits, mpc::lut_sel_key_bytes(in_bits, out_bits, K, n, 0),
-                   mpc::lut_sel_key_bytes(in_bits, out_bits, K, n, 1), lut_aes(idx.size(), in_bits));
+                   mpc::lut_sel_key_bytes(in_bits, out_bits, K, n, 1), lut_aes(idx.size(), {in_bits, out_bits, true}));
     mpc::LutSelSpec ls{in_bits, out_bits, K, {}};
     for (const auto* t : tabs) {
       ls.tables.emplace_back(t->size());
@@ -247,6 +252,14 @@ class SRound {
     }
     return add([&] { return mpc::matmul_ss_batch_deal(*d_, s, a, b, w); },
                [&] { return mpc::matmul_ss_batch_shares(*p_, s, a, b, w); }, w);
+  }
+  // Multiplies the last gate's pending opening (a share, or the dealer's mask) by public k mod
+  // 2^w: the opening then reveals k times the masked value under the mask k r (combine with
+  // sub_last_two, whose other term's fresh mask hides the result).
+  V& scale_last(u64 k, int w) {
+    V& b = last_opening("scale_last");
+    for (auto& e : b) e = mpc::mod_w(e * k, w);
+    return out_.back();
   }
   // Replaces the last two gates' openings (same width w) by ONE opening of their difference
   // a - b (output mask r_a - r_b, uniform as r_a is): the caller needs only a - b.
@@ -938,7 +951,7 @@ SWire SecureExec::attn_logits(const SWire& qkv0, const PiBlock& b, int H) {
   return z;
 }
 
-SWire SecureExec::attn_softmax_v(const SWire& z, const SWire& qkv0, int H) {
+SWire SecureExec::attn_softmax_v(const SWire& z, const SWire& qkv0, const PiBlock& b, int H) {
   const size_t T = qkv0.rows, d = qkv0.cols / 3, dk = d / H, R = size_t(H) * T;
   const int ZW = z.w;  // score_width(): logits and their differences
   AERO_CHECK(ZW == score_width(), "secure softmax: logits must come from attn_logits");
@@ -968,41 +981,17 @@ SWire SecureExec::attn_softmax_v(const SWire& z, const SWire& qkv0, int H) {
     }
     for (size_t r = 0; r < R; ++r) ref[r] = cur[r][0];
   } else {
-    ref = constant(R, encode(s_.clip_hi, s_.f), ZW);
+    for (int h = 0; h < H; ++h) {  // the head's public clip constant (PiBlock::clip_hi)
+      AERO_CHECK(!s_.exp_one_round() || s_.clip_in_range(b.clip_hi(h, s_.clip_hi)), "one-round exp: clip constant ",
+                 b.clip_hi(h, s_.clip_hi), " outside the logits' range");
+      const V c = constant(T, encode(b.clip_hi(h, s_.clip_hi), s_.f), ZW);
+      std::copy(c.begin(), c.end(), ref.begin() + ptrdiff_t(size_t(h) * T));
+    }
   }
-  // Exp of the index clamp((ref - z) >> (f - 6), 0, last) on the causal entries:
-  //   1: u = (dd >> 6) mod 2^eb; hi = [dd >= last 2^6]; (clipped) lo = [dd >= 0] (bits mod 2);
-  //   2: the selected lookup below (64-bit output).
   V dd;
   for (size_t r = 0; r < R; ++r)
     for (size_t j = 0; j <= r % T; ++j) dd.push_back(mpc::mod_w(ref[r] - at(r, j), ZW));
-  const int64_t last = int64_t(exp_.table.size()) - 1;
-  const int sh = s_.f - s_.exp_lut_frac, eb = s_.exp_bits();
-  const bool clip = s_.softmax == SoftmaxVariant::clipped;
-  const size_t n = dd.size();
-  V cmpin = affine(dd, 1, -(last << sh), ZW);
-  if (clip) cmpin.insert(cmpin.end(), dd.begin(), dd.end());
-  // 2 rounds: E[last] = 0, so the upper clamp is the selection (1 - hi) E[u]; the clipped
-  // variant's lower clamp gives E[0]: e = (lo xor hi) E[u] + (1 xor lo) E[0] (hi implies lo),
-  // two terms of one selected lookup. The comparison bits are opened mod 2.
-  SRound r1(*this, "softmax.exp");
-  auto& u = r1.trunc(dd, {ZW, sh, eb, true});  // table index: always a floor
-  auto& hl = r1.drelu(cmpin, ZW, 1);
-  r1.run();
-  const u64 pub = dealer() ? 0 : 1;
-  V idx = u, sel(n);
-  for (size_t k = 0; k < n; ++k) sel[k] = clip ? (hl[n + k] ^ hl[k]) & 1 : (pub ^ hl[k]) & 1;
-  std::vector<const std::vector<int64_t>*> tabs{&exp_.table};
-  std::vector<int64_t> e0tab;
-  if (clip) {
-    e0tab.assign(exp_.table.size(), exp_.table[0]);
-    tabs.push_back(&e0tab);
-    idx.insert(idx.end(), u.begin(), u.end());
-    for (size_t k = 0; k < n; ++k) sel.push_back((pub ^ hl[n + k]) & 1);
-  }
-  SRound r2(*this, "softmax.exp");
-  auto& e = r2.lut_sel(idx, sel, eb, WIDE, tabs);
-  r2.run();
+  const V e = exp_lookup(dd);
   // E (causal, public zeros above the diagonal), row sums, 1/sum; E V for all heads in one
   // batched product, opened in the reciprocal's first round.
   V E(R * T, 0), sum(R, 0);
@@ -1060,6 +1049,71 @@ SWire SecureExec::attn_softmax_v(const SWire& z, const SWire& qkv0, int H) {
   auto& p = rn.mul(ev, invb, WIDE);
   rn.run();
   return SWire{int(T), int(d), trunc(to_rows(p), s_.exp_frac() + s_.inv_frac(), WIDE, W, "softmax.normalize"), W};
+}
+
+// Exp of the logit differences dd = ref - z (ZW = score_width() bits, masked) as 64-bit
+// values at scale exp_frac, FixedExec::attn_softmax_v's e:
+//   two rounds: the index clamp(dd >> (f - 6), 0, last):
+//     1: u = (dd >> 6) mod 2^eb (a floor); hi = [dd >= last 2^6]; (clipped) lo = [dd >= 0]
+//        (bits mod 2);
+//     2: the selected lookup (mpc::lut_sel): E[last] = 0, so the upper clamp is the selection
+//        (1 - hi) E[u]; the clipped variant's lower clamp gives E[0]: e = (lo xor hi) E[u] +
+//        (1 xor lo) E[0] (hi implies lo), two terms of one lookup.
+//   one round (FxSpec::exp_one_round(), stochastic): the index u is the FREE truncate-reduce
+//     of dd by f - 6 (floor + carry, ZW - 6 = exp_index_bits() bits: no opening), and one
+//     lookup of ExpLut::one_round over u's whole domain: the upper clamp is in the table (0
+//     from exp's underflow on), which is nonzero on its first ~750 / 1100 entries only, so the
+//     DPF (early termination, kExpLeafBits) is evaluated on that window (mpc::lut_support).
+//     Clipped: + E[0] [u < 0] = E[0] - E[0] DReLU(u), the DReLU's shares scaled by E[0] and
+//     subtracted from the lookup's before their ONE opening (SRound::scale_last, sub_last_two;
+//     the lookup's fresh mask hides the sum), E[0] added to the opened value.
+//     Exact max: dd = max - z takes the tournament's last opening (the masked maximum) as it
+//     is, so the lookup directly follows the last tournament level.
+// Sources: SIGMA (PoPETs 2024) for the truncate-reduce before a DPF lookup, Orca (S&P 2024)
+// for the stochastic truncation, Boyle et al. (EC'21) for the selected / clamped lookups.
+std::vector<u64> SecureExec::exp_lookup(const V& dd) {
+  const int ZW = score_width(), sh = s_.f - s_.exp_lut_frac;
+  if (s_.exp_one_round()) {
+    const int nb = s_.exp_index_bits();
+    const V u = trunc(dd, sh, ZW, nb, "softmax.exp");  // free (stochastic, narrowing)
+    SRound r(*this, "softmax.exp");
+    auto& e = r.lut(u, nb, WIDE, exp_.one_round, kExpLeafBits);
+    if (s_.softmax != SoftmaxVariant::clipped) {
+      r.run();
+      return e;
+    }
+    const int64_t e0 = exp_.one_round[0];
+    r.drelu(u, nb, WIDE);
+    r.scale_last(u64(e0), WIDE);
+    auto& d = r.sub_last_two(WIDE);  // T[u] - E[0] [u >= 0]
+    r.run();
+    return affine(d, 1, e0, WIDE);
+  }
+  const int64_t last = int64_t(exp_.table.size()) - 1;
+  const int eb = s_.exp_bits();
+  const bool clip = s_.softmax == SoftmaxVariant::clipped;
+  const size_t n = dd.size();
+  V cmpin = affine(dd, 1, -(last << sh), ZW);
+  if (clip) cmpin.insert(cmpin.end(), dd.begin(), dd.end());
+  SRound r1(*this, "softmax.exp");
+  auto& u = r1.trunc(dd, {ZW, sh, eb, true});  // table index: always a floor
+  auto& hl = r1.drelu(cmpin, ZW, 1);
+  r1.run();
+  const u64 pub = dealer() ? 0 : 1;
+  V idx = u, sel(n);
+  for (size_t k = 0; k < n; ++k) sel[k] = clip ? (hl[n + k] ^ hl[k]) & 1 : (pub ^ hl[k]) & 1;
+  std::vector<const std::vector<int64_t>*> tabs{&exp_.table};
+  std::vector<int64_t> e0tab;
+  if (clip) {
+    e0tab.assign(exp_.table.size(), exp_.table[0]);
+    tabs.push_back(&e0tab);
+    idx.insert(idx.end(), u.begin(), u.end());
+    for (size_t k = 0; k < n; ++k) sel.push_back((pub ^ hl[n + k]) & 1);
+  }
+  SRound r2(*this, "softmax.exp");
+  auto& e = r2.lut_sel(idx, sel, eb, WIDE, tabs);
+  r2.run();
+  return e;
 }
 
 // LayerNorm (FixedExec::layernorm): D = d sum x^2 - (sum x)^2 + eps' by quad_rows (one opened

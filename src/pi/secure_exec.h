@@ -8,7 +8,7 @@
 // the secure output equals the fixed-point simulation bit for bit. With
 // FxSpec::stochastic_trunc the truncations of values drop their carry DCF (floor + a carry
 // drawn from the mask, +-1 ulp; free when they narrow the wire) and the output stays within
-// the simulation's stated bounds instead (table indices stay floors).
+// the simulation's stated bounds instead (table indices stay floors, but for the one-round exp's).
 //
 // Wire widths (SWire::w), the width plan (docs/private_inference.md): the residual stream, V and
 // the E V / normalization products run at 64 bits (the truncation that ends the preceding
@@ -63,10 +63,14 @@
 //   scores      ONE batched matmul_ss for all heads, causal entries only (qk_bits), public
 //               per-row constant (local), trunc to qk_bits - 32 bits (free when st.). 2 (1 st.)
 //   softmax     exact max: tournament max(a, b) = b + relu(a - b), 1 round per level;
-//               clipped: none. Exp index {trunc, clamp comparison bits} | selected DPF
-//               table (lut_sel, 64-bit out). 1/sum: normalized LUT whose first round also
+//               clipped: none (the head's public clip constant, PiBlock::clip_hi). Exp index
+//               {trunc, clamp comparison bits} | selected DPF table (lut_sel, 64-bit out);
+//               one-round exp (FxSpec::exp_one_round: stochastic, qk_bits <= 60): the free
+//               truncate-reduce of ref - z indexes ONE lookup over the whole 14 (22)-bit
+//               domain, evaluated where the table is nonzero; clipped: + E[0] [index < 0] by
+//               a DReLU whose shares join the lookup's opening. 1/sum: normalized LUT whose first round also
 //               opens the batched E V product (all heads, E lower triangular); (E V)(1/sum)
-//               by mul; faithful trunc.                             ceil(log2 T) + 2 + 2 + 2
+//               by mul; faithful trunc.                   ceil(log2 T) + 2 (1) + 2 + 2
 //               FxSpec::lut_products: (E V)(1/sum) inside the 1/sum lookup (mpc::lut_vec,
 //               E V's mask in the payload), then trunc (faithful, + 1), or (stochastic) the
 //               pre-shifted product of InvFold truncated by the lookup's local share
@@ -87,8 +91,8 @@
 //               d x - sum x as mpc::lut_vec's payload), then trunc (faithful) or nothing
 //               (stochastic: the lookup's local share truncation gives the 34-bit output). 4 (3)
 // Per GPT-2 block (T = 128): 34 rounds faithful, 31 stochastic; 27 / 24 clipped; with the
-// products inside the lookups (the default with stochastic truncation) 31 / 27, 24 / 20; an
-// LN-free stochastic block with qk_bits <= 52 saves attn.qkv's truncation round too.
+// stochastic defaults (products inside the lookups, one-round exp) 26 / 19; an LN-free
+// stochastic block with qk_bits <= 52 saves attn.qkv's truncation round too.
 //   embedding   the client inputs its one-hot rows; matmul_w with the masked table; the server
 //               inputs its positions table; widened to 64. lm_head: matmul_w (with the folded final
 //               norm: its own secret matrix and bias row), trunc, revealed.
@@ -203,7 +207,7 @@ class SecureExec {
   T residual(const T& xh, const T& f, double beta, double inv_alpha);
   T rotary(const T& qkv, const PiModel& m);
   T attn_logits(const T& qkv, const PiBlock& b, int H);
-  T attn_softmax_v(const T& z, const T& qkv, int H);
+  T attn_softmax_v(const T& z, const T& qkv, const PiBlock& b, int H);
   T layernorm(const T& x, const PiNorm& n, const char* tag);
   T embed(const std::vector<int32_t>& ids, const PiModel& m);
   T last_row(const T& x);
@@ -259,6 +263,12 @@ class SecureExec {
   // by shift[e] per term when given), opened after the local share truncation by open_shift.
   V invpow_times(const InvIndex& ix, const std::vector<std::vector<int64_t>>& tables, const std::vector<int>* shift,
                  const V& z, int z_w, size_t width, int out_w, int open_shift, const char* tag);
+  // exp of the masked logit differences ref - z (score_width() bits), 64-bit outputs at scale
+  // exp_frac: one round (FxSpec::exp_one_round) or two (see secure_exec.cpp).
+  V exp_lookup(const V& dd);
+  // The one-round exp's DPF early termination (DpfParams::leaf_bits): 3 levels, 8 outputs
+  // per leaf conversion (4 AES calls) for 3 levels of 16.25 key bytes.
+  static constexpr int kExpLeafBits = 3;
   // Server-weight product X (M x K) W (K x N), W given row-major [K, N] at the right scale.
   V matmul_server(const V& x, size_t M, size_t K, size_t N, const std::vector<int64_t>& w_kn, int w);
   struct WProd {  // one server-weight product on ring w

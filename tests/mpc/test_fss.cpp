@@ -151,6 +151,68 @@ TEST(MpcFss, DpfDualPayloadFullDomain) {
     }
 }
 
+// Early termination (DpfParams::leaf_bits, the one-round exp's table) and evaluation on an
+// interval (dpf_eval_range): point, full-domain and range evaluation against the definition,
+// every leaf_bits 0..3 that fits, awkward widths, alphas at both ends of the domain, ranges
+// that wrap, start at alpha's neighbours or cover the whole domain.
+TEST(MpcFss, DpfEarlyTerminationAndRanges) {
+  aero::Rng rng(9);
+  for (int n : {1, 2, 3, 5, 9, 14})
+    for (int L = 0; L <= std::min(3, n); ++L)
+      for (int ob : {17, 64}) {
+        DpfParams p{n, ob, false, L};
+        const size_t dom = size_t(1) << n, K = 4;
+        std::vector<u64> A(K), B(K);
+        for (size_t i = 0; i < K; ++i) A[i] = rng.next_u64() & ring_mask(n), B[i] = rng.next_u64() & ring_mask(ob);
+        A[0] = 0, A[1] = ring_mask(n);
+        auto s = deal([&](Dealer& d) { dpf_deal(d, p, A, B); });
+        DpfKeys k0 = dpf_read(s.r0, p, K), k1 = dpf_read(s.r1, p, K);
+        EXPECT_EQ(s.r0.remaining(), 0u);
+        EXPECT_EQ(s.r1.remaining(), 0u);
+        EXPECT_EQ(dpf_key_bytes(p, K, 1) - dpf_key_bytes(p, K, 0), 16 * K);
+        std::vector<u64> e0(dom), e1(dom);
+        for (size_t i = 0; i < K; ++i) {
+          const std::string what = "n=" + std::to_string(n) + " L=" + std::to_string(L) + " ob=" + std::to_string(ob);
+          dpf_eval_all(0, k0, i, e0);
+          dpf_eval_all(1, k1, i, e1);
+          for (size_t x = 0; x < dom; ++x) ASSERT_EQ(mod_w(e0[x] + e1[x], ob), x == A[i] ? B[i] : 0) << what << " x=" << x;
+          // Point evaluation: the same shares.
+          std::vector<u64> X(K, A[i]), y0(K), y1(K);
+          for (size_t q = 0; q < K; ++q) X[q] = (A[i] + q * 3 + dom - 1) & (dom - 1);
+          // evaluate key i at X: copy key i K times
+          DpfKeys one0 = k0, one1 = k1;
+          for (DpfKeys* k : {&one0, &one1}) {
+            const DpfKeys& src = k == &one0 ? k0 : k1;
+            const size_t lv = size_t(n - L), m = size_t(1) << L;
+            for (size_t q = 0; q < K; ++q) {
+              k->seed[q] = src.seed[i];
+              for (size_t j = 0; j < lv; ++j) k->scw[q * lv + j] = src.scw[i * lv + j], k->tcw[q * lv + j] = src.tcw[i * lv + j];
+              for (size_t e = 0; e < m; ++e) k->fcw[q * m + e] = src.fcw[i * m + e];
+            }
+          }
+          dpf_eval(0, one0, X, y0);
+          dpf_eval(1, one1, X, y1);
+          for (size_t q = 0; q < K; ++q) {
+            ASSERT_EQ(y0[q], e0[X[q]]) << what;
+            ASSERT_EQ(y1[q], e1[X[q]]) << what;
+          }
+          // Ranges: each party's range shares equal its full-domain shares.
+          for (size_t len : {size_t(1), size_t(2), std::min<size_t>(dom, 7), std::min<size_t>(dom, 37), dom})
+            for (u64 lo : {A[i], (A[i] + dom - len / 2) & (dom - 1), dom - 1, u64(0), rng.next_u64() & (dom - 1)}) {
+              std::vector<u64> r0(len), r1(len);
+              dpf_eval_range(0, k0, i, lo, r0);
+              dpf_eval_range(1, k1, i, lo, r1);
+              for (size_t t = 0; t < len; ++t) {
+                ASSERT_EQ(r0[t], e0[(lo + t) & (dom - 1)]) << what << " lo=" << lo << " len=" << len << " t=" << t;
+                ASSERT_EQ(r1[t], e1[(lo + t) & (dom - 1)]) << what << " lo=" << lo << " len=" << len << " t=" << t;
+              }
+            }
+        }
+        EXPECT_LE(dpf_eval_range_aes(p, dom), dpf_eval_all_aes(p) + 2.0 * n + 4);
+      }
+  EXPECT_EQ(dpf_eval_all_aes({14, 64, false, 3}), 2.0 * 2047 + 2048 * 4);
+}
+
 TEST(MpcFss, KeyStreamOutOfStepIsAClearError) {
   DcfParams p{8, 16, 1};
   std::vector<u64> a(4, 3), b(4, 1);

@@ -135,6 +135,9 @@ TEST(MpcKeys, KeyByteFunctionsEqualTheDealersStreams) {
         for (size_t i = 0; i < n; ++i) idx[i] = mod_w(r[i], 9);
         lut_deal(d, ls, idx);
         check(lut_key_bytes(9, w, n, 0), lut_key_bytes(9, w, n, 1), "lut");
+        ls.leaf_bits = 3;  // early termination (the one-round exp's table)
+        lut_deal(d, ls, idx);
+        check(lut_key_bytes(9, w, n, 0, 3), lut_key_bytes(9, w, n, 1, 3), "lut, leaf_bits 3");
         LutSelSpec lss{9, w, 2, {std::vector<u64>(512, 1), std::vector<u64>(512, 2)}};
         std::vector<u64> idx2(2 * n), sel2(2 * n);
         for (size_t i = 0; i < 2 * n; ++i) idx2[i] = mod_w(r[i], 9), sel2[i] = r[i] & 1;

@@ -2,8 +2,10 @@
 // a run of input -> matmul with server weights -> faithful truncation -> ReLU -> DReLU ->
 // lookup table, and a truncating leaky ReLU (relu_trunc) on the accumulator, and a split ReLU
 // (relu_split: comparisons opened, then relu's unmasked shares folded into a lookup's opening
-// as relu - T[.], GELU's shape), and a vector-payload selected lookup (lut_vec: a bit times a
-// table entry times a masked row, whole and by local share truncation), then check that (1) no plaintext weight, input or intermediate value appears
+// as relu - T[.], GELU's shape), a vector-payload selected lookup (lut_vec: a bit times a
+// table entry times a masked row, whole and by local share truncation), and a lookup with the
+// DPF's early termination on a table that is zero outside a wrapping window (the one-round
+// exp's evaluation), then check that (1) no plaintext weight, input or intermediate value appears
 // in the traffic at any bit offset, with a positive control showing the search finds a value
 // that is sent in the clear, and (2) with constant (all-zero or all-one) plaintexts the
 // traffic and the opened values are statistically uniform.
@@ -64,6 +66,8 @@ Capture run(const std::vector<u64>& x, const std::vector<u64>& W, bool leak_x) {
   LutSpec lut{8, kW, {}};
   aero::Rng trng(11);
   for (int i = 0; i < 256; ++i) lut.table.push_back(trng.next_u64() & ring_mask(kW));
+  LutSpec lutw{8, kW, std::vector<u64>(256, 0), 3};  // nonzero on [200, 256) and [0, 20)
+  for (int i = 200; i < 276; ++i) lutw.table[i % 256] = lut.table[i % 256] | 1;
   std::vector<uint8_t> keys[2];
   auto program = [&](Dealer& d) {
     auto r = input_deal(d, kClient, x.size(), kW);
@@ -83,6 +87,7 @@ Capture run(const std::vector<u64>& x, const std::vector<u64>& W, bool leak_x) {
     auto rs1 = drelu_deal(d, {kW, 1}, rt);
     std::vector<u64> rx(r8.begin(), r8.begin() + kS.m), rsel(rs1.begin(), rs1.begin() + kS.m);
     for (const auto& lv : vec_specs(lut)) lut_vec_deal(d, lv, rx, rsel, rt);
+    lut_deal(d, lutw, r8);
     (void)rb;
   };
   {
@@ -133,9 +138,10 @@ Capture run(const std::vector<u64>& x, const std::vector<u64>& W, bool leak_x) {
       vh.push_back(lut_vec_eval(p, lv, hx, hs, th));
       for (auto& e : vh.back()) e <<= lv.open_shift;  // top bits at kW for the uniformity check
     }
+    auto wh = lut_eval(p, lutw, h8);
     if (p.id == kServer) {
       std::lock_guard<std::mutex> g(mu);
-      cap.opened = {xh, yh, th, rh, bh, lh, qh, ch, dh, vh[0], vh[1]};
+      cap.opened = {xh, yh, th, rh, bh, lh, qh, ch, dh, vh[0], vh[1], wh};
     }
   }, o);
   // Plaintext intermediates.
@@ -156,6 +162,7 @@ Capture run(const std::vector<u64>& x, const std::vector<u64>& W, bool leak_x) {
     cap.plain.push_back(t);
     cap.plain.push_back(r);
     cap.plain.push_back(lut.table[r & 255]);
+    if (lutw.table[r & 255]) cap.plain.push_back(lutw.table[r & 255]);
     cap.plain.push_back(mod_w(r - lut.table[r & 255], kW));
     for (i64 X : {to_signed(t, kW), to_signed(t, kW) + 1}) {  // relu_trunc's candidates (carries)
       const i64 n = (kRt.slope * X) >> kRt.slope_frac;

@@ -5,6 +5,7 @@
 
 #include "core/rng.h"
 #include "mpc/compare.h"
+#include "mpc/dpf.h"
 #include "mpc/linear.h"
 #include "mpc/local_run.h"
 #include "mpc/lut.h"
@@ -204,6 +205,62 @@ TEST(MpcProtocols, LookupTables) {
                         [&](Party& p, std::span<const u64> xh) { return lut_eval(p, spec, xh); });
       for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(y[i], spec.table[x[i]]) << "n=" << n;
     }
+  }
+}
+
+// Lookups with the DPF's early termination (LutSpec::leaf_bits) and tables that are zero
+// outside an interval (evaluated on the matching window of DPF points: mpc::lut_support),
+// including intervals that wrap around the domain, a one-entry and an all-zero table, and the
+// one-round exp's shape (14-bit index, 64-bit output, a constant run then a decaying run).
+TEST(MpcProtocols, LookupTablesEarlyTerminationAndWindows) {
+  aero::Rng rng(25);
+  for (int n : {1, 3, 9, 14})
+    for (int L : {0, 1, 3}) {
+      if (L > n) continue;
+      const size_t dom = size_t(1) << n;
+      for (int shape = 0; shape < 5; ++shape) {
+        LutSpec spec{n, 64, std::vector<u64>(dom, 0), L};
+        const size_t start = rng.below(dom), len = shape == 0 ? dom : shape == 1 ? 1 + rng.below(dom) : shape == 2 ? 1 : 0;
+        for (size_t t = 0; t < len; ++t) spec.table[(start + t) % dom] = rng.next_u64() | 1;
+        if (shape == 4)  // exp's shape: a constant on the top quarter (negative indices), decaying on [0, dom / 16)
+          for (size_t i = 0; i < dom; ++i)
+            spec.table[i] = i >= dom / 4 * 3 ? u64(1) << 24 : i < dom / 16 ? (u64(1) << 24) >> (i % 24) : 0;
+        const LutSupport sup = lut_support(spec.table);
+        if (shape == 3) EXPECT_EQ(sup.len, 0u);
+        if (shape == 1 || shape == 2) EXPECT_LE(sup.len, len);
+        auto x = random_signed(rng, 23, n);
+        auto y = run_gate(x, n, 64,
+                          [&](Dealer& d, std::span<const u64> r) { return lut_deal(d, spec, r); },
+                          [&](Party& p, std::span<const u64> xh) { return lut_eval(p, spec, xh); });
+        for (size_t i = 0; i < x.size(); ++i)
+          ASSERT_EQ(y[i], spec.table[x[i]]) << "n=" << n << " L=" << L << " shape=" << shape << " x=" << x[i];
+        EXPECT_LE(lut_aes_per_element(spec), dpf_eval_all_aes({n, 64, false, L}) + 2.0 * n + 4);
+      }
+    }
+}
+
+// The one-round exp's index (pi::SecureExec::exp_lookup): the free stochastic truncate-reduce
+// of a 20-bit masked value by 6 feeding a 14-bit lookup. With T[i] = i the output is
+// floor(x / 64) + c, c in {0, 1}; over 4000 masks of the same x the carry's frequency is
+// (x mod 64) / 64 within 5 sigma (the distribution pi::FixedExec draws by hash).
+TEST(MpcProtocols, FreeTruncateReduceIndexesALookup) {
+  const int w = 20, s = 6, nb = w - s;
+  LutSpec spec{nb, 64, std::vector<u64>(size_t(1) << nb), 3};
+  for (size_t i = 0; i < spec.table.size(); ++i) spec.table[i] = u64(to_signed(i, nb));  // signed index, sign-extended
+  for (i64 x : {i64(0), i64(63), i64(-1), i64(5 * 64 + 13), i64(-(200 * 64) + 40), i64((1 << 18) - 1)}) {
+    const size_t n = 4000;
+    std::vector<u64> xs(n, mod_w(u64(x), w));
+    auto y = run_gate(xs, w, 64,
+                      [&](Dealer& d, std::span<const u64> r) { return lut_deal(d, spec, trunc_free_mask(r, w, s)); },
+                      [&](Party& p, std::span<const u64> xh) { return lut_eval(p, spec, trunc_free_eval(xh, w, s)); });
+    size_t carries = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const i64 c = i64(y[i]) - (x >> s);
+      ASSERT_TRUE(c == 0 || c == 1) << "x=" << x << " y=" << i64(y[i]);
+      carries += size_t(c);
+    }
+    const double p = double(x & 63) / 64.0, sd = std::sqrt(p * (1 - p) / double(n));
+    EXPECT_NEAR(double(carries) / double(n), p, 5 * sd + 1e-12) << "x=" << x;
   }
 }
 

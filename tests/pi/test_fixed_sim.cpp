@@ -88,10 +88,12 @@ TEST(PiGates, InvPowLutRelativeError) {
 // Blocks scope (SIGMA's): embedded input -> L blocks. Bound: max |fixed - float| over the
 // final hidden state <= 2% of its RMS (docs/private_inference.md, "Accuracy").
 // Also with stochastic truncation (carries drawn by hash, as the engine's --trunc stochastic),
-// and stochastic with the products inside the lookups (FxSpec::lut_products: LayerNorm's and
-// the softmax normalization's rounding by local share truncation, InvFold's 1/sum tables).
+// with the products inside the lookups (FxSpec::lut_products: LayerNorm's and the softmax
+// normalization's rounding by local share truncation, InvFold's 1/sum tables) and with the
+// one-round exp (its index carries a stochastic carry too), apart and together (the default).
 TEST(PiFixedSim, BlocksMatchFloatEveryFamily) {
-  for (int mode : {0, 1, 2})
+  // faithful; stochastic without either; lut products with the two-round exp; the defaults
+  for (int mode : {0, 1, 2, 3})
   for (auto variant : {SoftmaxVariant::exact_max, SoftmaxVariant::clipped}) {
     const bool stoch = mode > 0;
     for (const auto& c : kCases) {
@@ -109,12 +111,15 @@ TEST(PiFixedSim, BlocksMatchFloatEveryFamily) {
       FxSpec spec;
       spec.softmax = variant;
       spec.stochastic_trunc = stoch;
-      spec.lut_products = mode == 2 ? LutProducts::on : LutProducts::off;
+      spec.lut_products = mode >= 2 ? LutProducts::on : LutProducts::off;
+      if (mode == 1 || mode == 2) spec.exp_rounds = 2;
+      EXPECT_EQ(spec.exp_one_round(), mode == 3);
+      EXPECT_EQ(spec.products_in_lookups(), mode >= 2);
       FixedExec xe(spec);
       auto yx = xe.output(blocks_forward(xe, m, xe.input(x0, T, d)));
       auto e = compare(yx, yf.v);
       EXPECT_LT(e.rel, 0.02) << c.name << " " << to_string(variant) << (stoch ? " stochastic" : "")
-                             << (mode == 2 ? " lut_products" : "")
+                             << (mode >= 2 ? " lut_products" : "") << (mode == 3 ? " one-round exp" : "")
                              << ": max abs " << e.max_abs
                              << " rms " << e.rms_ref;
       EXPECT_LE(xe.max_bits(), 50) << c.name;  // every wire fits SIGMA's 50-bit ring

@@ -304,6 +304,61 @@ TEST(PiSecure, WidthPlanEveryPathBothTruncationsBothSoftmaxes) {
     }
 }
 
+// One-round exp (FxSpec::exp_one_round: stochastic truncation; the free truncate-reduce of
+// ref - z indexes ONE lookup over the index's whole domain, 14 bits at qk_bits 52, 22 at 60;
+// clipped: plus E[0] [index < 0] from a DReLU in the same opening) on awkward sizes (T = 11, H = 3, d_k = 7), both softmax variants (clipped also with per-head
+// clip constants, PiBlock::softmax_clip), GPT-2 and Pythia (rotary, parallel; with and without
+// LayerNorm). The secure run draws the index's carries from the dealer's masks and FixedExec
+// from its hash: the same distribution, so the check is statistical: the secure output within
+// 2% of the RMS of FixedExec's one-round simulation (two independent draws) and of the
+// faithful two-round simulation, its mean signed error against the one-round simulation
+// within 0.5% of the RMS (no bias), and exactly one round per block less than --exp-rounds 2.
+TEST(PiSecure, OneRoundExpMatchesTheSimulationStatistically) {
+  for (int qk : {FxSpec{}.qk_bits, 52})
+  for (const auto& c : kPaths)
+    for (auto sm : {SoftmaxVariant::exact_max, SoftmaxVariant::clipped}) {
+      if (qk != 52 && std::string(c.rung) == "SM+LN+R") continue;  // test time
+      PathRun pr = path_run(c, sm);
+      PiModel& m = pr.m;
+      if (sm == SoftmaxVariant::clipped && std::string(c.rung) == "SM+LN+G" && c.sets.empty())
+        for (auto& b : m.blocks) b.softmax_clip = {2.5, 7.0, -1.25};  // per head
+      const int T = PathRun::T, d = pr.cfg.d_model;
+      const auto& x0 = pr.x0;
+      FxSpec spec;
+      spec.softmax = sm;
+      spec.qk_bits = qk;
+      const auto want_faithful = [&] {
+        FixedExec xe(spec);
+        return xe.output(blocks_forward(xe, m, xe.input(x0, T, d)));
+      }();
+      spec.stochastic_trunc = true;
+      ASSERT_TRUE(spec.exp_one_round());
+      FixedExec xe(spec);
+      auto want = xe.output(blocks_forward(xe, m, xe.input(x0, T, d)));
+      const std::string what = pr.what + " qk_bits " + std::to_string(qk);
+      double rounds[2] = {0, 0};
+      for (int er : {0, 2}) {
+        spec.exp_rounds = er;
+        mpc::LocalRunResult res;
+        auto got = client_output(spec, {0x21, 0x43}, x0, [&](SecureExec& ex, const std::vector<double>& x) {
+          return blocks_forward(ex, m, ex.input_client(x, T, d));
+        }, &res);
+        rounds[er ? 1 : 0] = double(res.rounds());
+        ASSERT_EQ(got.size(), want.size()) << what;
+        const auto [worst_f, rms_f] = worst_and_rms(got, want_faithful);
+        EXPECT_LT(worst_f, 0.02 * rms_f) << what << " exp_rounds " << er << " vs faithful: max abs " << worst_f;
+        if (er) continue;
+        const auto [worst, rms] = worst_and_rms(got, want);
+        EXPECT_LT(worst, 0.02 * rms) << what << " vs one-round simulation: max abs " << worst << " rms " << rms;
+        double mean = 0;
+        for (size_t k = 0; k < got.size(); ++k) mean += got[k] - want[k];
+        mean /= double(got.size());
+        EXPECT_LT(std::abs(mean), 0.005 * rms) << what << ": mean signed error " << mean << " rms " << rms;
+      }
+      EXPECT_EQ(rounds[1] - rounds[0], pr.cfg.n_layer) << what << ": one exp round less per block";
+    }
+}
+
 // LayerNorm's product ring (width plan): faithful on ln_product_width(d) = 49 bits at d = 768,
 // which |x_hat| <= sqrt(d - 1) fills to within 0.2 bits for a row with one outlier; stochastic
 // on 64 bits with the free truncation to a 34-bit output. Worst-case rows (one outlier of
@@ -420,17 +475,19 @@ TEST(PiSecure, SoftmaxNormalizationInsideTheLookup) {
       spec.softmax = sm;
       spec.stochastic_trunc = stoch;
       spec.lut_products = LutProducts::on;
+      spec.exp_rounds = 2;  // the normalization alone (the one-round exp: its own test)
+      const PiBlock blk{};  // the global clip constant
       FixedExec xe(FxSpec{.softmax = sm});
       FixedExec::T z(H * T, T);
       for (size_t k = 0; k < zr.size(); ++k) z.v[k] = encode(zr[k], spec.f);
-      const auto want = xe.output(xe.attn_softmax_v(z, xe.input(qkv, T, 3 * d), H));
+      const auto want = xe.output(xe.attn_softmax_v(z, xe.input(qkv, T, 3 * d), blk, H));
       mpc::LocalRunResult res;
       auto got = client_output(spec, {0x5, 0x7}, in, [&](SecureExec& ex, const std::vector<double>& x) {
         SWire all = ex.input_client(x, 1, int(in.size()));
         SecureExec::T zw{H * T, T, {all.v.begin(), all.v.begin() + ptrdiff_t(zr.size())}, 60 - 32};
         for (auto& e : zw.v) e = mpc::mod_w(e, zw.w);
         SecureExec::T q{T, 3 * d, {all.v.begin() + ptrdiff_t(zr.size()), all.v.end()}, 64};
-        return ex.attn_softmax_v(zw, q, H);
+        return ex.attn_softmax_v(zw, q, blk, H);
       }, &res);
       ASSERT_EQ(got.size(), want.size());
       const double ulp = 1.0 / (1 << spec.f);
