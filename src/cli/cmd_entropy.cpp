@@ -19,12 +19,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string split_name(const aero::model::RunConfig& c, const std::string& s) {
-  if (s == "valid") return c.data.valid_split;
-  if (s == "train") return c.data.train_split;
-  return s;
-}
-
 // RUN_DIR/ckpt/step-000100.safetensors -> RUN_DIR/entropy/step-000100; a loose weights file
 // X.safetensors -> X.entropy beside it.
 std::string default_out(const std::string& weights) {
@@ -61,7 +55,7 @@ aero::cli::Registrar reg("entropy", [](CLI::App& app) {
     const int T = a->seq_len > 0 ? a->seq_len : c.train.seq_len;
     AERO_CHECK(T <= c.model.context, "aero entropy: --seq-len ", T, " exceeds model.context ", c.model.context);
     auto lm = aero::train::load_model(a->ckpt, B, T);
-    const std::string split = split_name(c, a->split);
+    const std::string split = aero::train::split_name(c, a->split);
     const auto ds = aero::train::open_split(c, split);
     auto r = aero::analysis::measure_entropy(*lm.model, ds, T, B, a->batches, /*show_progress=*/!a->json);
 

@@ -47,7 +47,7 @@ aero::cli::Registrar reg_pi_eval("pi_eval", [](CLI::App& app) {
     if (!a->data.empty()) cfg.data.dir = a->data;
     const std::string path = aero::train::resolve_checkpoint(a->ckpt);
     auto m = aero::pi::PiModel::from_tensors(cfg.model, aero::SafeTensors::load(path));
-    std::string split = a->split == "valid" ? cfg.data.valid_split : a->split == "train" ? cfg.data.train_split : a->split;
+    const std::string split = aero::train::split_name(cfg, a->split);
     auto ds = aero::train::open_split(cfg, split);
     const aero::pi::FxSpec spec = aero::pi::engine_spec(a->softmax, a->trunc, a->qk_bits, a->lut_products, a->exp_rounds);
     int T = a->seq_len > 0 ? a->seq_len : cfg.train.seq_len;
@@ -108,7 +108,7 @@ aero::cli::Registrar reg_pi_calibrate("pi_eval_calibrate", [](CLI::App& app) {
     auto st = aero::SafeTensors::load(path);
     st.metadata.erase(aero::pi::PiModel::kSoftmaxClipKey);  // calibrate the model itself
     auto m = aero::pi::PiModel::from_tensors(cfg.model, st);
-    std::string split = a->split == "valid" ? cfg.data.valid_split : a->split == "train" ? cfg.data.train_split : a->split;
+    const std::string split = aero::train::split_name(cfg, a->split);
     auto ds = aero::train::open_split(cfg, split);
     const int T = a->seq_len > 0 ? a->seq_len : cfg.train.seq_len;
     aero::pi::FxSpec spec;

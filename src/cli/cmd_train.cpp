@@ -78,13 +78,6 @@ aero::cli::Registrar reg_train("train", [](CLI::App& app) {
   });
 });
 
-// Maps --split onto the run's split names: "train"/"valid" mean data.train_split/valid_split.
-std::string split_name(const aero::model::RunConfig& c, const std::string& s) {
-  if (s == "valid") return c.data.valid_split;
-  if (s == "train") return c.data.train_split;
-  return s;
-}
-
 aero::cli::Registrar reg_eval("eval", [](CLI::App& app) {
   auto* sub = app.add_subcommand("eval", "Perplexity of a checkpoint on a data split");
   struct Args {
@@ -112,7 +105,7 @@ aero::cli::Registrar reg_eval("eval", [](CLI::App& app) {
       // the secure run; the same evaluation as `aero pi eval --no-float`.
       const std::string path = aero::train::resolve_checkpoint(a->ckpt);
       auto pm = aero::pi::PiModel::from_tensors(c.model, aero::SafeTensors::load(path));
-      const std::string split = split_name(c, a->split);
+      const std::string split = aero::train::split_name(c, a->split);
       auto ds = aero::train::open_split(c, split);
       auto r = aero::pi::pi_evaluate(pm, ds, c.train.seq_len, a->max_batches * B, aero::pi::FxSpec{}, false);
       if (a->json) {
@@ -128,7 +121,7 @@ aero::cli::Registrar reg_eval("eval", [](CLI::App& app) {
       return;
     }
     auto lm = aero::train::load_model(a->ckpt, B, c.train.seq_len);
-    const std::string split = split_name(c, a->split);
+    const std::string split = aero::train::split_name(c, a->split);
     const auto ds = aero::train::open_split(c, split);
     const auto r = aero::train::evaluate(*lm.model, ds, c.train.seq_len, B, a->max_batches,
                                          /*show_progress=*/!a->json);

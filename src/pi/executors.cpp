@@ -244,23 +244,26 @@ FixedExec::T FixedExec::embed(const std::vector<int32_t>& ids, const PiModel& m)
   return x;
 }
 
+namespace {
+// splitmix64's finalizer: the hashed draws standing for the secure run's uniform mask bits.
+uint64_t mix64(uint64_t h) {
+  h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;
+  h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
+  return h ^ (h >> 31);
+}
+}  // namespace
+
 int64_t FixedExec::tr(__int128 v, int s, uint64_t idx, int site) const {
   const int64_t f = trunc_floor128(v, s);
   if (!s_.stochastic_trunc || s == 0) return f;
-  uint64_t h = ((call_ * 4 + uint64_t(site)) * 0x9E3779B97F4A7C15ull) ^ (idx + 0x632BE59BD9B4E019ull);  // splitmix64
-  h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;
-  h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
-  h ^= h >> 31;
+  const uint64_t h = mix64(((call_ * 4 + uint64_t(site)) * 0x9E3779B97F4A7C15ull) ^ (idx + 0x632BE59BD9B4E019ull));
   const uint64_t m = (uint64_t(1) << s) - 1;
   return f + int64_t(((uint64_t(v) & m) + (h & m)) >> s);  // carry of x_low + r_low
 }
 
 int64_t FixedExec::lsr(__int128 v, int s, uint64_t idx, int site) const {
   AERO_CHECK(s >= 1 && s <= 32, "lsr: shift ", s, " outside 1..32");
-  uint64_t h = ((call_ * 4 + uint64_t(site)) * 0xD1B54A32D192ED03ull) ^ (idx + 0x8CB92BA72F3D8DD7ull);  // splitmix64
-  h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;
-  h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
-  h ^= h >> 31;
+  const uint64_t h = mix64(((call_ * 4 + uint64_t(site)) * 0xD1B54A32D192ED03ull) ^ (idx + 0x8CB92BA72F3D8DD7ull));
   const uint64_t m = (uint64_t(1) << s) - 1, r = h & m, y0 = (h >> 32) & m;  // mask's and share's low bits
   const __int128 q = v + (__int128(1) << (s - 1));
   const uint64_t ql = uint64_t(q) & m;

@@ -47,6 +47,17 @@ MachineRates measure_machine_rates() {
   return r;
 }
 
+namespace {
+// The engine configuration a cost figure belongs to (both the counted and the measured JSON).
+nlohmann::json engine_fields(const BenchOptions& o) {
+  const FxSpec& spec = o.spec;
+  return {{"scope", to_string(o.scope)}, {"softmax", to_string(spec.softmax)},
+          {"truncation", spec.stochastic_trunc ? "stochastic" : "faithful"}, {"qk_bits", spec.qk_bits},
+          {"lut_products", spec.products_in_lookups()}, {"exp_rounds", spec.exp_one_round() ? 1 : 2},
+          {"reveal", o.scope == Scope::full ? (o.reveal_logits ? "logits" : "next_token") : "hidden"}};
+}
+}  // namespace
+
 nlohmann::json bench_cost(const model::ModelConfig& cfg, const BenchOptions& o, const MachineRates& rates) {
   using nlohmann::json;
   const FxSpec& spec = o.spec;
@@ -71,12 +82,7 @@ nlohmann::json bench_cost(const model::ModelConfig& cfg, const BenchOptions& o, 
   for (const auto& p : net_profiles()) lat[p.name] = latency_s(p, compute_s, c.online_bytes, c.rounds);
   json j = {{"source", "cost-model (src/pi/cost_model.cpp: the secure executor in count mode, exact bytes / rounds / "
                        "keys of the engine; times are estimates)"},
-            {"scope", to_string(o.scope)},
             {"n_layer", cfg.n_layer}, {"d_model", cfg.d_model}, {"n_head", cfg.n_head}, {"context", T},
-            {"softmax", to_string(spec.softmax)},
-            {"truncation", spec.stochastic_trunc ? "stochastic" : "faithful"},
-            {"qk_bits", spec.qk_bits}, {"lut_products", spec.products_in_lookups()}, {"exp_rounds", spec.exp_one_round() ? 1 : 2},
-            {"reveal", o.scope == Scope::full ? (o.reveal_logits ? "logits" : "next_token") : "hidden"},
             {"online_bytes", c.online_bytes}, {"online_gib", c.online_bytes / gib},
             {"online_bytes_sent", c.bytes_sent}, {"online_bytes_recv", c.bytes_recv},
             {"rounds", c.rounds},
@@ -88,6 +94,7 @@ nlohmann::json bench_cost(const model::ModelConfig& cfg, const BenchOptions& o, 
             {"machine", {{"int64_gemm_macs_per_s", rates.gemm_macs_per_s}, {"aes_blocks_per_s", rates.aes_blocks_per_s}}},
             {"latency_s", lat},
             {"ops", ops}};
+  j.update(engine_fields(o));
   return j;
 }
 
@@ -146,10 +153,7 @@ nlohmann::json bench_measured(const model::ModelConfig& full_cfg, const BenchOpt
   double online_s = res.online_s - setup_s;
   json lat = json::object();
   for (const auto& p : net_profiles()) lat[p.name] = latency_s(p, online_s * scale, online * scale, rounds * scale);
-  return {{"source", "measured: 2PC run of src/pi/secure_exec over loopback TCP (src/mpc), random weights"},
-          {"scope", to_string(o.scope)}, {"softmax", to_string(spec.softmax)}, {"truncation", spec.stochastic_trunc ? "stochastic" : "faithful"},
-          {"qk_bits", spec.qk_bits}, {"lut_products", spec.products_in_lookups()}, {"exp_rounds", spec.exp_one_round() ? 1 : 2},
-          {"reveal", full ? (o.reveal_logits ? "logits" : "next_token") : "hidden"},
+  json j = {{"source", "measured: 2PC run of src/pi/secure_exec over loopback TCP (src/mpc), random weights"},
           {"layers_run", layers}, {"n_layer", full_cfg.n_layer}, {"context", T}, {"d_model", d},
           {"extrapolated", !full && layers != full_cfg.n_layer},
           {"measured", {{"online_bytes", online}, {"rounds", rounds}, {"key_bytes_per_party", double(res.key_bytes[1])},
@@ -160,6 +164,8 @@ nlohmann::json bench_measured(const model::ModelConfig& full_cfg, const BenchOpt
           {"key_gib_per_party", double(res.key_bytes[1]) * scale / gib},
           {"keygen_s", res.keygen_s * scale}, {"online_s", online_s * scale},
           {"latency_s", lat}, {"ops", ops}};
+  j.update(engine_fields(o));
+  return j;
 }
 
 }  // namespace aero::pi

@@ -196,17 +196,13 @@ class SRound {
     if (c_) return count(a.size(), w, mpc::mul_key_bytes(a.size(), w, 0), mpc::mul_key_bytes(a.size(), w, 1));
     return add([&] { return mpc::mul_deal(*d_, a, b, w); }, [&] { return mpc::mul_shares(*p_, a, b, w); }, w);
   }
-  // Lookup (mpc::lut) of a 2^in_bits table; leaf_bits: the DPF's early termination.
-  V& lut(const V& idx, int in_bits, int out_bits, const std::vector<int64_t>& table, int leaf_bits = 0) {
-    mpc::LutSpec ls;
-    ls.in_bits = in_bits;
-    ls.out_bits = out_bits;
-    ls.leaf_bits = leaf_bits;
-    ls.table.resize(table.size());
-    for (size_t k = 0; k < table.size(); ++k) ls.table[k] = mpc::mod_w(u64(table[k]), out_bits);
+  // Lookup (mpc::lut) of the table in ls (entries mod 2^out_bits; leaf_bits: the DPF's early
+  // termination).
+  V& lut(const V& idx, const mpc::LutSpec& ls) {
+    const int in_bits = ls.in_bits, out_bits = ls.out_bits;
     if (c_)
-      return count(idx.size(), out_bits, mpc::lut_key_bytes(in_bits, out_bits, idx.size(), 0, leaf_bits),
-                   mpc::lut_key_bytes(in_bits, out_bits, idx.size(), 1, leaf_bits),
+      return count(idx.size(), out_bits, mpc::lut_key_bytes(in_bits, out_bits, idx.size(), 0, ls.leaf_bits),
+                   mpc::lut_key_bytes(in_bits, out_bits, idx.size(), 1, ls.leaf_bits),
                    double(idx.size()) * mpc::lut_aes_per_element(ls));
     V i(idx.size());
     for (size_t k = 0; k < i.size(); ++k) i[k] = mpc::mod_w(idx[k], in_bits);
@@ -400,6 +396,10 @@ SecureExec::SecureExec(mpc::Dealer* dealer, mpc::Party* party, GateCounter* coun
       inv_fold_(spec) {
   AERO_CHECK((d_ != nullptr) + (p_ != nullptr) + (c_ != nullptr) == 1,
              "SecureExec: exactly one of dealer / party / counter");
+  if (spec.exp_one_round()) {
+    exp_lut_ = {spec.exp_index_bits(), WIDE, std::vector<u64>(exp_.one_round.size()), kExpLeafBits};
+    for (size_t k = 0; k < exp_.one_round.size(); ++k) exp_lut_.table[k] = mpc::mod_w(u64(exp_.one_round[k]), WIDE);
+  }
   if (d_) key_mark_ = d_->written(1);
 }
 
@@ -1077,7 +1077,7 @@ std::vector<u64> SecureExec::exp_lookup(const V& dd) {
     const int nb = s_.exp_index_bits();
     const V u = trunc(dd, sh, ZW, nb, "softmax.exp");  // free (stochastic, narrowing)
     SRound r(*this, "softmax.exp");
-    auto& e = r.lut(u, nb, WIDE, exp_.one_round, kExpLeafBits);
+    auto& e = r.lut(u, exp_lut_);
     if (s_.softmax != SoftmaxVariant::clipped) {
       r.run();
       return e;

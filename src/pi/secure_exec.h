@@ -104,6 +104,7 @@
 #include <vector>
 
 #include "mpc/keys.h"
+#include "mpc/lut.h"
 #include "mpc/party.h"
 #include "mpc/truncation.h"
 #include "pi/fixed_point.h"
@@ -294,6 +295,7 @@ class SecureExec {
   InvPowLut inv_, rsqrt_;
   std::vector<std::vector<int64_t>> inv_tabs_, rsqrt_tabs_;  // InvPowLut tables per MSB e (64; see split())
   InvFold inv_fold_;  // stochastic softmax normalization inside the 1/sum lookup (FxSpec::lut_products)
+  mpc::LutSpec exp_lut_;  // ExpLut::one_round as the lookup's table (one-round exp), converted once
 };
 
 }  // namespace aero::pi

@@ -18,4 +18,10 @@ text::TokenDataset open_split(const model::RunConfig& cfg, const std::string& sp
   return ds;
 }
 
+std::string split_name(const model::RunConfig& cfg, const std::string& split) {
+  if (split == "valid") return cfg.data.valid_split;
+  if (split == "train") return cfg.data.train_split;
+  return split;
+}
+
 }  // namespace aero::train

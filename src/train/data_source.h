@@ -12,4 +12,8 @@ namespace aero::train {
 // split_name: the split to open (e.g. cfg.data.train_split).
 text::TokenDataset open_split(const model::RunConfig& cfg, const std::string& split_name);
 
+// A command's --split onto the run's split names: "train" / "valid" mean data.train_split /
+// data.valid_split; any other name is a split of data.dir as it is.
+std::string split_name(const model::RunConfig& cfg, const std::string& split);
+
 }  // namespace aero::train
